@@ -1,0 +1,18 @@
+"""python -m bench <command>: measurements that are not Locust runs, and the demo."""
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    commands = {"demo": "bench.demo"}
+    if not argv or argv[0] not in commands:
+        print(f"usage: python -m bench {{{','.join(commands)}}} [options]", file=sys.stderr)
+        return 2
+    import importlib
+
+    return importlib.import_module(commands[argv[0]]).main(argv[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
