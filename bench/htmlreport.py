@@ -1,0 +1,268 @@
+"""`python -m bench report`: one self-contained HTML page, reports/index.html, with measured and
+simulated results side by side and the article's figures next to ours.
+
+It reads only report-schema documents (reports/measured/*.json, reports/simulated/*.json) and the
+article's quoted figures (bench/article.py). Every figure carries its origin: measured (this
+machine, tiny model), simulated (SimPy model), or quoted from the article. Plots are matplotlib PNGs
+embedded as data URIs so the page is one file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from bench import article
+from bench.schema import Report
+
+MEASURED, SIMULATED, QUOTED = "measured", "simulated", "quoted from the article"
+BADGE = {MEASURED: "#1b7f3b", SIMULATED: "#1f5fbf", QUOTED: "#8a5a00"}
+
+
+def _fmt(value: Any, unit: str = "", digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}{unit}"
+    return f"{value}{unit}"
+
+
+def _badge(origin: str) -> str:
+    return f'<span class="badge" style="background:{BADGE[origin]}">{html.escape(origin)}</span>'
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def load_reports(folder: Path) -> list[Report]:
+    reports = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            report = Report.load(path)
+        except ValueError:
+            continue  # sweep tables and other non-schema JSON are read separately
+        report.extra.setdefault("_path", str(path))
+        reports.append(report)
+    return reports
+
+
+def _role(report: Report) -> str:
+    """single | coldstart | concurrency | validate | other, from what the report holds."""
+    role = report.extra.get("role") or report.config.get("role")
+    if role:
+        return role
+    if report.coldstart:
+        return "coldstart"
+    if any((s.concurrency or 0) > 1 for s in report.stages):
+        return "validate" if report.kind == "simulated" else "concurrency"
+    return "single" if report.kind == "measured" else "other"
+
+
+def section_single(measured: list[Report]) -> str:
+    rows = []
+    for name, (local_mean, local_std) in article.SINGLE["local-3090"].items():
+        vertex_mean, vertex_std = article.SINGLE["vertex-t4"][name]
+        rows.append([name, f"{local_mean} ± {local_std} s {_badge(QUOTED)}",
+                     f"{vertex_mean} ± {vertex_std} s {_badge(QUOTED)}", "", ""])
+    ours: dict[tuple[str, str], str] = {}
+    for report in measured:
+        for stage in report.stages:
+            summary = stage.summarize()
+            cases = {j.case for j in stage.jobs}
+            if len(cases) != 1 or not summary.get("count"):
+                continue
+            case = cases.pop()
+            split = summary.get("service_s", {}).get("mean")
+            ours[(case, report.target)] = (f"{_fmt(summary['mean'])} ± {_fmt(summary['std'])} s "
+                                           f"(p95 {_fmt(summary['p95'])}, inference {_fmt(split)}) "
+                                           f"{_badge(MEASURED)}")
+    cases = sorted({c for c, _ in ours} | set(article.SINGLE["local-3090"]))
+    rows = []
+    for case in cases:
+        quoted_local = article.SINGLE["local-3090"].get(case)
+        quoted_vertex = article.SINGLE["vertex-t4"].get(case)
+        rows.append([
+            case,
+            f"{quoted_local[0]} ± {quoted_local[1]} s {_badge(QUOTED)}" if quoted_local else "–",
+            f"{quoted_vertex[0]} ± {quoted_vertex[1]} s {_badge(QUOTED)}" if quoted_vertex else "–",
+            ours.get((case, "local"), "–"),
+            ours.get((case, "vertex"), "–"),
+        ])
+    return ("<h2>Single request (article benchmark 1)</h2>"
+            "<p>Ours run the tiny random model on this 2-core CPU: absolute seconds are not comparable "
+            "with a GPU, the split between queue, inference and transfer is.</p>"
+            + _table(["case", "article: local RTX 3090", "article: Vertex T4 (warm)",
+                      "ours: local job API", "ours: Vertex adapter (real SDK → our server)"], rows))
+
+
+def section_coldstart(coldstarts: list[Report]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    labels, bars = ["article (Vertex T4)"], [article.COLDSTART_S]
+    for report in coldstarts:
+        stages = report.coldstart.get("stages_s", {})
+        if stages:
+            labels.append(f"measured ({report.target}, {report.model.get('kind', 'model')})")
+            bars.append(stages)
+    colors = plt.get_cmap("tab10").colors
+    keys: list[str] = []
+    for stages in bars:
+        keys += [k for k in stages if k not in keys]
+    labelled: set[str] = set()
+    for row, stages in enumerate(bars):
+        left = 0.0
+        for i, key in enumerate(keys):
+            value = float(stages.get(key) or 0.0)
+            ax.barh(row, value, left=left, color=colors[i % 10], label=None if key in labelled else key)
+            labelled.add(key)
+            left += value
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlabel("seconds (symlog)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Cold start breakdown")
+    rows = [[k, _fmt(v) + " s", _badge(QUOTED)] for k, v in article.COLDSTART_S.items()]
+    for report in coldstarts:
+        for key, value in report.coldstart.get("stages_s", {}).items():
+            rows.append([f"{key} ({report.target})", _fmt(value, " s", 3), _badge(MEASURED)])
+    return "<h2>Cold start (article benchmark 2)</h2>" + _png(fig) + _table(["stage", "seconds", "origin"], rows)
+
+
+def _concurrency_points(report: Report) -> dict[int, dict[str, Any]]:
+    return {s.concurrency: s.summarize() for s in report.stages if s.concurrency}
+
+
+def section_concurrency(measured: list[Report], simulated: list[Report]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_abs, ax_norm) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for target, rows in article.CONCURRENCY.items():
+        base = rows[1][1]
+        xs = [n for n, (_, mean) in rows.items() if mean]
+        ax_norm.plot(xs, [rows[n][1] / base for n in xs], "s--", label=f"article {target} ({QUOTED})")
+    xs = [1, 5, 10, 20]
+    ax_norm.plot(xs, [(n + 1) / 2 for n in xs], "k:", label="FIFO ideal (n+1)/2 (model)")
+    for origin, reports in ((MEASURED, measured), (SIMULATED, simulated)):
+        for report in reports:
+            points = _concurrency_points(report)
+            if not points:
+                continue
+            ns = sorted(points)
+            means = [points[n]["mean"] for n in ns]
+            style = "o-" if origin == MEASURED else "x-."
+            label = f"{report.target} {report.config.get('mode', '')} ({origin})"
+            ax_abs.plot(ns, means, style, label=label)
+            base = points[ns[0]]["service_s"].get("mean") or means[0]
+            if base:
+                ax_norm.plot(ns, [m / base if m else None for m in means], style, label=label)
+    ax_abs.set(xlabel="concurrent users", ylabel="mean latency (s)", title="Latency vs concurrency (ours)")
+    ax_norm.set(xlabel="concurrent users", ylabel="mean latency / single-job time",
+                title="Normalised: ours vs the article")
+    for ax in (ax_abs, ax_norm):
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    rows = []
+    for n, (ok, mean) in article.CONCURRENCY["local"].items():
+        v_ok, v_mean = article.CONCURRENCY["vertex"][n]
+        rows.append([n, f"{ok}/{n}, {_fmt(mean, ' s', 1)} {_badge(QUOTED)}",
+                     f"{_fmt((n + 1) / 2 * 28.7, ' s', 1)} (FIFO ideal from 28.7 s)",
+                     f"{v_ok}/{n}, {_fmt(v_mean, ' s', 1)} {_badge(QUOTED)}"])
+    quoted = _table(["N at once", "article local", "one FIFO worker would give", "article Vertex"], rows)
+    ours = []
+    for report in measured:
+        for stage in report.stages:
+            s = stage.summarize()
+            ours.append([report.target, report.config.get("mode", ""), stage.name,
+                         f"{s['completed']}/{s['jobs']}", _fmt(s["mean"], " s"), _fmt(s["p95"], " s"),
+                         _fmt(s["throughput_per_s"], "/s", 3), _badge(MEASURED)])
+    return ("<h2>Concurrency (article benchmark 3)</h2>" + _png(fig) + quoted
+            + "<h3>Ours, per stage</h3>"
+            + _table(["target", "mode", "stage", "ok", "mean", "p95", "throughput", "origin"], ours))
+
+
+def section_validation(validations: list[dict[str, Any]]) -> str:
+    if not validations:
+        return "<h2>Simulator vs measured</h2><p>No validation run found (python -m simulator validate).</p>"
+    parts = ["<h2>Simulator vs measured (error per stage)</h2>",
+             "<p>Goal: within 5% per stage (Vidur reports 9% for inference latency).</p>"]
+    for table in validations:
+        parts.append(f"<h3>{html.escape(table.get('title', 'validation'))}</h3>")
+        parts.append(_table(table["headers"], table["rows"]))
+    return "".join(parts)
+
+
+def section_extra(title: str, body: str) -> str:
+    return f"<h2>{html.escape(title)}</h2>{body}"
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:.6em 0 1.4em;font-size:.9em}td,th{border:1px solid #ccc;padding:.3em .6em}
+th{background:#f3f3f3}.badge{color:#fff;border-radius:3px;padding:0 .35em;font-size:.75em;white-space:nowrap}
+img{max-width:100%}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:1.8em}"""
+
+
+def render(sections: list[str], title: str = "decomposer-loadlab report") -> str:
+    legend = " ".join(_badge(o) for o in (MEASURED, SIMULATED, QUOTED))
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+            "<p>Local GPU job server or Vertex AI endpoint for QwenImageLayeredPipeline: what latency, "
+            f"what monthly bill? Origins: {legend}. Source article: {html.escape(article.SOURCE)}.</p>"
+            + "".join(sections) + "</body></html>")
+
+
+def build(reports_dir: Path, extra_sections: list[str] | None = None) -> Path:
+    measured = load_reports(reports_dir / "measured")
+    simulated = load_reports(reports_dir / "simulated")
+    by_role: dict[str, list[Report]] = {}
+    for report in measured:
+        by_role.setdefault(_role(report), []).append(report)
+    validations = []
+    for path in sorted((reports_dir / "simulated").glob("*validation*.json")):
+        try:
+            validations.append(json.loads(path.read_text()))
+        except json.JSONDecodeError:
+            continue
+    sim_conc = [r for r in simulated if _role(r) == "validate"]
+    sections = [
+        section_single(by_role.get("single", [])),
+        section_coldstart(by_role.get("coldstart", [])),
+        section_concurrency(by_role.get("concurrency", []), sim_conc),
+        section_validation([v for v in validations if "headers" in v]),
+        *(extra_sections or []),
+    ]
+    out = reports_dir / "index.html"
+    out.write_text(render(sections))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench report", description=__doc__.split("\n")[0])
+    parser.add_argument("--reports", type=Path, default=Path("reports"), help="reports folder")
+    args = parser.parse_args(argv)
+    out = build(args.reports)
+    print(f"report: {out.resolve()}")
+    return 0
