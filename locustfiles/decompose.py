@@ -1,0 +1,365 @@
+"""Locust load test of the decomposition service: the source article's benchmark 3, done properly.
+
+    locust -f locustfiles/decompose.py --host http://127.0.0.1:8000                # web UI
+    locust -f locustfiles/decompose.py --host URL --headless --stages 1,5,10,20 \\
+           --jobs-per-user 1 --cases medium --csv reports/locust/run --html reports/locust/run.html
+
+What it does:
+
+- `LocalDecomposeUser` and `VertexDecomposeUser` call `decompose_image(image_path, num_layers,
+  resolution)` through `clients/` (one client per user; no HTTP or Vertex code here). One job is one
+  Locust entry of type `job`, timed from submit to result and named by case and stage
+  (`small [u=5]`), so every stage has its own row in the web UI and the CSV/HTML/JSON outputs.
+  Failed jobs and rejected ones (429 after the client's retries) are Locust failures with the reason.
+- `StageShape` runs the stages of `locustfiles/stages.py` (1, 5, 10, 20 users by default), each held
+  `--stage-seconds` (closed loop: `wait_time = constant(0)`, N jobs always in flight) or until each
+  user ran `--jobs-per-user` jobs (1 = the article's "all at once" burst). It stops by itself.
+  Only the user class of `--target` is spawned.
+- At test stop the master (or the single process) writes every job's exact times and the per-stage
+  summaries to `--report-out` (reports/measured/*.json, the schema of `bench/schema.py`). Locust's
+  own percentiles round times above 10 s to whole seconds; the report does not.
+
+Distributed (`--processes N`, or `--master` + `--worker`): the shape runs on the master, which tells
+the workers the current stage with a `loadlab_stage` message; workers send each finished job to the
+master as a `loadlab_job` message, so the master's report holds every worker's jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from dataclasses import asdict
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import LoadTestShape, User, constant, events, task
+from locust.runners import MasterRunner, WorkerRunner
+
+from bench.cases import parse_cases, test_image
+from bench.schema import COMPLETED, FAILED, REJECTED, JobRecord, Report, Stage, environment
+from clients.base import ClientError, RejectedError
+from locustfiles.stages import DEFAULT_STAGES, StagePlan
+
+log = logging.getLogger("loadlab")
+
+STAGE_MSG, JOB_MSG = "loadlab_stage", "loadlab_job"
+REQUEST_TYPE = "job"
+SPAWN_RATE = 100.0            # users per second when a stage starts: a burst starts all at once
+IDLE_POLL_S = 0.2             # how often a user that has run its burst jobs looks for the next stage
+DEFAULT_STOP_TIMEOUT_S = 900  # when --stop-timeout is not given: let running jobs finish
+
+
+# --- options -------------------------------------------------------------------------------------
+
+@events.init_command_line_parser.add_listener
+def _add_options(parser, **_kw):
+    parser.add_argument("--stages", default=",".join(map(str, DEFAULT_STAGES)),
+                       help="comma list of concurrent users per stage (default 1,5,10,20)")
+    parser.add_argument("--stage-seconds", type=float, default=60.0,
+                       help="how long each closed-loop stage is held (ignored with --jobs-per-user)")
+    parser.add_argument("--jobs-per-user", type=int, default=0,
+                       help="hold each stage until every user ran N jobs; 1 = all at once (article); 0 = closed loop")
+    parser.add_argument("--max-stage-seconds", type=float, default=0.0,
+                       help="upper bound on a --jobs-per-user stage (0 = none)")
+    parser.add_argument("--cases", default="light",
+                       help="case set or list: article | light | small | small,medium,large (bench/cases.py)")
+    parser.add_argument("--target", default="local", choices=["local", "vertex"],
+                       help="client the users drive: the local job API or the Vertex AI adapter")
+    parser.add_argument("--report-out", default="", help="measured report path (default reports/measured/locust-<target>-<mode>-<time>.json)")
+    parser.add_argument("--report-name", default="", help="report name (default derived from target and mode)")
+    parser.add_argument("--client-factory", default="", include_in_web_ui=False,
+                       help="module:function(target, url) building the client (default: clients/; "
+                            "tests use locustfiles.fakeclient:make_client)")
+    parser.add_argument("--server-workers", type=int, default=1, help="recorded in report.config: the server's model workers")
+    parser.add_argument("--server-max-batch", type=int, default=1, help="recorded in report.config: the server's batch size")
+
+
+def plan_from_options(options) -> StagePlan:
+    return StagePlan(users=options.stages, stage_seconds=options.stage_seconds,
+                     jobs_per_user=options.jobs_per_user or None,
+                     max_stage_seconds=options.max_stage_seconds or None)
+
+
+# --- clients -------------------------------------------------------------------------------------
+
+def make_client(target: str, url: str, factory_spec: str = ""):
+    """A fresh client of `clients/` for `target` at `url` (the project's factory when present), or
+    the one `--client-factory module:function` names."""
+    if factory_spec:
+        import importlib
+
+        module, _, func = factory_spec.partition(":")
+        return getattr(importlib.import_module(module), func or "make_client")(target, url)
+    try:
+        from clients.factory import make_client as factory
+    except ImportError:
+        factory = None
+    if factory is not None:
+        return factory(target, url)
+    if target == "local":
+        from clients.local import LocalClient
+
+        return LocalClient(url)
+    from clients.vertex import VertexAIClient
+
+    return VertexAIClient(api_endpoint=url)
+
+
+# --- state shared by users, shape and event handlers of one process -----------------------------
+
+class StageBoard:
+    """The stage the users of this process are in: set by the shape (local runner) or by the
+    master's `loadlab_stage` message (worker). `seq` increases with every stage started."""
+
+    def __init__(self) -> None:
+        self.seq = -1
+        self.name: str | None = None
+        self.jobs_per_user: int | None = None
+
+    def set(self, data: dict[str, Any]) -> None:
+        self.seq, self.name, self.jobs_per_user = data["seq"], data["name"], data.get("jobs_per_user")
+
+
+class JobLedger:
+    """Every job record of the run, per stage, on the process that writes the report (the master or
+    the single local process). The shape reads `ended(stage)` to end a burst stage."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, list[JobRecord]] = {}
+        self.started_at: dict[str, float] = {}
+
+    def reset(self) -> None:
+        self.jobs.clear()
+        self.started_at.clear()
+
+    def add(self, stage: str, record: dict[str, Any]) -> None:
+        self.jobs.setdefault(stage, []).append(JobRecord(**record))
+
+    def ended(self, stage: str) -> int:
+        return len(self.jobs.get(stage, ()))
+
+
+BOARD = StageBoard()
+LEDGER = JobLedger()
+_IMAGES: dict[str, str] = {}
+_CASE_COUNTER = count()
+
+
+def _images_for(cases) -> dict[str, str]:
+    """The white test image of each case, written once per process into a private folder (several
+    worker processes must not write the same file at once)."""
+    if not _IMAGES:
+        folder = Path(tempfile.mkdtemp(prefix=f"loadlab-images-{os.getpid()}-"))
+        for case in cases:
+            _IMAGES[case.name] = str(test_image(case, folder / case.name))
+    return _IMAGES
+
+
+@events.init.add_listener
+def _on_init(environment, runner=None, **_kw):
+    if environment.parsed_options is not None:
+        plan_from_options(environment.parsed_options)  # fail at start on a bad --stages
+        parse_cases(environment.parsed_options.cases)
+    if not environment.stop_timeout:
+        environment.stop_timeout = DEFAULT_STOP_TIMEOUT_S
+    if runner is None:
+        return
+    if not isinstance(runner, MasterRunner):
+        runner.register_message(STAGE_MSG, lambda environment, msg, **kw: BOARD.set(msg.data))
+    if not isinstance(runner, WorkerRunner):
+        runner.register_message(JOB_MSG, lambda environment, msg, **kw: LEDGER.add(msg.data["stage"], msg.data["job"]))
+
+
+# --- users ---------------------------------------------------------------------------------------
+
+class DecomposeUser(User):
+    """One user = one client = at most one job in flight. Each task call runs one job of the next
+    case (round robin over `--cases`) and reports it as a `job` entry named `<case> [<stage>]`.
+    In a burst stage a user that has run its `jobs_per_user` jobs idles until the next stage."""
+
+    abstract = True
+    wait_time = constant(0)
+    target = "local"
+
+    def on_start(self) -> None:
+        options = self.environment.parsed_options
+        self.cases = parse_cases(options.cases)
+        self.images = _images_for(self.cases)
+        self.next_case = next(_CASE_COUNTER)
+        self.jobs_in_stage: dict[int, int] = {}
+        self.client = make_client(self.target, self.host, options.client_factory)
+
+    def on_stop(self) -> None:
+        close = getattr(self.client, "close", None)
+        if close:
+            close()
+
+    @task
+    def decompose(self) -> None:
+        seq, stage, per_user = BOARD.seq, BOARD.name, BOARD.jobs_per_user
+        if stage is None or (per_user and self.jobs_in_stage.get(seq, 0) >= per_user):
+            gevent.sleep(IDLE_POLL_S)
+            return
+        self.jobs_in_stage[seq] = self.jobs_in_stage.get(seq, 0) + 1
+        case = self.cases[self.next_case % len(self.cases)]
+        self.next_case += 1
+        self.run_job(case, stage)
+
+    def run_job(self, case, stage: str) -> None:
+        name = f"{case.name} [{stage}]"
+        submitted = time.time()
+        t0 = time.perf_counter()
+        record: dict[str, Any]
+        error: Exception | None = None
+        length = 0
+        try:
+            result = self.client.decompose_image(self.images[case.name], case.layers, case.resolution)
+        except ClientError as err:
+            error = err
+            e2e = time.perf_counter() - t0
+            status = REJECTED if isinstance(err, RejectedError) else FAILED
+            record = asdict(JobRecord(case=case.name, status=status, submitted=submitted,
+                                      finished=submitted + e2e, e2e_s=e2e,
+                                      error=f"{type(err).__name__}: {err}", served_by=self.target,
+                                      extra={"http_status": getattr(err, "status", None)}))
+        except Exception as err:  # a client bug must show as a failure, not kill the user
+            error = err
+            e2e = time.perf_counter() - t0
+            record = asdict(JobRecord(case=case.name, status=FAILED, submitted=submitted,
+                                      finished=submitted + e2e, e2e_s=e2e,
+                                      error=f"{type(err).__name__}: {err}", served_by=self.target))
+        else:
+            e2e = time.perf_counter() - t0
+            timings = result.timings or {}
+            upload, queue = timings.get("upload_s"), timings.get("queue_s")
+            started = submitted + upload + queue if upload is not None and queue is not None else None
+            length = len(result.layers)
+            record = asdict(JobRecord(
+                case=case.name, status=COMPLETED, submitted=submitted, finished=submitted + e2e,
+                started=started, queue_s=queue, service_s=timings.get("inference_s"), e2e_s=e2e,
+                served_by=result.served_by,
+                extra={"job_id": result.job_id, "cached": result.cached, "retries": result.retries,
+                       "upload_s": upload, "transfer_s": timings.get("transfer_s"),
+                       "client_total_s": timings.get("total_s"), "layers": length}))
+        self.environment.events.request.fire(
+            request_type=REQUEST_TYPE, name=name, response_time=e2e * 1000.0, response_length=length,
+            exception=error, context={"stage": stage, "case": case.name})
+        self.environment.runner.send_message(JOB_MSG, {"stage": stage, "job": record})
+
+
+class LocalDecomposeUser(DecomposeUser):
+    """Drives the local job API through `clients.local.LocalClient`."""
+
+    target = "local"
+
+
+class VertexDecomposeUser(DecomposeUser):
+    """Drives the Vertex AI adapter (`clients.vertex.VertexAIClient`, the real SDK over REST);
+    point `--host` at a Vertex endpoint URL or at our server's Vertex-compatible routes."""
+
+    target = "vertex"
+
+
+USER_CLASSES = {"local": LocalDecomposeUser, "vertex": VertexDecomposeUser}
+
+
+# --- shape ---------------------------------------------------------------------------------------
+
+class StageShape(LoadTestShape):
+    """Runs the `StagePlan` built from the command line: returns `(users, spawn_rate, [user class
+    of --target])` for the current stage, announces every new stage to all users (and workers)
+    before spawning for it, and returns None after the last stage, which stops the test. A burst
+    stage ends when the job ledger holds all of its jobs. The plan is read from the options at the
+    first tick of each run (so a run started from the web UI uses the options entered there)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plan: StagePlan | None = None
+        self.index = 0
+        self.stage_started = 0.0
+
+    def tick(self):
+        options = self.runner.environment.parsed_options
+        if self.plan is None:
+            self.plan = plan_from_options(options)
+            LEDGER.reset()
+            log.info("[loadlab] %s, target %s, cases %s", self.plan.describe(), options.target, options.cases)
+            self._announce(0)
+        stage = self.plan.stages[self.index]
+        nxt = self.plan.step(self.index, time.monotonic() - self.stage_started, LEDGER.ended(stage.name))
+        if nxt is None:
+            log.info("[loadlab] stage %s done (%d jobs); all stages done", stage.name, LEDGER.ended(stage.name))
+            return None
+        if nxt != self.index:
+            log.info("[loadlab] stage %s done (%d jobs)", stage.name, LEDGER.ended(stage.name))
+            self._announce(nxt)
+            stage = self.plan.stages[nxt]
+        return stage.users, SPAWN_RATE, [USER_CLASSES[options.target]]
+
+    def _announce(self, index: int) -> None:
+        self.index = index
+        self.stage_started = time.monotonic()
+        stage = self.plan.stages[index]
+        LEDGER.started_at[stage.name] = time.time()
+        LEDGER.jobs.setdefault(stage.name, [])
+        log.info("[loadlab] stage %s started (%d users, %s)", stage.name, stage.users,
+                 f"{stage.jobs_per_user} job(s) each" if stage.jobs_per_user else f"{stage.duration_s:g} s")
+        self.runner.send_message(STAGE_MSG, {"seq": index, "name": stage.name,
+                                             "jobs_per_user": stage.jobs_per_user})
+
+
+# --- report --------------------------------------------------------------------------------------
+
+def build_report(options, ledger: JobLedger, stopped_at: float | None = None) -> Report:
+    """The measured report of a run: one `Stage` per planned stage that started, with its jobs."""
+    plan = plan_from_options(options)
+    cases = parse_cases(options.cases)
+    stages = []
+    for planned in plan.stages:
+        if planned.name not in ledger.started_at:
+            continue
+        duration = None
+        if planned.duration_s:
+            # a stage cut short by a stop is only as long as it ran
+            duration = planned.duration_s
+            following = [t for t in ledger.started_at.values() if t > ledger.started_at[planned.name]]
+            end = min(following) if following else (stopped_at or time.time())
+            duration = min(duration, end - ledger.started_at[planned.name])
+        stages.append(Stage(name=planned.name, concurrency=planned.users, duration_s=duration,
+                            jobs_per_user=planned.jobs_per_user, jobs=list(ledger.jobs.get(planned.name, []))))
+    name = options.report_name or f"locust-{options.target}-{plan.mode}"
+    return Report(
+        kind="measured", name=name, target=options.target, cases=cases, stages=stages,
+        environment=environment(),
+        config={"workers": options.server_workers, "max_batch": options.server_max_batch, "mode": plan.mode,
+                "target": options.target, "cases": options.cases, "stages": plan.users,
+                "stage_seconds": None if plan.jobs_per_user else plan.stage_seconds,
+                "jobs_per_user": plan.jobs_per_user, "host": options.host, "driver": "locust",
+                "stage_started_at": dict(ledger.started_at)})
+
+
+def default_report_path(options) -> Path:
+    mode = "burst" if options.jobs_per_user else "closed"
+    return Path("reports/measured") / f"locust-{options.target}-{mode}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment, **_kw):
+    if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
+        return
+    if isinstance(environment.shape_class, StageShape):
+        environment.shape_class.plan = None  # the next run (web UI) starts a new plan and ledger
+    if not LEDGER.started_at:
+        return
+    options = environment.parsed_options
+    report = build_report(options, LEDGER, stopped_at=time.time())
+    path = report.save(options.report_out or default_report_path(options))
+    for stage in report.stages:
+        s = stage.summary
+        mean = f"{s['mean']:.2f} s" if s["mean"] is not None else "-"
+        log.info("[loadlab] %s: %d/%d completed, mean %s", stage.name, s["completed"], s["jobs"], mean)
+    log.info("[loadlab] measured report written to %s", path)
