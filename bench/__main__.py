@@ -5,7 +5,8 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"demo": "bench.demo"}
+    commands = {"demo": "bench.demo", "single": "bench.single", "coldstart": "bench.coldstart",
+                "concurrency": "bench.concurrency"}
     if not argv or argv[0] not in commands:
         print(f"usage: python -m bench {{{','.join(commands)}}} [options]", file=sys.stderr)
         return 2

@@ -40,8 +40,8 @@ from locust import LoadTestShape, User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 from bench.cases import parse_cases, test_image
-from bench.schema import COMPLETED, FAILED, REJECTED, JobRecord, Report, Stage, environment
-from clients.base import ClientError, RejectedError
+from bench.measure import make_client, run_job
+from bench.schema import COMPLETED, JobRecord, Report, Stage, environment
 from locustfiles.stages import DEFAULT_STAGES, StagePlan
 
 log = logging.getLogger("loadlab")
@@ -82,31 +82,6 @@ def plan_from_options(options) -> StagePlan:
     return StagePlan(users=options.stages, stage_seconds=options.stage_seconds,
                      jobs_per_user=options.jobs_per_user or None,
                      max_stage_seconds=options.max_stage_seconds or None)
-
-
-# --- clients -------------------------------------------------------------------------------------
-
-def make_client(target: str, url: str, factory_spec: str = ""):
-    """A fresh client of `clients/` for `target` at `url` (the project's factory when present), or
-    the one `--client-factory module:function` names."""
-    if factory_spec:
-        import importlib
-
-        module, _, func = factory_spec.partition(":")
-        return getattr(importlib.import_module(module), func or "make_client")(target, url)
-    try:
-        from clients.factory import make_client as factory
-    except ImportError:
-        factory = None
-    if factory is not None:
-        return factory(target, url)
-    if target == "local":
-        from clients.local import LocalClient
-
-        return LocalClient(url)
-    from clients.vertex import VertexAIClient
-
-    return VertexAIClient(api_endpoint=url)
 
 
 # --- state shared by users, shape and event handlers of one process -----------------------------
@@ -210,45 +185,19 @@ class DecomposeUser(User):
         self.run_job(case, stage)
 
     def run_job(self, case, stage: str) -> None:
-        name = f"{case.name} [{stage}]"
-        submitted = time.time()
-        t0 = time.perf_counter()
-        record: dict[str, Any]
-        error: Exception | None = None
-        length = 0
-        try:
-            result = self.client.decompose_image(self.images[case.name], case.layers, case.resolution)
-        except ClientError as err:
-            error = err
-            e2e = time.perf_counter() - t0
-            status = REJECTED if isinstance(err, RejectedError) else FAILED
-            record = asdict(JobRecord(case=case.name, status=status, submitted=submitted,
-                                      finished=submitted + e2e, e2e_s=e2e,
-                                      error=f"{type(err).__name__}: {err}", served_by=self.target,
-                                      extra={"http_status": getattr(err, "status", None)}))
-        except Exception as err:  # a client bug must show as a failure, not kill the user
-            error = err
-            e2e = time.perf_counter() - t0
-            record = asdict(JobRecord(case=case.name, status=FAILED, submitted=submitted,
-                                      finished=submitted + e2e, e2e_s=e2e,
-                                      error=f"{type(err).__name__}: {err}", served_by=self.target))
-        else:
-            e2e = time.perf_counter() - t0
-            timings = result.timings or {}
-            upload, queue = timings.get("upload_s"), timings.get("queue_s")
-            started = submitted + upload + queue if upload is not None and queue is not None else None
-            length = len(result.layers)
-            record = asdict(JobRecord(
-                case=case.name, status=COMPLETED, submitted=submitted, finished=submitted + e2e,
-                started=started, queue_s=queue, service_s=timings.get("inference_s"), e2e_s=e2e,
-                served_by=result.served_by,
-                extra={"job_id": result.job_id, "cached": result.cached, "retries": result.retries,
-                       "upload_s": upload, "transfer_s": timings.get("transfer_s"),
-                       "client_total_s": timings.get("total_s"), "layers": length}))
+        record = run_job(self.client, case, self.images[case.name], served_by=self.target)
+        error = None
+        if record.status != COMPLETED:
+            error = JobError(f"{record.status}: {record.error}")
         self.environment.events.request.fire(
-            request_type=REQUEST_TYPE, name=name, response_time=e2e * 1000.0, response_length=length,
-            exception=error, context={"stage": stage, "case": case.name})
-        self.environment.runner.send_message(JOB_MSG, {"stage": stage, "job": record})
+            request_type=REQUEST_TYPE, name=f"{case.name} [{stage}]", response_time=record.e2e_s * 1000.0,
+            response_length=record.extra.get("layers", 0), exception=error,
+            context={"stage": stage, "case": case.name, "job_id": record.extra.get("job_id")})
+        self.environment.runner.send_message(JOB_MSG, {"stage": stage, "job": asdict(record)})
+
+
+class JobError(Exception):
+    """A failed or rejected job as Locust shows it: `rejected: RejectedError: ...`."""
 
 
 class LocalDecomposeUser(DecomposeUser):

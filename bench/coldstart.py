@@ -1,0 +1,103 @@
+"""python -m bench coldstart: the source article's benchmark 2, measured for real on this machine.
+
+Stages, each timed on the wall clock:
+  process_start   spawn of `python -m server` -> its process is up (interpreter, imports);
+  model_load      the model load the server reports in /readyz (`model.load_s`);
+  ready           spawn -> /readyz says ready (covers both of the above and the app start);
+  first_inference first job after ready, submit -> layers in hand (cold caches);
+  warm_inference  the next identical job (warm).
+Compared with the article's Vertex cold start: instance start 127 s + model load 43 s +
+inference 34 s = 204 s, against 34 s warm. The article's "instance start" (a VM and container
+being scheduled) has no local equivalent; here it is the process start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from bench import article
+from bench.cases import parse_cases, test_image
+from bench.measure import Target, add_target_options, fmt_s, make_client, run_job, server_options
+from bench.schema import COMPLETED, Report, Stage, environment
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench coldstart", description=__doc__.split("\n")[0])
+    parser.add_argument("--case", default="medium", help="case of the two inferences (article: medium)")
+    parser.add_argument("--warm-runs", type=int, default=1, help="warm inferences after the first")
+    parser.add_argument("--out", type=Path, default=None, help="report path (default reports/measured/coldstart-<target>-<time>.json)")
+    parser.add_argument("--short", action="store_true", help="CI mode: the light case")
+    add_target_options(parser)
+    args = parser.parse_args(argv)
+    if args.url:
+        parser.error("coldstart starts its own server; --url cannot measure a cold start")
+    if args.short:
+        args.case = "light"
+    (case,) = parse_cases(args.case)
+    image = str(test_image(case, Path(tempfile.mkdtemp(prefix="loadlab-cold-")) / case.name))
+
+    from server.process import ServerProcess
+
+    print(f"cold start: spawning python -m server ({server_options(args)}) ...", flush=True)
+    spawned = time.time()
+    server = ServerProcess(**server_options(args))
+    with server:
+        ready = time.time()
+        info = dict(server.ready_info or {})
+        target = Target(server.url, server)
+        model = dict(info.get("model") or {})
+        load_s = model.get("load_s")
+        started_at = info.get("process_started_at")
+        process_start_s = (started_at - spawned) if started_at else None
+        print(f"  ready after {ready - spawned:.2f} s (process up {fmt_s(process_start_s).strip()} s, "
+              f"model load {fmt_s(load_s).strip()} s)", flush=True)
+        client = make_client(args.target, target.url, args.client_factory)
+        stage = Stage(name=f"{case.name} [u=1]", concurrency=1, jobs_per_user=1 + args.warm_runs)
+        try:
+            first = run_job(client, case, image, served_by=args.target)
+            first.cold_start = True
+            stage.jobs.append(first)
+            print(f"  first inference: {first.status} {fmt_s(first.e2e_s).strip()} s", flush=True)
+            for i in range(args.warm_runs):
+                rec = run_job(client, case, image, served_by=args.target)
+                stage.jobs.append(rec)
+                print(f"  warm inference {i + 1}/{args.warm_runs}: {rec.status} {fmt_s(rec.e2e_s).strip()} s", flush=True)
+        finally:
+            close = getattr(client, "close", None)
+            if close:
+                close()
+    warm = [j.e2e_s for j in stage.jobs[1:] if j.status == COMPLETED]
+    stages_s = {
+        "process_start": process_start_s,
+        "model_load": load_s,
+        "ready": ready - spawned,
+        "first_inference": first.e2e_s if first.status == COMPLETED else None,
+        "warm_inference": min(warm) if warm else None,
+    }
+    cold_total = (stages_s["ready"] + stages_s["first_inference"]) if stages_s["first_inference"] else None
+    report = Report(
+        kind="measured", name=f"coldstart-{args.target}", target=args.target, cases=[case], stages=[stage],
+        environment=environment(), model={**model, "source": model.get("source", args.model)},
+        config={**server_options(args), "mode": "closed", "target": args.target, "cases": args.case,
+                "driver": "bench coldstart"},
+        coldstart={"stages_s": stages_s, "cold_total_s": cold_total, "warm_s": stages_s["warm_inference"],
+                   "spawned_at": spawned, "ready_at": ready, "process_started_at": started_at,
+                   "ready_info": info,
+                   "article_s": {**article.COLDSTART_S, "warm": article.WARM_S},
+                   "mapping": {"instance_start": "process_start", "model_load": "model_load",
+                               "inference": "first_inference"}})
+    out = args.out or Path("reports/measured") / f"coldstart-{args.target}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    path = report.save(out)
+
+    a = article.COLDSTART_S
+    print(f"\n{'stage':<16} {'measured s':>11} {'article s':>10}")
+    rows = [("process_start", a["instance_start"]), ("model_load", a["model_load"]), ("ready", None),
+            ("first_inference", a["inference"]), ("warm_inference", article.WARM_S)]
+    for key, quoted in rows:
+        print(f"{key:<16} {fmt_s(stages_s[key], 11)} {fmt_s(quoted, 10)}")
+    print(f"{'cold total':<16} {fmt_s(cold_total, 11)} {fmt_s(sum(a.values()), 10)}")
+    print(f"\nmeasured report: {path}")
+    return 0 if first.status == COMPLETED and len(warm) == args.warm_runs else 1
