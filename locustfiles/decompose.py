@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import tempfile
 import time
 from dataclasses import asdict
@@ -186,6 +187,7 @@ class DecomposeUser(User):
 
     def run_job(self, case, stage: str) -> None:
         record = run_job(self.client, case, self.images[case.name], served_by=self.target)
+        record.extra["generator"] = f"{socket.gethostname()}:{os.getpid()}"  # which load-generator process
         error = None
         if record.status != COMPLETED:
             error = JobError(f"{record.status}: {record.error}")

@@ -2,14 +2,14 @@
 seconds and without a server or a model: `--client-factory locustfiles.fakeclient:make_client`.
 
 Each process holds one simulated FIFO worker: jobs queue for it and take `LOADLAB_FAKE_SERVICE_S`
-seconds each (default 0.2). Not a measurement of anything; never used by `bench`."""
+seconds each (default 0.2); a negative value rejects every job (429). Not a measurement of anything; never used by `bench`."""
 
 from __future__ import annotations
 
 import os
 import time
 
-from clients.base import DecomposeResult
+from clients.base import DecomposeResult, RejectedError
 
 
 class FakeClient:
@@ -31,6 +31,8 @@ class FakeClient:
         return cls._worker
 
     def decompose_image(self, image_path: str, num_layers: int, resolution: int) -> DecomposeResult:
+        if self.service_s < 0:
+            raise RejectedError("queue full (stand-in: LOADLAB_FAKE_SERVICE_S < 0)", status=429)
         submitted = time.time()
         t0 = time.perf_counter()
         with self._lock():

@@ -1,0 +1,56 @@
+"""`python -m bench single|concurrency` end to end with the stand-in client (no server, no model):
+argument handling, the report they write and the FIFO-ideal ratio."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.concurrency import ideal_mean
+from bench.schema import Report
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE = ["--url", "http://fake", "--client-factory", "locustfiles.fakeclient:make_client"]
+
+
+def bench(args, tmp_path, service_s=0.2, timeout=120):
+    env = {**os.environ, "LOADLAB_FAKE_SERVICE_S": str(service_s)}
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_fifo_ideal():
+    assert ideal_mean(5, 1, 28.7) == pytest.approx(86.1)      # the article's N=5 on one GPU
+    assert ideal_mean(10, 1, 28.7) == pytest.approx(157.85)
+    assert ideal_mean(4, None, 2.0) == 8.0                     # closed loop: N in flight
+    assert ideal_mean(4, 2, 2.0) is None
+    assert ideal_mean(4, 1, 2.0, workers=2) is None
+
+
+def test_single_writes_one_stage_per_case(tmp_path):
+    out = tmp_path / "single.json"
+    proc = bench(["single", "--cases", "light,small", "--runs", "3", "--warmup", "1", "--out", str(out), *FAKE], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = Report.load(out)
+    assert report.kind == "measured" and report.config["mode"] == "closed" and report.config["workers"] == 1
+    assert [(s.name, s.concurrency, len(s.jobs)) for s in report.stages] == [("light [u=1]", 1, 3), ("small [u=1]", 1, 3)]
+    split = report.extra["split"]["small [u=1]"]
+    assert split["inference_s"]["mean"] == pytest.approx(0.2)
+    assert "p95" in proc.stdout and "12.3" in proc.stdout  # beside the article's Small figure
+
+
+def test_concurrency_burst_reports_fifo_ratio(tmp_path):
+    out = tmp_path / "conc.json"
+    proc = bench(["concurrency", "--stages", "1,4", "--jobs-per-user", "1", "--cases", "light", "--out", str(out),
+                  "--locust-dir", str(tmp_path / "locust"), *FAKE], tmp_path, service_s=0.3)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "stage u=4 started" in proc.stdout  # progress shown
+    report = Report.load(out)
+    assert [(s.name, len(s.jobs)) for s in report.stages] == [("u=1", 1), ("u=4", 4)]
+    fifo = report.extra["fifo_ideal"]
+    assert fifo["service_s"] == pytest.approx(0.3, rel=0.2)
+    # the stand-in is one FIFO worker: the ratio is near 1 (spawning spreads submits a little)
+    assert 0.7 < fifo["stages"]["u=4"]["ratio"] < 1.3
+    assert list((tmp_path / "locust").glob("*.html")) and list((tmp_path / "locust").glob("*_stats.csv"))
