@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-stage-seconds", type=float, default=0.0, help="bound on a burst stage (0 = none)")
     parser.add_argument("--cases", default="medium", help="case set or list (article's benchmark 3: medium)")
     parser.add_argument("--processes", type=int, default=0, help="Locust worker processes (0 = one process)")
-    parser.add_argument("--stop-timeout", type=int, default=900, help="seconds a running job may finish at stop")
+    parser.add_argument("--stop-timeout", type=int, default=600, help="seconds running jobs may take to finish at stop (> N x S)")
     parser.add_argument("--service-s", type=float, default=0.0, help="S for the FIFO ideal when there is no u=1 stage")
     parser.add_argument("--single-report", type=Path, default=None, help="take S from a `bench single` report")
     parser.add_argument("--out", type=Path, default=None, help="report path (default reports/measured/concurrency-...json)")

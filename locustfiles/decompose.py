@@ -18,6 +18,8 @@ What it does:
 - At test stop the master (or the single process) writes every job's exact times and the per-stage
   summaries to `--report-out` (reports/measured/*.json, the schema of `bench/schema.py`). Locust's
   own percentiles round times above 10 s to whole seconds; the report does not.
+- Stopping lets running jobs finish: without `--stop-timeout` it is set to 300 s (a job killed
+  mid-call would be orphaned on the server). Give more when N x S is longer.
 
 Distributed (`--processes N`, or `--master` + `--worker`): the shape runs on the master, which tells
 the workers the current stage with a `loadlab_stage` message; workers send each finished job to the
@@ -51,7 +53,7 @@ STAGE_MSG, JOB_MSG = "loadlab_stage", "loadlab_job"
 REQUEST_TYPE = "job"
 SPAWN_RATE = 100.0            # users per second when a stage starts: a burst starts all at once
 IDLE_POLL_S = 0.2             # how often a user that has run its burst jobs looks for the next stage
-DEFAULT_STOP_TIMEOUT_S = 900  # when --stop-timeout is not given: let running jobs finish
+DEFAULT_STOP_TIMEOUT_S = 300  # when --stop-timeout is not given: let running (and queued) jobs finish
 
 
 # --- options -------------------------------------------------------------------------------------
