@@ -14,7 +14,7 @@ from typing import Any
 
 from bench.schema import COMPLETED, FAILED, REJECTED, JobRecord
 
-TARGETS = ("local", "vertex")
+TARGETS = ("local", "vertex", "fallback")
 
 
 def make_client(target: str, url: str, factory_spec: str = ""):

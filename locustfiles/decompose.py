@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import tempfile
 import time
@@ -37,6 +38,7 @@ from dataclasses import asdict
 from itertools import count
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import gevent
 from locust import LoadTestShape, User, constant, events, task
@@ -70,7 +72,7 @@ def _add_options(parser, **_kw):
                        help="upper bound on a --jobs-per-user stage (0 = none)")
     parser.add_argument("--cases", default="light",
                        help="case set or list: article | light | small | small,medium,large (bench/cases.py)")
-    parser.add_argument("--target", default="local", choices=["local", "vertex"],
+    parser.add_argument("--target", default="local", choices=["local", "vertex", "fallback"],
                        help="client the users drive: the local job API or the Vertex AI adapter")
     parser.add_argument("--report-out", default="", help="measured report path (default reports/measured/locust-<target>-<mode>-<time>.json)")
     parser.add_argument("--report-name", default="", help="report name (default derived from target and mode)")
@@ -124,6 +126,7 @@ class JobLedger:
 BOARD = StageBoard()
 LEDGER = JobLedger()
 _IMAGES: dict[str, str] = {}
+_ID_RE = re.compile(r"(?<=/)[0-9a-fA-F-]{8,}(?=/|$)")  # job and file ids in a path
 _CASE_COUNTER = count()
 
 
@@ -170,6 +173,22 @@ class DecomposeUser(User):
         self.next_case = next(_CASE_COUNTER)
         self.jobs_in_stage: dict[int, int] = {}
         self.client = make_client(self.target, self.host, options.client_factory)
+        session = getattr(self.client, "session", None)
+        if session is not None and hasattr(session, "hooks"):  # a requests.Session: show its raw calls
+            session.hooks.setdefault("response", []).append(self._raw_http)
+
+    def _raw_http(self, response, *args, **kwargs):
+        """Report each raw HTTP call of the client as its own Locust entry (`GET /api/status/{id}`),
+        besides the job entry; 429 answers get their own row. Only 5xx counts as a failure here:
+        the job entry is what fails or succeeds."""
+        request = response.request
+        name = f"{request.method} {_ID_RE.sub('{id}', urlsplit(request.url).path)}"
+        if response.status_code == 429:
+            name += " (429)"
+        error = RawHTTPError(f"HTTP {response.status_code}") if response.status_code >= 500 else None
+        self.environment.events.request.fire(
+            request_type="http", name=name, response_time=response.elapsed.total_seconds() * 1000.0,
+            response_length=int(response.headers.get("content-length") or 0), exception=error, context={})
 
     def on_stop(self) -> None:
         close = getattr(self.client, "close", None)
@@ -200,6 +219,10 @@ class DecomposeUser(User):
         self.environment.runner.send_message(JOB_MSG, {"stage": stage, "job": asdict(record)})
 
 
+class RawHTTPError(Exception):
+    """A 5xx answer to one of the client's raw HTTP calls."""
+
+
 class JobError(Exception):
     """A failed or rejected job as Locust shows it: `rejected: RejectedError: ...`."""
 
@@ -217,7 +240,14 @@ class VertexDecomposeUser(DecomposeUser):
     target = "vertex"
 
 
-USER_CLASSES = {"local": LocalDecomposeUser, "vertex": VertexDecomposeUser}
+class FallbackDecomposeUser(DecomposeUser):
+    """Drives `clients.fallback.FallbackClient` (Vertex first, then local); `--host` is
+    "vertex_url,local_url" or one URL for both."""
+
+    target = "fallback"
+
+
+USER_CLASSES = {"local": LocalDecomposeUser, "vertex": VertexDecomposeUser, "fallback": FallbackDecomposeUser}
 
 
 # --- shape ---------------------------------------------------------------------------------------
