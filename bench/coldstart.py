@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(
         kind="measured", name=f"coldstart-{args.target}", target=args.target, cases=[case], stages=[stage],
         environment=environment(), model={**model, "source": model.get("source", args.model)},
-        config={**server_options(args), "mode": "closed", "target": args.target, "cases": args.case,
+        config={**server_options(args), "workers": args.server_workers, "model_source": args.model, "mode": "closed", "target": args.target, "cases": args.case,
                 "driver": "bench coldstart"},
         coldstart={"stages_s": stages_s, "cold_total_s": cold_total, "warm_s": stages_s["warm_inference"],
                    "spawned_at": spawned, "ready_at": ready, "process_started_at": started_at,

@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = Report.load(out)
     report.model = model
-    report.config.update({**server_options(args), "url": args.url or None, "locust_exit_code": rc,
+    report.config.update({**server_options(args), "workers": args.server_workers, "model_source": args.model, "url": args.url or None, "locust_exit_code": rc,
                           "locust_outputs": {"csv": f"{prefix}_stats.csv", "html": f"{prefix}.html",
                                              "json": f"{prefix}.json", "log": f"{prefix}.log"}})
     report.to_dict()  # fills the summaries

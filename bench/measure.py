@@ -83,9 +83,11 @@ class Target:
 
 def server_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options the benchmark passes to `ServerProcess` (and records in report.config)."""
-    opts: dict[str, Any] = {"model": args.model, "workers": args.server_workers, "max_batch": args.server_max_batch}
-    if getattr(args, "queue_size", None):
-        opts["queue_size"] = args.queue_size
+    opts: dict[str, Any] = {"max_batch": args.server_max_batch}
+    if args.model != "tiny":
+        opts["model"] = args.model
+    if args.server_workers != 1:
+        opts["workers"] = args.server_workers
     return opts
 
 

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(
         kind="measured", name=f"single-{args.target}", target=args.target, cases=cases, stages=stages,
         environment=environment(), model=model,
-        config={**server_options(args), "mode": "closed", "target": args.target, "cases": args.cases,
+        config={**server_options(args), "workers": args.server_workers, "model_source": args.model, "mode": "closed", "target": args.target, "cases": args.cases,
                 "runs": args.runs, "warmup": args.warmup, "driver": "bench single", "url": args.url or None})
     for stage in stages:
         stage.summarize()
