@@ -1,0 +1,129 @@
+"""`python -m simulator run`: scenarios from flags, the month simulated, table + report."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+
+from simulator.deployments.vertex import VertexConfig, hours_schedule
+from simulator.pricing import article_naive_cost, load_prices
+from simulator.profiles import builtin, load_profile
+from simulator.run import DEPLOYMENTS, Scenario, run_month, to_report
+from simulator.workload import MonthlyWorkload, parse_case_mix, parse_weights
+
+
+def _pair(spec: str, what: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(x) for x in spec.split(","))
+    except ValueError:
+        raise ValueError(f"{what}: expected MIN,MAX integers, got {spec!r}") from None
+    if lo < 0 or hi < lo:
+        raise ValueError(f"{what}: need 0 <= MIN <= MAX")
+    return lo, hi
+
+
+def workload_from(args: argparse.Namespace, monthly: int) -> MonthlyWorkload:
+    if monthly < 0:
+        raise ValueError("--monthly must be >= 0")
+    if not 0 <= args.cache_hit_ratio <= 1:
+        raise ValueError("--cache-hit-ratio must be within 0..1")
+    wl = MonthlyWorkload(monthly=monthly, case_mix=parse_case_mix(args.case_mix), cache_hit_ratio=args.cache_hit_ratio,
+                         cache_ttl_s=args.cache_ttl, bursts_per_day=args.bursts_per_day,
+                         burst_size=args.burst_size, days=args.days)
+    if args.hour_weights:
+        wl.hour_weights = parse_weights(args.hour_weights, 24, "--hour-weights")
+    if args.day_weights:
+        wl.day_weights = parse_weights(args.day_weights, 7, "--day-weights")
+    if args.days <= 0:
+        raise ValueError("--days must be > 0")
+    return wl
+
+
+def scenarios_from(args: argparse.Namespace) -> list[Scenario]:
+    prices = load_prices(args.prices, args.price)
+    local_p, vertex_p = builtin("seed-3090"), builtin("seed-t4")
+    if args.profile:
+        local_p = vertex_p = load_profile(args.profile, args.fit)
+    cfg = VertexConfig(schedule=hours_schedule(_pair(args.business_min_max, "--business-min-max"),
+                                               _pair(args.night_min_max, "--night-min-max")),
+                       target_utilisation=args.target_utilisation, window_s=args.window,
+                       scale_down_delay_s=args.scale_down_delay, idle_scaledown_period_s=args.idle_scaledown_period,
+                       min_scaleup_period_s=args.min_scaleup_period, spot=args.spot,
+                       preemptions_per_hour=args.preemptions_per_hour, stockout_probability=args.stockout_probability,
+                       endpoint=args.endpoint)
+    cfg.check()
+    if args.gpus < 1 or args.max_batch < 1:
+        raise ValueError("--gpus and --max-batch must be >= 1")
+    kinds = [k.strip() for k in args.deployments.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in DEPLOYMENTS]
+    if bad or not kinds:
+        raise ValueError(f"--deployments: unknown {bad}; choose from {DEPLOYMENTS}")
+    out = []
+    for kind in kinds:
+        out.append(Scenario(kind=kind, local_profile=local_p, vertex_profile=vertex_p, gpus=args.gpus,
+                            queue_limit=args.queue_limit, max_batch=args.max_batch,
+                            batch_marginal=args.batch_marginal, vertex=copy.copy(cfg),
+                            fallback_after_s=args.fallback_after, prices=prices))
+    return out
+
+
+def fmt(v, digits=1, unit=""):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}{unit}"
+    return f"{v:,}{unit}"
+
+
+def table(results: list[dict]) -> str:
+    head = ["deployment", "served", "failed", "rejected", "retried", "mean s", "p50 s", "p95 s", "p99 s", "max s",
+            "cold %", "mean repl", "max repl", "repl-h", "util %", "$/month", "$/request"]
+    rows = []
+    for r in results:
+        lat = r["latency_s"]
+        rows.append([r["deployment"], fmt(r["served"]), fmt(r["failed"]), fmt(r["rejected"]), fmt(r["retried"]),
+                     fmt(lat["mean"]), fmt(lat["p50"]), fmt(lat["p95"]), fmt(lat["p99"]), fmt(lat["max"]),
+                     fmt(None if r["cold_start_share"] is None else 100 * r["cold_start_share"]),
+                     fmt(r["mean_replicas"], 2), fmt(r["max_replicas"]), fmt(r["replica_hours"]),
+                     fmt(None if r["utilisation"] is None else 100 * r["utilisation"]),
+                     fmt(r["monthly_cost"], 2), fmt(r["cost_per_request"], 5)])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
+    lines = ["  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)) for row in [head, *rows]]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def article_lines(monthly: int, results: list[dict], prices: dict) -> str:
+    naive = article_naive_cost(monthly, 30.0, prices["article_gpu_per_hour"])
+    opt = article_naive_cost(monthly, 30.0, prices["article_gpu_per_hour"], 0.2, prices["spot_discount"])
+    out = [f"The article's arithmetic at {monthly:,}/month (busy GPU-seconds only):",
+           f"  naive:     {monthly:,} x 30 s = {naive['gpu_hours']:.1f} h x ${prices['article_gpu_per_hour']:.2f} = ${naive['monthly']:.2f}",
+           f"  optimized: {opt['calls']:,.0f} x 30 s = {opt['gpu_hours']:.1f} h x ${opt['price_per_hour']:.3f} = ${opt['monthly']:.2f}"]
+    for r in results:
+        if r["kind"] != "local":
+            out.append(f"  simulated {r['deployment']}: {r['replica_hours']:.1f} replica-hours billed for "
+                       f"${r['monthly_cost']:.2f} ({r['monthly_cost'] / naive['monthly']:.1f}x the naive figure)"
+                       if naive["monthly"] else "")
+    return "\n".join(out)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    workload = workload_from(args, args.monthly)
+    scenarios = scenarios_from(args)
+    results = []
+    for sc in scenarios:
+        r = run_month(sc, workload, seed=args.seed, progress=not args.no_progress and args.monthly >= 20000)
+        r["profile"] = (sc.local_profile if sc.kind == "local" else sc.vertex_profile).describe()
+        results.append(r)
+    print(f"{args.monthly:,} requests/month, case mix {workload.case_mix}, cache hits {workload.cache_hit_ratio:.0%}, "
+          f"seed {args.seed}")
+    print(table(results))
+    prices = scenarios[0].prices
+    print(article_lines(args.monthly, results, prices))
+    name = f"monthly-{args.monthly}"
+    report = to_report(name, results, workload, args.seed, prices)
+    out = args.out or Path("reports/simulated") / f"{name}.json"
+    report.save(out)
+    print(f"report: {out}")
+    return 0

@@ -1,0 +1,69 @@
+"""The local GPU server: k GPUs (workers) pulling from one FIFO queue, optional queue bound (arrivals
+finding `queue_limit` jobs waiting are rejected, like the server's 429), optional micro-batching
+(a worker takes up to `max_batch` waiting jobs of the same case; a batch of b takes
+S x (1 + batch_marginal x (b - 1)), S one sampled single-job time), fixed monthly cost per GPU."""
+
+from __future__ import annotations
+
+import simpy
+
+from bench.schema import REJECTED
+
+
+class LocalGPU:
+    def __init__(self, env: simpy.Environment, ledger, sample, gpus: int = 1, queue_limit: int | None = None,
+                 max_batch: int = 1, batch_marginal: float = 1.0, fixed_per_month: float = 80.0,
+                 name: str = "local"):
+        if gpus < 1:
+            raise ValueError("local deployment needs at least 1 GPU")
+        self.env, self.ledger, self.sample, self.name = env, ledger, sample, name
+        self.gpus, self.queue_limit, self.max_batch, self.batch_marginal = gpus, queue_limit, max_batch, batch_marginal
+        self.fixed_per_month = fixed_per_month
+        self.queue = simpy.Store(env)
+        self.busy_s = 0.0
+        for i in range(gpus):
+            env.process(gpu_worker(env, self, i))
+
+    def submit(self, job) -> None:
+        if self.queue_limit is not None and len(self.queue.items) >= self.queue_limit:
+            self.ledger.fail(job, self.env.now, "queue full (429)", status=REJECTED)
+            return
+        self.queue.put(job)
+
+    def withdraw(self, job) -> bool:
+        return False
+
+    def cost(self, horizon_s: float) -> dict:
+        return {"monthly": self.fixed_per_month * self.gpus, "fixed_per_month": self.fixed_per_month * self.gpus}
+
+    def stats(self, horizon_s: float) -> dict:
+        return {"gpus": self.gpus, "utilisation": self.busy_s / (self.gpus * horizon_s) if horizon_s else None,
+                "mean_replicas": self.gpus, "max_replicas": self.gpus, "replica_hours": self.gpus * horizon_s / 3600}
+
+
+def gpu_worker(env: simpy.Environment, gpu: LocalGPU, index: int):
+    """One GPU: take the oldest job (and same-case followers up to max_batch), serve, repeat."""
+    queue, ledger, sample = gpu.queue, gpu.ledger, gpu.sample
+    label = f"{gpu.name}-gpu{index}"
+    while True:
+        job = yield queue.get()
+        batch = [job]
+        if gpu.max_batch > 1:
+            for other in list(queue.items):
+                if len(batch) >= gpu.max_batch:
+                    break
+                if other.case == job.case:
+                    queue.items.remove(other)
+                    batch.append(other)
+        service = sample(job.case)
+        if len(batch) > 1:
+            service *= 1 + gpu.batch_marginal * (len(batch) - 1)
+        now = env.now
+        for j in batch:
+            j.started = now
+            j.service_s = service / len(batch)
+        yield env.timeout(service)
+        gpu.busy_s += service
+        now = env.now
+        for j in batch:
+            ledger.complete(j, now, label)

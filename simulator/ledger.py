@@ -1,0 +1,76 @@
+"""Jobs and the ledger that counts them: arrivals = served + failed + rejected + in flight."""
+
+from __future__ import annotations
+
+from bench.schema import COMPLETED, FAILED, REJECTED, JobRecord
+
+
+class Job:
+    __slots__ = ("case", "submitted", "started", "finished", "status", "service_s", "cold_start",
+                 "served_by", "retries", "error", "done", "user")
+
+    def __init__(self, case: str, submitted: float, done=None, user: int | None = None):
+        self.case = case
+        self.submitted = submitted
+        self.started = None
+        self.finished = None
+        self.status = "queued"
+        self.service_s = None
+        self.cold_start = False
+        self.served_by = None
+        self.retries = 0
+        self.error = None
+        self.done = done      # a SimPy event for closed-loop users, else None
+        self.user = user
+
+    def record(self, overhead_s: float = 0.0) -> JobRecord:
+        e2e = (self.finished - self.submitted + overhead_s) if self.finished is not None and self.status == COMPLETED else None
+        queue = (self.started - self.submitted) if self.started is not None else None
+        return JobRecord(case=self.case, status=self.status if self.status in (COMPLETED, FAILED, REJECTED) else "in_flight",
+                         submitted=self.submitted, started=self.started,
+                         finished=(self.finished + overhead_s) if self.finished is not None else None,
+                         queue_s=queue, service_s=self.service_s, e2e_s=e2e, error=self.error,
+                         served_by=self.served_by, cold_start=self.cold_start,
+                         extra={"retries": self.retries} if self.retries else {})
+
+
+class Ledger:
+    """Every job that arrived, and how it ended."""
+
+    def __init__(self):
+        self.jobs: list[Job] = []
+        self.served = 0
+        self.failed = 0
+        self.rejected = 0
+        self.retried = 0
+        self.cache_hits = 0
+
+    def arrive(self, job: Job) -> None:
+        self.jobs.append(job)
+
+    def complete(self, job: Job, now: float, served_by: str) -> None:
+        job.finished = now
+        job.status = COMPLETED
+        job.served_by = served_by
+        self.served += 1
+        if job.done is not None:
+            job.done.succeed(job)
+
+    def fail(self, job: Job, now: float, error: str, status: str = FAILED) -> None:
+        job.finished = now
+        job.status = status
+        job.error = error
+        if status == REJECTED:
+            self.rejected += 1
+        else:
+            self.failed += 1
+        if job.done is not None:
+            job.done.succeed(job)
+
+    @property
+    def arrivals(self) -> int:
+        return len(self.jobs)
+
+    @property
+    def in_flight(self) -> int:
+        return self.arrivals - self.served - self.failed - self.rejected

@@ -1,0 +1,134 @@
+"""Service-time profiles: how long one job of a case takes on one worker/replica, how long a replica
+takes to provision and load the model, and the client-side overhead around a job.
+
+Built-in: `seed-3090` and `seed-t4` from the article's benchmark 1 (mean, std per case; sampled from a
+normal truncated at 10% of the mean) and benchmark 2 (instance start 127 s + model load 43 s).
+From a measured report (bench/schema.py): the empirical per-case `service_s` of completed jobs (the
+N=1 stage when there is one, else every stage), the per-job overhead e2e - queue - service, and the
+measured cold-start stages from `report.coldstart`. Empirical sampling (resampling the measured
+values) is the default; `fit="normal"` fits a normal instead.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import article
+from bench.schema import COMPLETED, Report
+
+
+@dataclass
+class ServiceTimeProfile:
+    name: str
+    service_samples: dict[str, list[float]] = field(default_factory=dict)   # empirical, per case
+    service_normal: dict[str, tuple[float, float]] = field(default_factory=dict)  # (mean, std) per case
+    overhead_samples: dict[str, list[float]] = field(default_factory=dict)  # client overhead per case
+    provision_s: float = 127.0        # instance start (article benchmark 2)
+    load_s: float = 43.0              # model load (article benchmark 2)
+    source: str = ""
+
+    @property
+    def cases(self) -> list[str]:
+        return sorted(set(self.service_samples) | set(self.service_normal))
+
+    def mean_service_s(self, case: str) -> float:
+        if case in self.service_samples:
+            s = self.service_samples[case]
+            return sum(s) / len(s)
+        return self.service_normal[case][0]
+
+    def sampler(self, rng: random.Random):
+        """A fast function case -> one service time (seconds)."""
+        emp = {c: list(v) for c, v in self.service_samples.items() if v}
+        norm = dict(self.service_normal)
+
+        def sample(case: str) -> float:
+            values = emp.get(case)
+            if values is not None:
+                return values[int(rng.random() * len(values))]
+            try:
+                mean, std = norm[case]
+            except KeyError:
+                raise ValueError(f"profile {self.name!r} has no service time for case {case!r} "
+                                 f"(has {self.cases})") from None
+            return max(0.1 * mean, rng.gauss(mean, std))
+        return sample
+
+    def overhead_sampler(self, rng: random.Random):
+        emp = {c: list(v) for c, v in self.overhead_samples.items() if v}
+
+        def sample(case: str) -> float:
+            values = emp.get(case)
+            if not values:
+                return 0.0
+            return values[int(rng.random() * len(values))]
+        return sample
+
+    def describe(self) -> dict[str, Any]:
+        return {"profile": self.name, "source": self.source,
+                "service_mean_s": {c: round(self.mean_service_s(c), 4) for c in self.cases},
+                "samples": {c: len(v) for c, v in self.service_samples.items()},
+                "overhead_mean_s": {c: (sum(v) / len(v) if v else 0.0) for c, v in self.overhead_samples.items()},
+                "provision_s": self.provision_s, "load_s": self.load_s}
+
+
+def builtin(name: str) -> ServiceTimeProfile:
+    key = {"seed-3090": "local-3090", "seed-t4": "vertex-t4"}.get(name)
+    if key is None:
+        raise ValueError(f"unknown built-in profile {name!r}; use seed-3090, seed-t4 or a report path")
+    return ServiceTimeProfile(name=name, service_normal=dict(article.SINGLE[key]),
+                              provision_s=article.COLDSTART_S["instance_start"],
+                              load_s=article.COLDSTART_S["model_load"],
+                              source=f"quoted from the article ({article.SOURCE}), benchmarks 1-2")
+
+
+def from_report(report: Report, fit: str = "empirical", stage: str = "n1") -> ServiceTimeProfile:
+    """Service times from a measured report. stage='n1': the concurrency-1 stage(s) when present (the
+    single-request part), else all stages; stage='all': every stage."""
+    stages = report.stages
+    if stage == "n1":
+        ones = [s for s in stages if (s.concurrency or 1) == 1]
+        stages = ones or stages
+    service: dict[str, list[float]] = {}
+    overhead: dict[str, list[float]] = {}
+    for st in stages:
+        for job in st.jobs:
+            if job.status != COMPLETED:
+                continue
+            s = job.service_s if job.service_s is not None else job.e2e_s
+            if s is None:
+                continue
+            service.setdefault(job.case, []).append(float(s))
+            if job.e2e_s is not None and job.service_s is not None:
+                over = job.e2e_s - job.service_s - (job.queue_s or 0.0)
+                overhead.setdefault(job.case, []).append(max(0.0, float(over)))
+    if not service:
+        raise ValueError(f"report {report.name!r} has no completed job with a service time")
+    prof = ServiceTimeProfile(name=f"report:{report.name}", overhead_samples=overhead,
+                              source=f"measured report {report.name} ({report.extra.get('_path', '')})")
+    if fit == "normal":
+        for case, vals in service.items():
+            mean = sum(vals) / len(vals)
+            std = (sum((v - mean) ** 2 for v in vals) / max(1, len(vals) - 1)) ** 0.5
+            prof.service_normal[case] = (mean, std)
+    else:
+        prof.service_samples = service
+    cs = (report.coldstart or {}).get("stages_s") or {}
+    if cs:
+        prof.provision_s = float(cs.get("instance_start") or cs.get("process_start") or 0.0)
+        prof.load_s = float(cs.get("model_load") or cs.get("load") or 0.0)
+    return prof
+
+
+def load_profile(spec: str, fit: str = "empirical") -> ServiceTimeProfile:
+    """'seed-3090', 'seed-t4' or the path of a measured report."""
+    if spec in ("seed-3090", "seed-t4"):
+        return builtin(spec)
+    if not Path(spec).exists():
+        raise ValueError(f"--profile {spec!r}: not a built-in profile (seed-3090, seed-t4) nor an existing report")
+    report = Report.load(spec)
+    report.extra.setdefault("_path", spec)
+    return from_report(report, fit=fit)
