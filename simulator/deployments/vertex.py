@@ -184,7 +184,7 @@ class VertexEndpoint:
                       for r in self.replicas if r.ready_at is not None)
         return {"replicas_started": len(self.replicas), "mean_replicas": sum(up) / horizon_s if horizon_s else None,
                 "max_replicas": self.max_replicas, "replica_hours": sum(up) / 3600,
-                "utilisation": self.busy_s / ready_s if ready_s else None,
+                "utilisation": self.busy_s / ready_s if ready_s else None, "busy_hours": self.busy_s / 3600,
                 "stockouts": self.stockouts, "preemptions": self.preemptions}
 
 

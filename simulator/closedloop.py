@@ -1,0 +1,58 @@
+"""Closed-loop stages, as a Locust stage runs them: N users that each submit a job, wait for its
+result, and submit the next, for `duration_s` (closed loop) or `jobs_per_user` jobs (burst; 1 job per
+user is the article's "N requests at once")."""
+
+from __future__ import annotations
+
+import random
+
+import simpy
+
+from bench.schema import Stage
+from simulator.ledger import Job, Ledger
+
+
+def user(env: simpy.Environment, deployment, ledger: Ledger, uid: int, pick_case, overhead, overheads: dict,
+         duration_s: float | None, jobs_per_user: int | None):
+    """One user: submit, wait for the result (+ client overhead), repeat."""
+    n = 0
+    while True:
+        if jobs_per_user and n >= jobs_per_user:
+            return
+        if not jobs_per_user and duration_s is not None and env.now >= duration_s:
+            return
+        done = env.event()
+        job = Job(pick_case(), env.now, done, uid)
+        ledger.arrive(job)
+        deployment.submit(job)
+        yield done
+        extra = overhead(job.case)
+        overheads[id(job)] = extra
+        if extra:
+            yield env.timeout(extra)
+        n += 1
+
+
+def run_stage(make_deployment, users: int, case_weights: dict[str, float], overhead, rng: random.Random,
+              duration_s: float | None = None, jobs_per_user: int | None = None, name: str | None = None) -> Stage:
+    """Simulate one stage; `make_deployment(env, ledger, rng)` builds the server under test."""
+    if not duration_s and not jobs_per_user:
+        jobs_per_user = 1
+    env = simpy.Environment()
+    ledger = Ledger()
+    deployment = make_deployment(env, ledger, rng)
+    names = list(case_weights)
+    weights = [case_weights[c] for c in names]
+
+    def pick_case() -> str:
+        return rng.choices(names, weights)[0] if len(names) > 1 else names[0]
+
+    overheads: dict[int, float] = {}
+    for uid in range(users):
+        env.process(user(env, deployment, ledger, uid, pick_case, overhead, overheads, duration_s, jobs_per_user))
+    env.run()  # users stop submitting at the end of the stage; jobs in flight finish (Locust stop timeout)
+    stage = Stage(name=name or f"u={users}", concurrency=users, duration_s=duration_s if not jobs_per_user else None,
+                  jobs_per_user=jobs_per_user)
+    stage.jobs = [j.record(overheads.get(id(j), 0.0)) for j in ledger.jobs]
+    stage.summarize()
+    return stage
