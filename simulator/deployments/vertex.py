@@ -198,11 +198,17 @@ def replica_life(env: simpy.Environment, ep: VertexEndpoint, rep: Replica):
     queue, ledger, sample, timeout_s = ep.queue, ep.ledger, ep.sample, ep.timeout_s
     label = f"{ep.name}-replica{rep.id}"
     while not rep.stop.triggered:
+        if rep.preempt_at <= env.now:              # preempted while idle (or while loading)
+            ep.preemptions += 1
+            break
         get = queue.get()
-        got = yield get | rep.stop
+        wait = get | rep.stop
+        if rep.preempt_at != math.inf:
+            wait = wait | env.timeout(rep.preempt_at - env.now)
+        got = yield wait
         if get not in got:
             get.cancel()
-            break
+            continue
         job = get.value
         now = env.now
         if now - job.submitted >= timeout_s:       # dropped by the endpoint while waiting
