@@ -83,7 +83,7 @@ class Target:
 
 def server_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options the benchmark passes to `ServerProcess` (and records in report.config)."""
-    opts: dict[str, Any] = {"max_batch": args.server_max_batch}
+    opts: dict[str, Any] = {"max_batch": args.server_max_batch, "cache_ttl": args.server_cache_ttl}
     if args.model != "tiny":
         opts["model"] = args.model
     if args.server_workers != 1:
@@ -110,6 +110,9 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="tiny", help="model of the server we start (tiny | path | hub id)")
     parser.add_argument("--server-workers", type=int, default=1, help="model workers of the server we start")
     parser.add_argument("--server-max-batch", type=int, default=1, help="batch size of the server we start")
+    parser.add_argument("--server-cache-ttl", type=float, default=0,
+                        help="result cache of the server we start (default 0 = off: every job runs the model; "
+                             "the test images are identical, so a cache would answer all but the first)")
     parser.add_argument("--client-factory", default="", help=argparse.SUPPRESS)
 
 

@@ -27,7 +27,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def server_url():
     from server.process import ServerProcess
 
-    with ServerProcess() as server:
+    with ServerProcess(max_batch=1, cache_ttl=0) as server:  # every job runs the model
         yield server.url
 
 
