@@ -23,15 +23,14 @@ def inspect_image(data: bytes, max_pixels: int) -> tuple[int, int]:
             im = Image.open(io.BytesIO(data))
         except (UnidentifiedImageError, Image.DecompressionBombError):
             raise APIError(415, "not_an_image", "the uploaded file is not an image Pillow can read") from None
+        except (OSError, SyntaxError, ValueError) as err:  # a known format whose header is cut short
+            raise APIError(422, "corrupt_image", f"the image cannot be decoded (truncated or corrupt): {err}") from None
         width, height = im.size
         if width * height > max_pixels:
             raise APIError(413, "too_many_pixels", f"image is {width}x{height} = {width * height} pixels, "
                            f"above the limit of {max_pixels} (decompression-bomb guard)")
-        old = Image.MAX_IMAGE_PIXELS
         try:
             im.load()
         except (OSError, SyntaxError, ValueError) as err:
             raise APIError(422, "corrupt_image", f"the image cannot be decoded (truncated or corrupt): {err}") from None
-        finally:
-            Image.MAX_IMAGE_PIXELS = old
     return width, height
