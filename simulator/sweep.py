@@ -1,0 +1,194 @@
+"""`python -m simulator sweep`: for each monthly volume, every deployment setting below; the cheapest one
+meeting the p95 SLO (and every request served), the runner-up and why; a cost-vs-volume PNG with the
+local-GPU break-even point; the table as JSON (reports/simulated/sweep.json) for the HTML report.
+
+Settings tried (Vertex: dedicated endpoint, T4 + n1-standard-4, seed-t4 profile unless --profile):
+  local-1gpu, local-2gpu, local-1gpu-batch3 (micro-batches of 3, each extra job +70% of one)
+  vertex-article     9-18h min=1 max=3, night min=0 max=1 (scale-to-zero rules)
+  vertex-zero        min=0 max=3 all day (scale-to-zero preview)
+  vertex-always1     min=1 max=3 all day (what a GA endpoint allows)
+  vertex-big         9-18h min=1 max=8, night min=0 max=2
+  ... each Vertex setting also with spot (-spot)
+  hybrid-article     vertex-article first, local GPU on failure / after 120 s not started
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from simulator.deployments.vertex import VertexConfig, fixed_schedule, hours_schedule
+from simulator.pricing import load_prices
+from simulator.profiles import builtin, load_profile
+from simulator.run import Scenario, run_month
+from simulator.workload import MonthlyWorkload, parse_case_mix
+
+VERTEX_SCHEDULES = {
+    "vertex-article": ((1, 3), (0, 1)),
+    "vertex-zero": ((0, 3), (0, 3)),
+    "vertex-always1": ((1, 3), (1, 3)),
+    "vertex-big": ((1, 8), (0, 2)),
+}
+
+
+def settings() -> list[str]:
+    names = ["local-1gpu", "local-2gpu", "local-1gpu-batch3"]
+    for v in VERTEX_SCHEDULES:
+        names += [v, f"{v}-spot"]
+    return names + ["hybrid-article"]
+
+
+def scenario(name: str, prices: dict, profile: str | None, fit: str) -> Scenario:
+    local_p, vertex_p = builtin("seed-3090"), builtin("seed-t4")
+    if profile:
+        local_p = vertex_p = load_profile(profile, fit)
+    base = dict(name=name, local_profile=local_p, vertex_profile=vertex_p, prices=prices)
+    if name.startswith("local"):
+        gpus = 2 if "2gpu" in name else 1
+        batch = 3 if "batch3" in name else 1
+        return Scenario(kind="local", gpus=gpus, max_batch=batch, batch_marginal=0.7, **base)
+    if name == "hybrid-article":
+        return Scenario(kind="hybrid", vertex=VertexConfig(), **base)
+    key = name.removesuffix("-spot")
+    business, night = VERTEX_SCHEDULES[key]
+    sched = fixed_schedule(*business) if business == night else hours_schedule(business, night)
+    return Scenario(kind="vertex", vertex=VertexConfig(schedule=sched, spot=name.endswith("-spot")), **base)
+
+
+def _one(task: dict) -> dict[str, Any]:
+    prices = task["prices"]
+    sc = scenario(task["setting"], prices, task["profile"], task["fit"])
+    wl = MonthlyWorkload(monthly=task["volume"], case_mix=task["case_mix"], cache_hit_ratio=task["cache_hit_ratio"],
+                         cache_ttl_s=task["cache_ttl"], days=task["days"])
+    r = run_month(sc, wl, seed=task["seed"])
+    return {"volume": task["volume"], "setting": task["setting"], "kind": sc.kind, "served": r["served"],
+            "failed": r["failed"], "rejected": r["rejected"], "in_flight": r["in_flight"], "arrivals": r["arrivals"],
+            "p95_s": r["latency_s"]["p95"], "mean_s": r["latency_s"]["mean"], "monthly_cost": r["monthly_cost"],
+            "cost_per_request": r["cost_per_request"], "replica_hours": r["replica_hours"],
+            "cold_start_share": r["cold_start_share"]}
+
+
+def recommend(rows: list[dict], slo_p95: float) -> list[dict]:
+    out = []
+    for volume in sorted({r["volume"] for r in rows}):
+        cands = [r for r in rows if r["volume"] == volume]
+        ok = sorted((r for r in cands if _meets(r, slo_p95)), key=lambda r: r["monthly_cost"])
+        if not ok:
+            best = min(cands, key=lambda r: (r["p95_s"] or math.inf))
+            out.append({"volume": volume, "recommended": None, "runner_up": None,
+                        "why": f"no setting meets p95 <= {slo_p95:g} s; lowest p95 is {best['setting']} "
+                               f"({best['p95_s']:.0f} s, ${best['monthly_cost']:.2f})"})
+            continue
+        first = ok[0]
+        second = ok[1] if len(ok) > 1 else None
+        why = f"{first['setting']}: ${first['monthly_cost']:.2f}/month, p95 {first['p95_s']:.0f} s"
+        if second:
+            why += (f"; runner-up {second['setting']} costs ${second['monthly_cost'] - first['monthly_cost']:.2f} more "
+                    f"(p95 {second['p95_s']:.0f} s)")
+        failing = [r["setting"] for r in cands if not _meets(r, slo_p95) and r["monthly_cost"] < first["monthly_cost"]]
+        if failing:
+            why += f"; cheaper but missing the SLO or losing requests: {', '.join(failing)}"
+        out.append({"volume": volume, "recommended": first["setting"], "cost": first["monthly_cost"],
+                    "p95_s": first["p95_s"], "runner_up": second and second["setting"],
+                    "runner_up_cost": second and second["monthly_cost"], "why": why})
+    return out
+
+
+def _meets(r: dict, slo: float) -> bool:
+    lost = r["failed"] + r["rejected"]
+    return r["p95_s"] is not None and r["p95_s"] <= slo and lost <= 0.001 * r["arrivals"]
+
+
+def break_even(rows: list[dict], slo: float) -> float | None:
+    """Volume where the cheapest Vertex setting meeting the SLO costs as much as the local GPU."""
+    pts = []
+    for volume in sorted({r["volume"] for r in rows}):
+        vx = [r["monthly_cost"] for r in rows if r["volume"] == volume and r["kind"] == "vertex" and _meets(r, slo)]
+        loc = [r["monthly_cost"] for r in rows if r["volume"] == volume and r["setting"] == "local-1gpu"]
+        if vx and loc:
+            pts.append((volume, min(vx) - loc[0]))
+    for (v1, d1), (v2, d2) in zip(pts, pts[1:], strict=False):
+        if d1 <= 0 <= d2 or d2 <= 0 <= d1:
+            if d1 == d2:
+                return float(v1)
+            f = d1 / (d1 - d2)   # interpolate in log volume
+            return float(math.exp(math.log(v1) + f * (math.log(v2) - math.log(v1))))
+    return None
+
+
+def plot(rows: list[dict], slo: float, be: float | None, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for setting in sorted({r["setting"] for r in rows}):
+        pts = sorted((r["volume"], r["monthly_cost"], _meets(r, slo)) for r in rows if r["setting"] == setting)
+        style = "-" if setting.startswith("local") else ("--" if setting.endswith("spot") else "-.")
+        line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=setting)
+        ax.scatter([p[0] for p in pts if not p[2]], [p[1] for p in pts if not p[2]], marker="x", color=line.get_color())
+    if be:
+        ax.axvline(be, color="k", lw=0.8)
+        ax.annotate(f"break-even ~{be:,.0f}/month", (be, ax.get_ylim()[1] * 0.5), rotation=90, fontsize=8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("requests per month")
+    ax.set_ylabel("monthly cost, $ (simulated)")
+    ax.set_title(f"Simulated monthly cost vs volume (x: misses p95 <= {slo:g} s or loses requests)")
+    ax.legend(fontsize=7, ncol=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def sweep(volumes: list[int], slo: float, prices: dict, case_mix: dict, cache_hit_ratio: float = 0.0,
+          cache_ttl: float = 86400.0, days: float = 30.0, seed: int = 1, profile: str | None = None,
+          fit: str = "empirical", processes: int = 2, only: list[str] | None = None) -> dict[str, Any]:
+    tasks = [{"volume": v, "setting": s, "prices": prices, "profile": profile, "fit": fit, "case_mix": case_mix,
+              "cache_hit_ratio": cache_hit_ratio, "cache_ttl": cache_ttl, "days": days, "seed": seed}
+             for v in volumes for s in (only or settings())]
+    tasks.sort(key=lambda t: -t["volume"])   # big ones first for a balanced pool
+    if processes > 1:
+        with ProcessPoolExecutor(processes) as pool:
+            rows = list(pool.map(_one, tasks))
+    else:
+        rows = [_one(t) for t in tasks]
+    rows.sort(key=lambda r: (r["volume"], r["setting"]))
+    return {"slo_p95_s": slo, "volumes": volumes, "rows": rows, "recommendations": recommend(rows, slo),
+            "break_even_per_month": break_even(rows, slo), "prices": prices, "case_mix": case_mix,
+            "cache_hit_ratio": cache_hit_ratio, "seed": seed, "origin": "simulated"}
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    try:
+        volumes = [int(v) for v in args.volumes.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--volumes: expected comma-separated integers, got {args.volumes!r}") from None
+    if not volumes or any(v <= 0 for v in volumes):
+        raise ValueError("--volumes must be positive integers")
+    if args.slo_p95 <= 0:
+        raise ValueError("--slo-p95 must be > 0 s")
+    if args.profile:
+        load_profile(args.profile, args.fit)     # fail early on a bad path
+    prices = load_prices(args.prices, args.price)
+    print(f"sweep: {len(volumes)} volumes x {len(settings())} settings on {args.processes} processes ...", flush=True)
+    result = sweep(volumes, args.slo_p95, prices, parse_case_mix(args.case_mix), args.cache_hit_ratio, args.cache_ttl,
+                   args.days, args.seed, args.profile, args.fit, args.processes)
+    print(f"{'volume':>8}  {'recommended':<22} {'$/month':>9} {'p95 s':>7}  runner-up / why")
+    for rec in result["recommendations"]:
+        print(f"{rec['volume']:>8,}  {rec['recommended'] or '-':<22} {rec.get('cost') or 0:>9.2f} "
+              f"{rec.get('p95_s') or 0:>7.0f}  {rec['why']}")
+    be = result["break_even_per_month"]
+    print(f"local-GPU break-even: {'~%s requests/month' % f'{be:,.0f}' if be else 'not within the volumes swept'}")
+    out = args.out or Path("reports/simulated/sweep.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot(result["rows"], args.slo_p95, be, args.png)
+    result["png"] = str(args.png)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"table: {out}\nplot: {args.png}")
+    return 0
