@@ -109,6 +109,29 @@ def run_locust(cmd: list[str], log_path: Path) -> int:
             done.set()
 
 
+def warm_up(args: argparse.Namespace, url: str) -> None:
+    """Unrecorded jobs first (one per case by default): the first inference after a server start is
+    several times slower (cold caches), and would otherwise inflate the u=1 stage and so S."""
+    if not args.warmup:
+        return
+    import tempfile
+
+    from bench.cases import parse_cases, test_image
+    from bench.measure import make_client, run_job
+
+    client = make_client(args.target, url, args.client_factory)
+    folder = Path(tempfile.mkdtemp(prefix="loadlab-warmup-"))
+    try:
+        for case in parse_cases(args.cases):
+            for _ in range(args.warmup):
+                rec = run_job(client, case, str(test_image(case, folder / case.name)), served_by=args.target)
+                print(f"  warm-up {case.name}: {rec.status} {fmt_s(rec.e2e_s).strip()} s (not recorded)", flush=True)
+    finally:
+        close = getattr(client, "close", None)
+        if close:
+            close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench concurrency", description=__doc__.split("\n")[0])
     parser.add_argument("--stages", default="1,5,10,20", help="users per stage (article: 1,5,10,20)")
@@ -117,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage-seconds", type=float, default=60.0, help="closed loop: seconds per stage")
     parser.add_argument("--max-stage-seconds", type=float, default=0.0, help="bound on a burst stage (0 = none)")
     parser.add_argument("--cases", default="medium", help="case set or list (article's benchmark 3: medium)")
+    parser.add_argument("--warmup", type=int, default=1, help="unrecorded jobs per case before the stages")
     parser.add_argument("--processes", type=int, default=0, help="Locust worker processes (0 = one process)")
     parser.add_argument("--stop-timeout", type=int, default=600, help="seconds running jobs may take to finish at stop (> N x S)")
     parser.add_argument("--service-s", type=float, default=0.0, help="S for the FIFO ideal when there is no u=1 stage")
@@ -139,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         os.remove(out)
 
     with target_server(args) as target:
+        warm_up(args, target.url)
         cmd = locust_command(args, target.url, out, prefix)
         print(f"target {args.target} at {target.url}; stages {args.stages}, "
               + (f"{args.jobs_per_user} job(s) per user at once" if args.jobs_per_user else f"{args.stage_seconds:g} s closed loop")
