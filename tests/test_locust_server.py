@@ -24,10 +24,17 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
-def server_url():
+def server_url(tmp_path_factory):
+    from bench.cases import LIGHT_CASES, test_image
+    from clients.local import LocalClient
     from server.process import ServerProcess
 
     with ServerProcess(max_batch=1, cache_ttl=0) as server:  # every job runs the model
+        # one warm-up job: the first inference after start is several times slower
+        case = LIGHT_CASES["light"]
+        client = LocalClient(server.url)
+        client.decompose_image(str(test_image(case, tmp_path_factory.mktemp("warm"))), case.layers, case.resolution)
+        client.close()
         yield server.url
 
 
