@@ -184,7 +184,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"{rec['volume']:>8,}  {rec['recommended'] or '-':<22} {rec.get('cost') or 0:>9.2f} "
               f"{rec.get('p95_s') or 0:>7.0f}  {rec['why']}")
     be = result["break_even_per_month"]
-    print(f"local-GPU break-even: {'~%s requests/month' % f'{be:,.0f}' if be else 'not within the volumes swept'}")
+    print("local-GPU break-even: " + (f"~{be:,.0f} requests/month" if be else "not within the volumes swept"))
     out = args.out or Path("reports/simulated/sweep.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     plot(result["rows"], args.slo_p95, be, args.png)

@@ -42,14 +42,14 @@ class MonthlyWorkload:
     days: float = 30.0
 
     def generate(self, rng: np.random.Generator) -> tuple[np.ndarray, list[str], np.ndarray]:
-        """(arrival times in s sorted, case names, cache-hit flags)."""
+        """(arrival times in s sorted, case names, cache-hit flags); `monthly` x days / 30 requests."""
         horizon = self.days * DAY_S
         n_hours = int(np.ceil(horizon / 3600))
         hours = np.arange(n_hours)
         w = np.asarray(self.hour_weights, float)[hours % 24] * np.asarray(self.day_weights, float)[(hours // 24) % 7]
         if w.sum() <= 0:
             raise ValueError("hour/day weights must not all be zero")
-        counts = rng.multinomial(int(self.monthly), w / w.sum())
+        counts = rng.multinomial(int(round(self.monthly * self.days / 30)), w / w.sum())
         times = np.repeat(hours * 3600.0, counts) + rng.random(int(counts.sum())) * 3600.0
         if self.bursts_per_day > 0 and self.burst_size > 0:
             n_bursts = rng.poisson(self.bursts_per_day * self.days)

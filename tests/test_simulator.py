@@ -177,3 +177,25 @@ def test_help_documents_flags():
     assert proc.returncode == 0
     for flag in ("--monthly", "--seed", "--profile", "--spot", "--endpoint", "--idle-scaledown-period"):
         assert flag in proc.stdout
+
+
+def test_sweep_recommends_and_finds_break_even(tmp_path):
+    from simulator.sweep import sweep
+    res = sweep([200, 20_000], slo=300.0, prices=dict(DEFAULT_PRICES), case_mix={"medium": 1.0}, days=3,
+                processes=1, only=["local-1gpu", "vertex-zero-spot", "vertex-always1"])
+    recs = {r["volume"]: r for r in res["recommendations"]}
+    assert recs[200]["recommended"] == "vertex-zero-spot"      # a few requests: pay only when up
+    assert recs[20_000]["recommended"] == "local-1gpu"          # many: the fixed-cost GPU wins
+    assert recs[200]["runner_up"] and "runner-up" in recs[200]["why"]
+    assert 200 < res["break_even_per_month"] < 20_000
+
+
+def test_article_replay_numbers():
+    from simulator.article import replay
+    res = replay(seed=1, replications=5)
+    local = {row["concurrency"]: row for row in res["local"]}
+    assert local[5]["fifo_simulated_mean_s"] == pytest.approx(3 * 28.7, rel=0.05)
+    assert local[10]["processor_sharing_mean_s"] == pytest.approx(287.0)
+    assert local[10]["quoted_over_fifo"] > 1.7
+    assert res["vertex"]["three_warm_replicas_simulated_mean_s"] > 2.5 * res["vertex"]["quoted_mean_s"]
+    assert res["cost"]["replica_second_bill"]["spot"]["monthly"] > 5 * res["cost"]["optimized_formula"]["monthly"]
