@@ -6,6 +6,9 @@ Commands (the first is the default):
   validate  replay the stages of a measured report, error % per stage
   article   the source article's scenario replayed from its own figures
   bench     speed of the simulator against a bare SimPy M/M/1 loop
+
+Every flag of a command, with units and defaults: python -m simulator COMMAND --help
+(e.g. python -m simulator run --help). Prices: simulator/pricing.py.
 """
 
 from __future__ import annotations
@@ -78,10 +81,9 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m simulator", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = top.add_subparsers(dest="command")
-    run = sub.add_parser("run", help="simulate a month (default command)",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    run.add_argument("--monthly", type=int, default=10000, help="requests per month")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run = sub.add_parser("run", help="simulate a month (default command)")
+    run.add_argument("--monthly", type=int, default=10000, help="requests per month (default 10000)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar (shown from 20,000 requests/month)")
     add_workload(run)
     add_deployment(run)
     add_common(run)
@@ -92,7 +94,7 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--png", type=Path, default=Path("reports/simulated/sweep.png"), help="cost-vs-volume plot")
     add_workload(sw)
     add_common(sw)
-    va = sub.add_parser("validate", help="replay a measured report's stages, error % per stage")
+    va = sub.add_parser("validate", help="replay a measured report's stages, error %% per stage")
     va.add_argument("--measured", required=True, help="measured report (bench/schema.py JSON)")
     va.add_argument("--max-error", type=float, default=None, help="exit 1 when any stage's mean/p95/throughput error exceeds PCT %%")
     va.add_argument("--replications", type=int, default=5, help="simulated replications per stage, averaged (default 5)")

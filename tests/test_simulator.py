@@ -199,3 +199,11 @@ def test_article_replay_numbers():
     assert local[10]["quoted_over_fifo"] > 1.7
     assert res["vertex"]["three_warm_replicas_simulated_mean_s"] > 2.5 * res["vertex"]["quoted_mean_s"]
     assert res["cost"]["replica_second_bill"]["spot"]["monthly"] > 5 * res["cost"]["optimized_formula"]["monthly"]
+
+
+@pytest.mark.parametrize("command", ["", "run", "sweep", "validate", "article", "bench"])
+def test_every_help_renders(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"] if command else ["--help"])
+    assert exc.value.code == 0
+    assert "usage" in capsys.readouterr().out
