@@ -73,6 +73,8 @@ class Scheduler:
     def begin_drain(self) -> None:
         """Stop taking jobs; wake every long-poll so open connections let the server exit."""
         self.draining = True
+        with self._cond:
+            self._cond.notify_all()
         if self.loop is not None:
             try:
                 self.loop.call_soon_threadsafe(self._set_all_drain)
@@ -174,9 +176,10 @@ class Scheduler:
     def _take_batch(self) -> list[str] | None:
         """Head of the queue plus later jobs with the same (layers, resolution), up to max_batch."""
         with self._cond:
-            while not self._queue and not self._stopping:
+            # Once draining, no new batch starts: queued jobs stay queued in the store for the next start.
+            while not self._queue and not self._stopping and not self.draining:
                 self._cond.wait()
-            if self._stopping:
+            if self._stopping or self.draining:
                 return None
             head = self._queue.popleft()
             batch = [head]
