@@ -103,7 +103,8 @@ def article_lines(monthly: int, results: list[dict], prices: dict) -> str:
     for r in results:
         if r["kind"] != "local":
             out.append(f"  simulated {r['deployment']}: {r['replica_hours']:.1f} replica-hours billed for "
-                       f"${r['monthly_cost']:.2f} ({r['monthly_cost'] / naive['monthly']:.1f}x the naive figure)"
+                       f"${r['monthly_cost']:.2f} ({r['monthly_cost'] / naive['monthly']:.1f}x the naive ${naive['monthly']:.2f}, "
+                       f"{r['monthly_cost'] / opt['monthly']:.1f}x the 'optimized' ${opt['monthly']:.2f})"
                        if naive["monthly"] else "")
     return "\n".join(out)
 

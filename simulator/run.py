@@ -140,7 +140,8 @@ def collect(scenario: Scenario, deployment, ledger: Ledger, horizon: float, mont
         "cache_hits": ledger.cache_hits,
         "latency_s": lat,
         "cold_start_share": (sum(j.cold_start for j in done) / len(done)) if done else None,
-        **{k: stats.get(k) for k in ("mean_replicas", "max_replicas", "replica_hours", "utilisation")},
+        **{k: stats.get(k) for k in ("mean_replicas", "max_replicas", "utilisation")},
+        "replica_hours": stats["replica_hours"] * month_scale,   # per 30 days, like the cost
         "deployment_stats": stats,
         "monthly_cost": monthly_cost,
         "cost_per_request": monthly_cost / ledger.served if ledger.served else None,
