@@ -242,7 +242,14 @@ class VertexAIClient:
             import requests
 
             retryable += (requests.exceptions.Timeout,)
-        return gretry.Retry(predicate=gretry.if_exception_type(*retryable), initial=self.initial_backoff_s,
+        def predicate(err: Exception) -> bool:
+            # gRPC reports a refused connection as UNAVAILABLE (503); REST raises ConnectionError, which is
+            # not retried. Treat both alike: a dead target fails fast (the fallback client moves on).
+            if isinstance(err, gexc.ServiceUnavailable) and "failed to connect" in str(err.message):
+                return False
+            return isinstance(err, retryable)
+
+        return gretry.Retry(predicate=predicate, initial=self.initial_backoff_s,
                             maximum=self.max_backoff_s, multiplier=self.backoff_multiplier,
                             timeout=self.deadline_s, on_error=counter.append)
 
@@ -279,6 +286,9 @@ class VertexAIClient:
             return RejectedError(f"{where}: 429 Too Many Requests{retried}: {cause.message}", status=429)
         if isinstance(cause, gexc.DeadlineExceeded):
             return TargetTimeoutError(f"{where}: deadline exceeded{retried}: {cause.message}", status=504)
+        if isinstance(cause, gexc.InternalServerError):
+            # 500 from predict: the serving container raised (our server: the job failed in the pipeline)
+            return JobFailedError(f"{where}: HTTP 500{retried}: {cause.message}", status=500)
         if isinstance(cause, gexc.ServiceUnavailable | gexc.ServerError):
             return TargetUnavailableError(f"{where}: HTTP {cause.code}{retried}: {cause.message}",
                                           status=getattr(cause, "code", 503))

@@ -344,3 +344,12 @@ def test_factory_targets():
     assert vertex.endpoint_name == "projects/loadlab/locations/us-central1/endpoints/local"
     with pytest.raises(ValueError):
         make_client("nope", "")
+
+
+def test_vertex_grpc_transport_dead_target_fails_fast(image):
+    client = VertexAIClient(api_endpoint=_dead_url(), transport="grpc", timeout_s=1)
+    assert type(client.prediction_client().transport).__name__ == "PredictionServiceGrpcTransport"
+    t0 = time.perf_counter()
+    with pytest.raises(TargetUnavailableError):
+        client.decompose_image(image, 2, 640)
+    assert time.perf_counter() - t0 < 20, "a refused connection is not retried until the deadline"

@@ -11,7 +11,7 @@ import pytest
 import requests
 from PIL import Image
 
-from clients.base import RejectedError, TargetTimeoutError
+from clients.base import JobFailedError, RejectedError, TargetTimeoutError
 from clients.fallback import FallbackClient
 from clients.local import LocalClient
 from clients.vertex import PayloadTooLargeError, VertexAIClient
@@ -31,9 +31,9 @@ def server_url():
         yield server.url
 
 
-def inject(url: str, statuses=(), delay_s: float = 0.0) -> None:
-    response = requests.post(f"{url}/_test/faults", json={"statuses": list(statuses), "delay_s": delay_s},
-                             timeout=10)
+def inject(url: str, statuses=(), delay_s: float = 0.0, fail_jobs: int = 0) -> None:
+    response = requests.post(f"{url}/_test/faults", timeout=10,
+                             json={"statuses": list(statuses), "delay_s": delay_s, "fail_jobs": fail_jobs})
     assert response.status_code < 300, response.text
 
 
@@ -169,3 +169,13 @@ def test_local_429_retry_after_with_real_queue(server_url, images):
     assert len(results) == 3, errors
     assert sum(r.retries for r in results) >= 1
     assert len(errors) == 1 and isinstance(errors[0], RejectedError) and errors[0].status == 429
+
+
+@pytest.mark.parametrize("target", ["local", "vertex"])
+def test_failed_job_raises_job_failed(server_url, images, target):
+    inject(server_url, fail_jobs=1)
+    path = _image(images, (1, 2, 3) if target == "local" else (3, 2, 1), px=64)  # not cached
+    client = LocalClient(server_url) if target == "local" else vertex(server_url)
+    with pytest.raises(JobFailedError) as info:
+        client.decompose_image(path, 2, 640)
+    assert "fail" in str(info.value)
