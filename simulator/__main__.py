@@ -97,6 +97,8 @@ def parser() -> argparse.ArgumentParser:
     va = sub.add_parser("validate", help="replay a measured report's stages, error %% per stage")
     va.add_argument("--measured", required=True, help="measured report (bench/schema.py JSON)")
     va.add_argument("--max-error", type=float, default=None, help="exit 1 when any stage's mean/p95/throughput error exceeds PCT %%")
+    va.add_argument("--service-from", choices=("n1", "all"), default="n1",
+                    help="service times from the N=1 stage (default; all stages when there is none) or from all stages")
     va.add_argument("--replications", type=int, default=5, help="simulated replications per stage, averaged (default 5)")
     add_common(va)
     ar = sub.add_parser("article", help="the article's scenario replayed from its own figures")

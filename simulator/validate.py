@@ -105,7 +105,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         from simulator.profiles import load_profile
         profile = load_profile(args.profile, args.fit)
     else:
-        profile = from_report(measured, fit=args.fit)
+        profile = from_report(measured, fit=args.fit, stage=args.service_from)
     result = validate(measured, profile, seed=args.seed, replications=args.replications)
     widths = [max(len(str(r[i])) for r in [HEADERS, *result["rows"]]) for i in range(len(HEADERS))]
     for row in [HEADERS, *result["rows"]]:
