@@ -17,14 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 from simulator.deployments.vertex import VertexConfig, fixed_schedule, hours_schedule
 from simulator.pricing import load_prices
 from simulator.profiles import builtin, load_profile
-from simulator.run import Scenario, run_month
+from simulator.run import Scenario, progress_bar, run_month
 from simulator.workload import MonthlyWorkload, parse_case_mix
 
 VERTEX_SCHEDULES = {
@@ -148,16 +148,25 @@ def plot(rows: list[dict], slo: float, be: float | None, path: Path) -> None:
 
 def sweep(volumes: list[int], slo: float, prices: dict, case_mix: dict, cache_hit_ratio: float = 0.0,
           cache_ttl: float = 86400.0, days: float = 30.0, seed: int = 1, profile: str | None = None,
-          fit: str = "empirical", processes: int = 2, only: list[str] | None = None) -> dict[str, Any]:
+          fit: str = "empirical", processes: int = 2, only: list[str] | None = None,
+          progress=None) -> dict[str, Any]:
     tasks = [{"volume": v, "setting": s, "prices": prices, "profile": profile, "fit": fit, "case_mix": case_mix,
               "cache_hit_ratio": cache_hit_ratio, "cache_ttl": cache_ttl, "days": days, "seed": seed}
              for v in volumes for s in (only or settings())]
     tasks.sort(key=lambda t: -t["volume"])   # big ones first for a balanced pool
+    rows = []
     if processes > 1:
         with ProcessPoolExecutor(processes) as pool:
-            rows = list(pool.map(_one, tasks))
+            futures = [pool.submit(_one, t) for t in tasks]
+            for fut in as_completed(futures):
+                rows.append(fut.result())
+                if progress:
+                    progress(len(rows), len(tasks))
     else:
-        rows = [_one(t) for t in tasks]
+        for t in tasks:
+            rows.append(_one(t))
+            if progress:
+                progress(len(rows), len(tasks))
     rows.sort(key=lambda r: (r["volume"], r["setting"]))
     return {"slo_p95_s": slo, "volumes": volumes, "rows": rows, "recommendations": recommend(rows, slo),
             "break_even_per_month": break_even(rows, slo), "prices": prices, "case_mix": case_mix,
@@ -178,7 +187,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     prices = load_prices(args.prices, args.price)
     print(f"sweep: {len(volumes)} volumes x {len(settings())} settings on {args.processes} processes ...", flush=True)
     result = sweep(volumes, args.slo_p95, prices, parse_case_mix(args.case_mix), args.cache_hit_ratio, args.cache_ttl,
-                   args.days, args.seed, args.profile, args.fit, args.processes)
+                   args.days, args.seed, args.profile, args.fit, args.processes,
+                   progress=progress_bar("sweep runs"))
     print(f"{'volume':>8}  {'recommended':<22} {'$/month':>9} {'p95 s':>7}  runner-up / why")
     for rec in result["recommendations"]:
         print(f"{rec['volume']:>8,}  {rec['recommended'] or '-':<22} {rec.get('cost') or 0:>9.2f} "
