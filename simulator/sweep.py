@@ -127,14 +127,17 @@ def plot(rows: list[dict], slo: float, be: float | None, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for setting in sorted({r["setting"] for r in rows}):
+    colours = plt.get_cmap("tab20").colors
+    for i, setting in enumerate(sorted({r["setting"] for r in rows})):
         pts = sorted((r["volume"], r["monthly_cost"], _meets(r, slo)) for r in rows if r["setting"] == setting)
         style = "-" if setting.startswith("local") else ("--" if setting.endswith("spot") else "-.")
-        line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=setting)
+        line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=setting, color=colours[i % 20],
+                        lw=2.5 if setting == "local-1gpu" else 1.5)
         ax.scatter([p[0] for p in pts if not p[2]], [p[1] for p in pts if not p[2]], marker="x", color=line.get_color())
     if be:
         ax.axvline(be, color="k", lw=0.8)
-        ax.annotate(f"break-even ~{be:,.0f}/month", (be, ax.get_ylim()[1] * 0.5), rotation=90, fontsize=8)
+        ax.text(be, 0.55, f" local-GPU break-even ~{be:,.0f}/month", rotation=90, fontsize=8,
+                transform=ax.get_xaxis_transform())
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("requests per month")
