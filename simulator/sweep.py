@@ -136,7 +136,7 @@ def plot(rows: list[dict], slo: float, be: float | None, path: Path) -> None:
         ax.scatter([p[0] for p in pts if not p[2]], [p[1] for p in pts if not p[2]], marker="x", color=line.get_color())
     if be:
         ax.axvline(be, color="k", lw=0.8)
-        ax.text(be, 0.55, f" local-GPU break-even ~{be:,.0f}/month", rotation=90, fontsize=8,
+        ax.text(be, 0.03, f" local-GPU break-even ~{be:,.0f}/month", rotation=90, fontsize=8, va="bottom",
                 transform=ax.get_xaxis_transform())
     ax.set_xscale("log")
     ax.set_yscale("log")
