@@ -37,8 +37,26 @@ def _server(url: str, server_args: list[str]) -> Iterator[str]:
         yield proc.url
 
 
-def measure(url: str, cases, runs: int, image_dir: str) -> list[dict]:
+def _image(case, image_dir: str, content: str) -> str:
+    """White (the article's test image; PNG compresses it to almost nothing) or noise (incompressible:
+    the request size a photo-like poster would have; 2048 px noise is over the 1.5 MB shared limit)."""
     from bench.cases import test_image
+
+    if content == "white":
+        return str(test_image(case, image_dir))
+    import os
+    from pathlib import Path
+
+    from PIL import Image
+
+    path = Path(image_dir) / f"noise_{case.image_px}.png"
+    if not path.exists():
+        px = case.image_px
+        Image.frombytes("RGB", (px, px), os.urandom(px * px * 3)).save(path, compress_level=1)
+    return str(path)
+
+
+def measure(url: str, cases, runs: int, image_dir: str, content: str = "white") -> list[dict]:
     from clients.local import LocalClient
     from clients.vertex import VertexAIClient
 
@@ -46,11 +64,11 @@ def measure(url: str, cases, runs: int, image_dir: str) -> list[dict]:
     local, vertex = LocalClient(url), VertexAIClient(api_endpoint=url)
     try:
         for case in cases:
-            path = str(test_image(case, image_dir))
+            path = _image(case, image_dir, content)
             row: dict = {"case": case.name, "image_px": case.image_px, "layers": case.layers,
                          "resolution": case.resolution}
             for label, client in (("local", local), ("vertex", vertex)):
-                client.decompose_image(path, case.layers, case.resolution)  # warm-up (and cache fill)
+                first = client.decompose_image(path, case.layers, case.resolution)  # warm-up, fills the cache
                 overheads, totals, servers, cached = [], [], [], 0
                 for _ in range(runs):
                     result = client.decompose_image(path, case.layers, case.resolution)
@@ -61,7 +79,8 @@ def measure(url: str, cases, runs: int, image_dir: str) -> list[dict]:
                 row[label] = {"overhead_s": statistics.mean(overheads),
                               "overhead_sd": statistics.stdev(overheads) if runs > 1 else 0.0,
                               "total_s": statistics.mean(totals), "server_s": statistics.mean(servers),
-                              "cached": cached}
+                              "cached": cached, "first_overhead_s": _overhead(first),
+                              "first_cached": bool(first.cached)}
             row["request_bytes"] = vertex.last_request_info.get("request_bytes")
             rows.append(row)
             print(_format_row(row), file=sys.stderr, flush=True)
@@ -77,13 +96,14 @@ def _format_row(r: dict) -> str:
             f"{lo['overhead_s'] * 1000:7.1f} ± {lo['overhead_sd'] * 1000:5.1f} | "
             f"{ve['overhead_s'] * 1000:7.1f} ± {ve['overhead_sd'] * 1000:5.1f} | "
             f"{(ve['overhead_s'] - lo['overhead_s']) * 1000:+8.1f} | {lo['server_s']:6.2f} / {ve['server_s']:6.2f} | "
-            f"{(r['request_bytes'] or 0) / 1000:8.1f} | {lo['cached']}/{ve['cached']} |")
+            f"{(r['request_bytes'] or 0) / 1000:8.1f} | {lo['cached']}/{ve['cached']} | "
+            f"{lo['first_overhead_s'] * 1000:7.1f} / {ve['first_overhead_s'] * 1000:7.1f} |")
 
 
 HEADER = ("| case   | upload / layers / res  | local overhead ms | vertex overhead ms | vertex−local ms "
-          "| server s (L/V)  | req kB   | cached L/V |\n"
+          "| server s (L/V)  | req kB   | cached L/V | 1st call overhead ms L/V |\n"
           "|--------|------------------------|-------------------|--------------------|-----------------"
-          "|-----------------|----------|------------|")
+          "|-----------------|----------|------------|--------------------------|")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default="", help="a running server (default: start the tiny-model server)")
     parser.add_argument("--cases", default="small,medium,large", help="bench/cases.py set or list")
     parser.add_argument("--runs", type=int, default=3, help="measured calls per client and case")
+    parser.add_argument("--content", choices=["white", "noise"], default="white",
+                        help="test image content: white (article) or noise (realistic request sizes)")
     parser.add_argument("--server-arg", action="append", default=[],
                         help="extra argument for `python -m server` when started here (repeatable)")
     args = parser.parse_args(argv)
@@ -100,11 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="overhead-") as image_dir, _server(args.url, args.server_arg) as url:
         print(HEADER, file=sys.stderr)
-        rows = measure(url, cases, args.runs, image_dir)
+        rows = measure(url, cases, args.runs, image_dir, args.content)
     print(HEADER)
     for row in rows:
         print(_format_row(row))
-    print(f"\n{args.runs} runs per client and case after one warm-up; overhead = client total − server "
+    print(f"\n{args.content} images; {args.runs} runs per client and case after one warm-up; overhead = client total − server "
           f"queue_s − inference_s; {time.perf_counter() - t0:.0f} s wall")
     return 0
 

@@ -353,3 +353,15 @@ def test_vertex_grpc_transport_dead_target_fails_fast(image):
     with pytest.raises(TargetUnavailableError):
         client.decompose_image(image, 2, 640)
     assert time.perf_counter() - t0 < 20, "a refused connection is not retried until the deadline"
+
+
+def test_overhead_table_against_stub(stub, tmp_path):
+    from bench.cases import ALL_CASES
+    from clients.overhead import _format_row, measure
+
+    rows = measure(stub.url, [ALL_CASES["light"]], runs=2, image_dir=str(tmp_path), content="noise")
+    row = rows[0]
+    # the stand-in reports queue 0.25 + inference 1.5 s (job API) and 0.3 s (Vertex) that never elapse
+    assert row["local"]["server_s"] == pytest.approx(1.75) and row["vertex"]["server_s"] == pytest.approx(0.3)
+    assert row["request_bytes"] > 256 * 256 * 3 * 4 / 3  # noise: incompressible
+    assert _format_row(row).startswith("| light")
