@@ -99,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"server overhead at N=1 (e2e − inference_s): mean {ms(statistics.mean(overhead))}, "
               f"max {ms(max(overhead))}; goal ≤ 15 ms + 2 % of S = {ms(0.015 + 0.02 * service_s)}")
 
+        # Two ideals: from S measured above, and from this burst's own service time (makespan / N). On a
+        # shared CPU the second is the fair one: it does not mistake other load for queueing.
         print(f"\n{'N':>3} {'ok':>6} {'mean s':>8} {'p95 s':>8} {'ideal s':>8} {'mean/ideal':>10} "
-              f"{'detect mean':>12} {'detect max':>11} {'makespan s':>10}")
+              f"{'mean/ideal(burst S)':>19} {'detect mean':>12} {'detect max':>11} {'makespan s':>10}")
         detects: list[float] = []
         batch1_throughput = None
         for n in levels:
@@ -110,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
             ideal = fifo_ideal_mean(n, service_s)
             d = [r["detect_s"] for r in ok]
             detects += d
+            burst_ideal = fifo_ideal_mean(n, makespan / n)
             print(f"{n:>3} {len(ok):>3}/{n:<2} {stats['mean']:>8.2f} {stats['p95']:>8.2f} {ideal:>8.2f} "
-                  f"{stats['mean'] / ideal:>10.3f} {ms(statistics.mean(d)):>12} {ms(max(d)):>11} {makespan:>10.2f}")
+                  f"{stats['mean'] / ideal:>10.3f} {stats['mean'] / burst_ideal:>19.3f} "
+                  f"{ms(statistics.mean(d)):>12} {ms(max(d)):>11} {makespan:>10.2f}")
         print(f"completion-detection delay over all jobs: mean {ms(statistics.mean(detects))}, "
               f"p95 {ms(summarize(detects)['p95'])}, max {ms(max(detects))} (goal ≤ 10 ms)")
         records, makespan = burst(url, file_id, args.batch_jobs, args.layers, args.resolution)
