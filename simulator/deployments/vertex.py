@@ -82,7 +82,8 @@ def hours_schedule(business: tuple[int, int], night: tuple[int, int], start: int
 
 
 class Replica:
-    __slots__ = ("id", "state", "started_at", "ready_at", "stopped_at", "busy", "stop", "preempt_at", "spot")
+    __slots__ = ("id", "state", "started_at", "ready_at", "stopped_at", "busy", "stop", "preempt_at", "spot",
+                 "proc", "waiting")
 
     def __init__(self, rid: int, now: float, stop_event, preempt_at: float, spot: bool):
         self.id, self.state, self.started_at = rid, "provisioning", now
@@ -91,6 +92,8 @@ class Replica:
         self.stop = stop_event
         self.preempt_at = preempt_at
         self.spot = spot
+        self.proc = None
+        self.waiting = False      # idle, waiting for a job: the only state a stop or preemption interrupts
 
 
 class VertexEndpoint:
@@ -157,12 +160,16 @@ class VertexEndpoint:
         self.replicas.append(rep)
         self.active.append(rep)
         self.max_replicas = max(self.max_replicas, len(self.active))
-        self.env.process(replica_life(self.env, self, rep))
+        rep.proc = self.env.process(replica_life(self.env, self, rep))
+        if preempt_at != math.inf:
+            self.env.process(preemptor(self.env, rep))
         return rep
 
     def stop_replica(self, rep: Replica) -> None:
         if not rep.stop.triggered:
             rep.stop.succeed()
+            if rep.waiting:
+                rep.proc.interrupt("stop")
 
     # -- outputs --------------------------------------------------------------------------------
     def uptimes(self, horizon_s: float) -> list[float]:
@@ -202,14 +209,17 @@ def replica_life(env: simpy.Environment, ep: VertexEndpoint, rep: Replica):
             ep.preemptions += 1
             break
         get = queue.get()
-        wait = get | rep.stop
-        if rep.preempt_at != math.inf:
-            wait = wait | env.timeout(rep.preempt_at - env.now)
-        got = yield wait
-        if get not in got:
+        rep.waiting = True
+        try:
+            job = yield get
+        except simpy.Interrupt:
             get.cancel()
+            if get.triggered:                       # a job was handed over in the same instant: give it back
+                queue.items.insert(0, get.value)
+                queue._trigger_get(None)
             continue
-        job = get.value
+        finally:
+            rep.waiting = False
         now = env.now
         if now - job.submitted >= timeout_s:       # dropped by the endpoint while waiting
             ep._fail(job, f"timeout {timeout_s:g} s ({ep.config.endpoint} endpoint)")
@@ -246,6 +256,13 @@ def replica_life(env: simpy.Environment, ep: VertexEndpoint, rep: Replica):
     rep.state, rep.stopped_at = "stopped", env.now
     ep.ready -= 1
     ep.active.remove(rep)
+
+
+def preemptor(env: simpy.Environment, rep: Replica):
+    """A spot preemption of an idle replica (a busy one checks its own preempt_at)."""
+    yield env.timeout(rep.preempt_at - env.now)
+    if rep.waiting:
+        rep.proc.interrupt("preempt")
 
 
 def autoscaler(env: simpy.Environment, ep: VertexEndpoint):
