@@ -215,8 +215,93 @@ def section_validation(validations: list[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
-def section_extra(title: str, body: str) -> str:
-    return f"<h2>{html.escape(title)}</h2>{body}"
+def section_article(replay: dict[str, Any] | None) -> str:
+    """The article's scenario replayed from its own figures (simulator/article.py)."""
+    if not replay:
+        return "<h2>The article replayed</h2><p>No replay found (python -m simulator article).</p>"
+    rows = []
+    for r in replay.get("local", []):
+        quoted = (f"{r['quoted_succeeded']}/{r['concurrency']}, " + (_fmt(r["quoted_mean_s"], " s", 1)
+                  if r["quoted_mean_s"] else html.escape(r.get("quoted_note") or "")))
+        bounded = r.get("bounded_queue_16") or {}
+        rows.append([r["concurrency"], f"{quoted} {_badge(QUOTED)}",
+                     f"{_fmt(r['fifo_simulated_mean_s'], ' s', 1)} {_badge(SIMULATED)}",
+                     _fmt(r["fifo_closed_form_mean_s"], " s", 1),
+                     f"{_fmt(r['processor_sharing_mean_s'], ' s', 1)}",
+                     f"{bounded.get('served')} served / {bounded.get('rejected')} rejected (429)"])
+    parts = ["<h2>The article replayed from its own figures</h2>",
+             "<p>Local rows: the article's means match a server where all jobs share the GPU at once "
+             "(processor sharing, N×S), not a FIFO queue ((N+1)/2×S), and sharing is what ran it out of "
+             "memory at 20.</p>",
+             _table(["N at once", "article local", "FIFO server (sim)", "FIFO closed form",
+                     "processor sharing N·S", "bounded queue 16"], rows)]
+    v = replay.get("vertex") or {}
+    if v:
+        parts.append(_table(["", "value"], [
+            ["article: 20 at once, mean", f"{_fmt(v.get('quoted_mean_s'), ' s', 1)} {_badge(QUOTED)}"],
+            ["rounds of 34.2 s needed on 3 replicas", v.get("rounds_needed")],
+            ["3 warm replicas, mean", f"{_fmt(v.get('three_warm_replicas_simulated_mean_s'), ' s', 1)} "
+                                      f"{_badge(SIMULATED)}"],
+            ["1 warm, autoscaling to 3, mean", f"{_fmt(v.get('one_warm_autoscaled_to_3_simulated_mean_s'), ' s', 1)} "
+                                               f"{_badge(SIMULATED)}"],
+            ["note", html.escape(v.get("note", ""))]]))
+    c = replay.get("cost") or {}
+    if c:
+        bill = c.get("replica_second_bill", {})
+        parts.append(_table(["10,000 requests/month", "$/month", "how"], [
+            ["article naive", f"{_fmt(c.get('quoted_naive'))} {_badge(QUOTED)}", "10,000 × 30 s busy GPU time × $0.45/h"],
+            ["article 'optimized'", f"{_fmt(c.get('quoted_optimized'))} {_badge(QUOTED)}",
+             "20% cache, spot 70% off, busy time only"],
+            ["replica-second bill, on demand", f"{_fmt(bill.get('on_demand', {}).get('monthly'))} {_badge(SIMULATED)}",
+             f"{_fmt(bill.get('on_demand', {}).get('replica_hours'), ' replica-h', 0)} billed, machine + T4"],
+            ["replica-second bill, spot", f"{_fmt(bill.get('spot', {}).get('monthly'))} {_badge(SIMULATED)}",
+             "the article's own settings, every replica billed while up"]]))
+    return "".join(parts)
+
+
+def section_monthly(monthly: list[Report]) -> str:
+    rows = []
+    for report in monthly:
+        for r in report.extra.get("results", []):
+            lat = r.get("latency_s", {})
+            rows.append([f"{r.get('arrivals'):,}", r.get("deployment"), r.get("served"), r.get("failed"),
+                         r.get("rejected"), _fmt(lat.get("mean"), " s", 1), _fmt(lat.get("p95"), " s", 1),
+                         _fmt(100 * (r.get("cold_start_share") or 0), " %", 1), _fmt(r.get("replica_hours"), "", 0),
+                         f"${_fmt(r.get('monthly_cost'))}", f"${_fmt(r.get('cost_per_request'), '', 4)}"])
+    if not rows:
+        return ""
+    return ("<h2>A simulated month " + _badge(SIMULATED) + "</h2><p>Service times from the article's "
+            "profiles (seed-3090 local, seed-t4 Vertex); prices in simulator/pricing.py.</p>"
+            + _table(["requests", "deployment", "served", "failed", "rejected", "mean", "p95", "cold starts",
+                      "replica-h", "$/month", "$/request"], rows))
+
+
+def section_sweep(sweep: dict[str, Any] | None, folder: Path) -> str:
+    if not sweep:
+        return "<h2>Cost vs volume</h2><p>No sweep found (python -m simulator sweep).</p>"
+    parts = [f"<h2>Cost vs monthly volume and the recommendation {_badge(SIMULATED)}</h2>"]
+    png = Path(sweep.get("png") or folder / "sweep.png")
+    if png.exists():
+        parts.append(f'<img alt="cost vs volume" src="data:image/png;base64,'
+                     f'{base64.b64encode(png.read_bytes()).decode()}">')
+    be = sweep.get("break_even_per_month")
+    parts.append(f"<p>p95 SLO {sweep.get('slo_p95_s')} s. Local-GPU break-even: "
+                 + (f"about {be:,.0f} requests/month." if be else "not within the volumes swept.") + "</p>")
+    rows = [[f"{r['volume']:,}", r.get("recommended") or "none meets the SLO",
+             f"${_fmt(r.get('cost'))}" if r.get("cost") is not None else "–", _fmt(r.get("p95_s"), " s", 0),
+             r.get("runner_up") or "–", html.escape(r.get("why", ""))] for r in sweep.get("recommendations", [])]
+    parts.append(_table(["volume/month", "recommended", "$/month", "p95", "runner-up", "why"], rows))
+    parts.append("<p>The article recommended Vertex for everything under 50,000/month: "
+                 f"{_badge(QUOTED)} &lt;100 min=0; 100–5,000 min=0 (1 at peak); 5,000–50,000 min=1–2; "
+                 "&gt;50,000 consider a local GPU.</p>")
+    return "".join(parts)
+
+
+def _json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
 
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222}
@@ -252,6 +337,9 @@ def build(reports_dir: Path, extra_sections: list[str] | None = None) -> Path:
         section_coldstart(by_role.get("coldstart", [])),
         section_concurrency(by_role.get("concurrency", []), sim_conc),
         section_validation([v for v in validations if "headers" in v]),
+        section_article(_json(reports_dir / "simulated" / "article.json")),
+        section_monthly([r for r in simulated if r.extra.get("results")]),
+        section_sweep(_json(reports_dir / "simulated" / "sweep.json"), reports_dir / "simulated"),
         *(extra_sections or []),
     ]
     out = reports_dir / "index.html"
