@@ -61,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     steps.run("tiny model: build offline, decompose one image", "-m", "server.model", "decompose", str(image),
               "--layers", "3", "--resolution", "640", "--out", str(reports / "layers"))
 
-    print("\n==> starting the job server (tiny model) for the measured runs", flush=True)
-    with ServerProcess(data_dir=reports / "server-data") as server:
+    # The content cache is off for measuring: every job of a benchmark uploads the same white image,
+    # and cache hits would measure the cache, not the model.
+    print("\n==> starting the job server (tiny model, content cache off) for the measured runs", flush=True)
+    with ServerProcess(data_dir=reports / "server-data", cache_ttl=0) as server:
         print(f"    ready at {server.url}", flush=True)
         for target in ("local", "vertex"):
             steps.run(f"benchmark 1, single request, {target} target", "-m", "bench", "single", "--url", server.url,
