@@ -79,6 +79,12 @@ class Stage:
         throughput (completed jobs per second of the stage's wall time)."""
         done = [j for j in self.jobs if j.status == COMPLETED and j.e2e_s is not None]
         summary: dict[str, Any] = summarize(j.e2e_s for j in done)
+        # A stage held for a duration: throughput counts only jobs that finished inside it, or the
+        # jobs a closed loop lets run on past the end would inflate it.
+        in_window = done
+        if self.duration_s and self.jobs:
+            end = min(j.submitted for j in self.jobs) + self.duration_s
+            in_window = [j for j in done if j.finished is not None and j.finished <= end]
         summary["jobs"] = len(self.jobs)
         summary["completed"] = len(done)
         summary["failed"] = sum(j.status == FAILED for j in self.jobs)
@@ -87,7 +93,7 @@ class Stage:
         summary["queue_s"] = summarize(j.queue_s for j in done if j.queue_s is not None)
         summary["service_s"] = summarize(j.service_s for j in done if j.service_s is not None)
         summary["wall_s"] = self.wall_s()
-        summary["throughput_per_s"] = (len(done) / summary["wall_s"]) if summary["wall_s"] else None
+        summary["throughput_per_s"] = (len(in_window) / summary["wall_s"]) if summary["wall_s"] else None
         self.summary = summary
         return summary
 
