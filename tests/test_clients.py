@@ -136,13 +136,10 @@ def image(tmp_path):
 
 
 def _dead_url():
-    import socket
+    """A loopback port nothing listens on."""
+    from server.process import free_port
 
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there now
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 # --- LocalClient ---------------------------------------------------------------------------------------

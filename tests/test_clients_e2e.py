@@ -116,11 +116,10 @@ def test_vertex_oversize_policy(server_url, noisy_2048):
 
 
 def _dead_url() -> str:
-    import socket
+    """A loopback port nothing listens on."""
+    from server.process import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def test_fallback_serves_local_when_vertex_down_and_breaker_opens(server_url, images):

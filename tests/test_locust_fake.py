@@ -4,12 +4,12 @@ subprocesses only (see conftest.py)."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from bench.schema import Report
+from server.process import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = str(ROOT / "locustfiles" / "decompose.py")
@@ -20,12 +20,6 @@ def locust(args, tmp_path, service_s=0.2, timeout=120):
     env = {**os.environ, "LOADLAB_FAKE_SERVICE_S": str(service_s)}
     cmd = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, *args]
     return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def entries(json_file):

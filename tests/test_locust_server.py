@@ -4,7 +4,6 @@ Locust runs in subprocesses only (see conftest.py)."""
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.schema import Report
+from server.process import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -36,12 +36,6 @@ def server_url(tmp_path_factory):
         client.decompose_image(str(test_image(case, tmp_path_factory.mktemp("warm"))), case.layers, case.resolution)
         client.close()
         yield server.url
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def job_entries(json_file):
