@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+
+from bench.stats import summarize
 
 
 def _overhead(result) -> float:
@@ -76,9 +77,9 @@ def measure(url: str, cases, runs: int, image_dir: str, content: str = "white") 
                     totals.append(result.timings["total_s"])
                     servers.append(result.timings["total_s"] - overheads[-1])
                     cached += bool(result.cached)
-                row[label] = {"overhead_s": statistics.mean(overheads),
-                              "overhead_sd": statistics.stdev(overheads) if runs > 1 else 0.0,
-                              "total_s": statistics.mean(totals), "server_s": statistics.mean(servers),
+                spread = summarize(overheads)
+                row[label] = {"overhead_s": spread["mean"], "overhead_sd": spread["std"],
+                              "total_s": summarize(totals)["mean"], "server_s": summarize(servers)["mean"],
                               "cached": cached, "first_overhead_s": _overhead(first),
                               "first_cached": bool(first.cached)}
             row["request_bytes"] = vertex.last_request_info.get("request_bytes")
