@@ -76,11 +76,6 @@ def _role(report: Report) -> str:
 
 
 def section_single(measured: list[Report]) -> str:
-    rows = []
-    for name, (local_mean, local_std) in article.SINGLE["local-3090"].items():
-        vertex_mean, vertex_std = article.SINGLE["vertex-t4"][name]
-        rows.append([name, f"{local_mean} ± {local_std} s {_badge(QUOTED)}",
-                     f"{vertex_mean} ± {vertex_std} s {_badge(QUOTED)}", "", ""])
     ours: dict[tuple[str, str], str] = {}
     for report in measured:
         for stage in report.stages:
@@ -333,7 +328,7 @@ def render(sections: list[str], title: str = "decomposer-loadlab report") -> str
             + "".join(sections) + "</body></html>")
 
 
-def build(reports_dir: Path, extra_sections: list[str] | None = None) -> Path:
+def build(reports_dir: Path) -> Path:
     measured = load_reports(reports_dir / "measured")
     simulated = load_reports(reports_dir / "simulated")
     by_role: dict[str, list[Report]] = {}
@@ -354,7 +349,6 @@ def build(reports_dir: Path, extra_sections: list[str] | None = None) -> Path:
         section_article(_json(reports_dir / "simulated" / "article.json")),
         section_monthly([r for r in simulated if r.extra.get("results")]),
         section_sweep(_json(reports_dir / "simulated" / "sweep.json"), reports_dir / "simulated"),
-        *(extra_sections or []),
     ]
     out = reports_dir / "index.html"
     out.write_text(render(sections))
