@@ -18,10 +18,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import article
-from bench.cases import parse_cases, test_image
-from bench.measure import Target, add_target_options, fmt_s, make_client, run_job, server_options
-from bench.schema import COMPLETED, Report, Stage, environment
+from bench.measure import (
+    Target,
+    add_target_options,
+    fmt_s,
+    make_client,
+    run_job,
+    server_config,
+    server_options,
+)
+from loadlab import article
+from loadlab.cases import parse_cases, test_image
+from loadlab.schema import COMPLETED, LoadConfig, Report, RunConfig, Stage, environment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     cold_total = (stages_s["ready"] + stages_s["first_inference"]) if stages_s["first_inference"] else None
     report = Report(
-        kind="measured", name=f"coldstart-{args.target}", target=args.target, cases=[case], stages=[stage],
+        role="coldstart", kind="measured", name=f"coldstart-{args.target}", target=args.target, cases=[case], stages=[stage],
         environment=environment(), model={**model, "source": model.get("source", args.model)},
-        config={**server_options(args), "workers": args.server_workers, "model_source": args.model, "mode": "closed", "target": args.target, "cases": args.case,
-                "driver": "bench coldstart"},
+        config=RunConfig(driver="bench coldstart", cases=args.case, server=server_config(args),
+                         load=LoadConfig(mode="coldstart")),
         coldstart={"stages_s": stages_s, "cold_total_s": cold_total, "warm_s": stages_s["warm_inference"],
                    "spawned_at": spawned, "ready_at": ready, "process_started_at": started_at,
                    "ready_info": info,

@@ -23,10 +23,10 @@ import threading
 import time
 from pathlib import Path
 
-from bench import article
-from bench.measure import add_target_options, fmt_s, model_info, server_options, target_server
-from bench.schema import Report
-from bench.stats import fifo_ideal_mean
+from bench.measure import add_target_options, fmt_s, model_info, server_config, target_server
+from loadlab import article
+from loadlab.schema import Report
+from loadlab.stats import fifo_ideal_mean
 
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "locustfiles" / "decompose.py"
 
@@ -54,7 +54,6 @@ def service_time(report: Report, args: argparse.Namespace) -> tuple[float | None
     if args.single_report:
         single = Report.load(args.single_report)
         for stage in single.stages:
-            stage.summarize()
             if stage.summary.get("mean"):
                 return stage.summary["mean"], f"{args.single_report} stage {stage.name}"
     return None, "unknown"
@@ -65,8 +64,8 @@ def locust_command(args: argparse.Namespace, url: str, report_out: Path, prefix:
            "--stages", args.stages, "--cases", args.cases, "--target", args.target,
            "--report-out", str(report_out), "--report-name", f"concurrency-{args.target}-{mode_of(args)}",
            "--csv", str(prefix), "--html", f"{prefix}.html", "--json-file", str(prefix),
-           "--stop-timeout", str(int(args.stop_timeout)), "--server-workers", str(args.server_workers),
-           "--server-max-batch", str(args.server_max_batch), "--loglevel", "INFO"]
+           "--stop-timeout", str(int(args.stop_timeout)),
+           "--loglevel", "INFO"]
     if args.jobs_per_user:
         cmd += ["--jobs-per-user", str(args.jobs_per_user)]
         if args.max_stage_seconds:
@@ -116,8 +115,8 @@ def warm_up(args: argparse.Namespace, url: str) -> None:
         return
     import tempfile
 
-    from bench.cases import parse_cases, test_image
     from bench.measure import make_client, run_job
+    from loadlab.cases import parse_cases, test_image
 
     client = make_client(args.target, url, args.client_factory)
     folder = Path(tempfile.mkdtemp(prefix="loadlab-warmup-"))
@@ -176,10 +175,11 @@ def main(argv: list[str] | None = None) -> int:
 
     report = Report.load(out)
     report.model = model
-    report.config.update({**server_options(args), "workers": args.server_workers, "model_source": args.model, "url": args.url or None, "locust_exit_code": rc,
-                          "locust_outputs": {"csv": f"{prefix}_stats.csv", "html": f"{prefix}.html",
-                                             "json": f"{prefix}.json", "log": f"{prefix}.log"}})
-    report.to_dict()  # fills the summaries
+    # the server this tool started is known here, not in the Locust process
+    report.config.server = server_config(args).model_copy(update={"url": target.url})
+    report.config.outputs = {"csv": f"{prefix}_stats.csv", "html": f"{prefix}.html",
+                             "json": f"{prefix}.json", "log": f"{prefix}.log"}
+    report.extra["locust_exit_code"] = rc
     service_s, source = service_time(report, args)
     fifo = {}
     for stage in report.stages:

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", action="store_true", help="CI mode: fewer runs, stages 1 and 5 only")
     args = parser.parse_args(argv)
 
-    from bench.cases import LIGHT_CASES, test_image
+    from loadlab.cases import LIGHT_CASES, test_image
     from server.process import ServerProcess
 
     reports = args.reports

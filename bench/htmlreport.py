@@ -17,8 +17,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench import article
-from bench.schema import Report
+from loadlab import article
+from loadlab.schema import Report
 
 MEASURED, SIMULATED, QUOTED = "measured", "simulated", "quoted from the article"
 BADGE = {MEASURED: "#1b7f3b", SIMULATED: "#1f5fbf", QUOTED: "#8a5a00"}
@@ -58,28 +58,15 @@ def load_reports(folder: Path) -> list[Report]:
             report = Report.load(path)
         except ValueError:
             continue  # sweep tables and other non-schema JSON are read separately
-        report.extra.setdefault("_path", str(path))
         reports.append(report)
     return reports
-
-
-def _role(report: Report) -> str:
-    """single | coldstart | concurrency | validate | other, from what the report holds."""
-    role = report.extra.get("role") or report.config.get("role")
-    if role:
-        return role
-    if report.coldstart:
-        return "coldstart"
-    if any((s.concurrency or 0) > 1 for s in report.stages):
-        return "validate" if report.kind == "simulated" else "concurrency"
-    return "single" if report.kind == "measured" else "other"
 
 
 def section_single(measured: list[Report]) -> str:
     ours: dict[tuple[str, str], str] = {}
     for report in measured:
         for stage in report.stages:
-            summary = stage.summarize()
+            summary = stage.summary
             cases = {j.case for j in stage.jobs}
             if len(cases) != 1 or not summary.get("count"):
                 continue
@@ -159,7 +146,7 @@ def section_coldstart(coldstarts: list[Report]) -> str:
 
 
 def _concurrency_points(report: Report) -> dict[int, dict[str, Any]]:
-    return {s.concurrency: s.summarize() for s in report.stages if s.concurrency}
+    return {s.concurrency: s.summary for s in report.stages if s.concurrency}
 
 
 def section_concurrency(measured: list[Report], simulated: list[Report]) -> str:
@@ -183,7 +170,7 @@ def section_concurrency(measured: list[Report], simulated: list[Report]) -> str:
             ns = sorted(points)
             means = [points[n]["mean"] for n in ns]
             style = "o-" if origin == MEASURED else "x-."
-            label = f"{report.target} {report.config.get('mode', '')} ({origin})"
+            label = f"{report.target} {(report.config.load.mode if report.config.load else '')} ({origin})"
             ax_abs.plot(ns, means, style, label=label)
             base = points[ns[0]]["service_s"].get("mean") or means[0]
             if base:
@@ -204,8 +191,8 @@ def section_concurrency(measured: list[Report], simulated: list[Report]) -> str:
     ours = []
     for report in measured:
         for stage in report.stages:
-            s = stage.summarize()
-            ours.append([report.target, report.config.get("mode", ""), stage.name,
+            s = stage.summary
+            ours.append([report.target, (report.config.load.mode if report.config.load else ""), stage.name,
                          f"{s['completed']}/{s['jobs']}", _fmt(s["mean"], " s"), _fmt(s["p95"], " s"),
                          _fmt(s["throughput_per_s"], "/s", 3), _badge(MEASURED)])
     return ("<h2>Concurrency (article benchmark 3)</h2>" + _png(fig) + quoted
@@ -333,21 +320,21 @@ def build(reports_dir: Path) -> Path:
     simulated = load_reports(reports_dir / "simulated")
     by_role: dict[str, list[Report]] = {}
     for report in measured:
-        by_role.setdefault(_role(report), []).append(report)
+        by_role.setdefault(report.role, []).append(report)
     validations = []
     for path in sorted((reports_dir / "simulated").glob("*validation*.json")):
         try:
             validations.append(json.loads(path.read_text()))
         except json.JSONDecodeError:
             continue
-    sim_conc = [r for r in simulated if _role(r) == "validate"]
+    sim_conc = [r for r in simulated if r.role == "validation"]
     sections = [
         section_single(by_role.get("single", [])),
         section_coldstart(by_role.get("coldstart", [])),
-        section_concurrency(by_role.get("concurrency", []), sim_conc),
+        section_concurrency(by_role.get("load", []), sim_conc),
         section_validation([v for v in validations if "headers" in v]),
         section_article(_json(reports_dir / "simulated" / "article.json")),
-        section_monthly([r for r in simulated if r.extra.get("results")]),
+        section_monthly([r for r in simulated if r.role == "monthly"]),
         section_sweep(_json(reports_dir / "simulated" / "sweep.json"), reports_dir / "simulated"),
     ]
     out = reports_dir / "index.html"

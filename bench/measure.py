@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from bench.schema import COMPLETED, FAILED, REJECTED, JobRecord
+from loadlab.schema import COMPLETED, FAILED, REJECTED, JobRecord, ServerConfig
 
 TARGETS = ("local", "vertex", "fallback")
 
@@ -89,6 +89,12 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.server_workers != 1:
         opts["workers"] = args.server_workers
     return opts
+
+
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    """The server of a benchmark as its report records it."""
+    return ServerConfig(url=args.url or None, workers=args.server_workers, max_batch=args.server_max_batch,
+                        cache_ttl_s=args.server_cache_ttl, model_source=args.model)
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ import time
 import requests
 from PIL import Image
 
-from bench.stats import fifo_ideal_mean, summarize
+from loadlab.stats import fifo_ideal_mean, summarize
 from server.process import ServerProcess
 
 

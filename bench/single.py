@@ -13,19 +13,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import article
-from bench.cases import parse_cases, test_image
 from bench.measure import (
     add_target_options,
     fmt_s,
     make_client,
     model_info,
     run_job,
-    server_options,
+    server_config,
     target_server,
 )
-from bench.schema import COMPLETED, Report, Stage, environment
-from bench.stats import summarize
+from loadlab import article
+from loadlab.cases import parse_cases, test_image
+from loadlab.schema import COMPLETED, LoadConfig, Report, RunConfig, Stage, environment
+from loadlab.stats import summarize
 
 SPLIT = ("upload_s", "queue_s", "inference_s", "transfer_s")
 
@@ -78,12 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         model = model_info(target, args)
 
     report = Report(
-        kind="measured", name=f"single-{args.target}", target=args.target, cases=cases, stages=stages,
+        role="single", kind="measured", name=f"single-{args.target}", target=args.target, cases=cases, stages=stages,
         environment=environment(), model=model,
-        config={**server_options(args), "workers": args.server_workers, "model_source": args.model, "mode": "closed", "target": args.target, "cases": args.cases,
-                "runs": args.runs, "warmup": args.warmup, "driver": "bench single", "url": args.url or None})
-    for stage in stages:
-        stage.summarize()
+        config=RunConfig(driver="bench single", cases=args.cases, server=server_config(args),
+                         load=LoadConfig(mode="single", runs=args.runs, warmup=args.warmup)))
     report.extra["split"] = {s.name: split_of(s) for s in stages}
     out = args.out or Path("reports/measured") / f"single-{args.target}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     path = report.save(out)

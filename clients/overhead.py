@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 
-from bench.stats import summarize
+from loadlab.stats import summarize
 
 
 def _overhead(result) -> float:
@@ -41,7 +41,7 @@ def _server(url: str, server_args: list[str]) -> Iterator[str]:
 def _image(case, image_dir: str, content: str) -> str:
     """White (the article's test image; PNG compresses it to almost nothing) or noise (incompressible:
     the request size a photo-like poster would have; 2048 px noise is over the 1.5 MB shared limit)."""
-    from bench.cases import test_image
+    from loadlab.cases import test_image
 
     if content == "white":
         return str(test_image(case, image_dir))
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-arg", action="append", default=[],
                         help="extra argument for `python -m server` when started here (repeatable)")
     args = parser.parse_args(argv)
-    from bench.cases import parse_cases
+    from loadlab.cases import parse_cases
 
     cases = parse_cases(args.cases)
     t0 = time.perf_counter()

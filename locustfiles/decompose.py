@@ -34,7 +34,6 @@ import re
 import socket
 import tempfile
 import time
-from dataclasses import asdict
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -44,9 +43,18 @@ import gevent
 from locust import LoadTestShape, User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
-from bench.cases import parse_cases, test_image
 from bench.measure import make_client, run_job
-from bench.schema import COMPLETED, JobRecord, Report, Stage, environment
+from loadlab.cases import parse_cases, test_image
+from loadlab.schema import (
+    COMPLETED,
+    JobRecord,
+    LoadConfig,
+    Report,
+    RunConfig,
+    ServerConfig,
+    Stage,
+    environment,
+)
 from locustfiles.stages import DEFAULT_STAGES, StagePlan
 
 log = logging.getLogger("loadlab")
@@ -79,8 +87,6 @@ def _add_options(parser, **_kw):
     parser.add_argument("--client-factory", default="", include_in_web_ui=False,
                        help="module:function(target, url) building the client (default: clients/; "
                             "tests use locustfiles.fakeclient:make_client)")
-    parser.add_argument("--server-workers", type=int, default=1, help="recorded in report.config: the server's model workers")
-    parser.add_argument("--server-max-batch", type=int, default=1, help="recorded in report.config: the server's batch size")
 
 
 def plan_from_options(options) -> StagePlan:
@@ -216,7 +222,7 @@ class DecomposeUser(User):
             request_type=REQUEST_TYPE, name=f"{case.name} [{stage}]", response_time=record.e2e_s * 1000.0,
             response_length=record.extra.get("layers", 0), exception=error,
             context={"stage": stage, "case": case.name, "job_id": record.extra.get("job_id")})
-        self.environment.runner.send_message(JOB_MSG, {"stage": stage, "job": asdict(record)})
+        self.environment.runner.send_message(JOB_MSG, {"stage": stage, "job": record.model_dump()})
 
 
 class RawHTTPError(Exception):
@@ -313,16 +319,17 @@ def build_report(options, ledger: JobLedger, stopped_at: float | None = None) ->
             end = min(following) if following else (stopped_at or time.time())
             duration = min(duration, end - ledger.started_at[planned.name])
         stages.append(Stage(name=planned.name, concurrency=planned.users, duration_s=duration,
-                            jobs_per_user=planned.jobs_per_user, jobs=list(ledger.jobs.get(planned.name, []))))
+                            jobs_per_user=planned.jobs_per_user, started_at=ledger.started_at[planned.name],
+                            jobs=list(ledger.jobs.get(planned.name, []))))
     name = options.report_name or f"locust-{options.target}-{plan.mode}"
-    return Report(
-        kind="measured", name=name, target=options.target, cases=cases, stages=stages,
-        environment=environment(),
-        config={"workers": options.server_workers, "max_batch": options.server_max_batch, "mode": plan.mode,
-                "target": options.target, "cases": options.cases, "stages": plan.users,
-                "stage_seconds": None if plan.jobs_per_user else plan.stage_seconds,
-                "jobs_per_user": plan.jobs_per_user, "host": options.host, "driver": "locust",
-                "stage_started_at": dict(ledger.started_at)})
+    config = RunConfig(
+        driver="locust", cases=options.cases,
+        server=ServerConfig(url=options.host),
+        load=LoadConfig(mode=plan.mode, users=list(plan.users),
+                        stage_seconds=None if plan.jobs_per_user else plan.stage_seconds,
+                        jobs_per_user=plan.jobs_per_user))
+    return Report(role="load", kind="measured", name=name, target=options.target, cases=cases, stages=stages,
+                  environment=environment(), config=config)
 
 
 def default_report_path(options) -> Path:

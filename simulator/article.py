@@ -18,8 +18,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from bench import article as quoted
-from bench.stats import fifo_ideal_mean
+from loadlab import article as quoted
+from loadlab.stats import fifo_ideal_mean
 from simulator.closedloop import run_stage
 from simulator.deployments import LocalGPU, VertexConfig, VertexEndpoint
 from simulator.deployments.vertex import fixed_schedule

@@ -8,7 +8,7 @@ import random
 
 import simpy
 
-from bench.schema import Stage
+from loadlab.schema import Stage
 from simulator.ledger import Job, Ledger
 
 
@@ -54,5 +54,4 @@ def run_stage(make_deployment, users: int, case_weights: dict[str, float], overh
     stage = Stage(name=name or f"u={users}", concurrency=users, duration_s=duration_s if not jobs_per_user else None,
                   jobs_per_user=jobs_per_user)
     stage.jobs = [j.record(overheads.get(id(j), 0.0)) for j in ledger.jobs]
-    stage.summarize()
     return stage

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.schema import COMPLETED, FAILED, REJECTED, JobRecord
+from loadlab.schema import COMPLETED, FAILED, REJECTED, JobRecord
 
 
 class Job:

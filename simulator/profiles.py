@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import article
-from bench.schema import COMPLETED, Report
+from loadlab import article
+from loadlab.schema import COMPLETED, Report
 
 
 @dataclass
@@ -108,7 +108,7 @@ def from_report(report: Report, fit: str = "empirical", stage: str = "n1") -> Se
     if not service:
         raise ValueError(f"report {report.name!r} has no completed job with a service time")
     prof = ServiceTimeProfile(name=f"report:{report.name}", overhead_samples=overhead,
-                              source=f"measured report {report.name} ({report.extra.get('_path', '')})")
+                              source=f"measured report {report.name} ({report.path or ''})")
     if fit == "normal":
         for case, vals in service.items():
             mean = sum(vals) / len(vals)
@@ -130,5 +130,4 @@ def load_profile(spec: str, fit: str = "empirical") -> ServiceTimeProfile:
     if not Path(spec).exists():
         raise ValueError(f"--profile {spec!r}: not a built-in profile (seed-3090, seed-t4) nor an existing report")
     report = Report.load(spec)
-    report.extra.setdefault("_path", spec)
     return from_report(report, fit=fit)

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import simpy
 
-from bench.cases import ALL_CASES
-from bench.schema import COMPLETED, Case, Report, Stage
-from bench.stats import summarize
+from loadlab.cases import ALL_CASES
+from loadlab.schema import COMPLETED, Case, Report, RunConfig, SimulationConfig, Stage
+from loadlab.stats import summarize
 from simulator.deployments import Hybrid, LocalGPU, VertexConfig, VertexEndpoint
 from simulator.ledger import Job, Ledger
 from simulator.pricing import DEFAULT_PRICES, article_naive_cost
@@ -153,16 +153,16 @@ def to_report(name: str, results: list[dict[str, Any]], workload: MonthlyWorkloa
               prices: dict, max_jobs: int = 200_000) -> Report:
     """The shared schema: one stage per deployment (arrival rate = monthly volume / month)."""
     used = sorted({c for c in workload.case_mix})
-    report = Report(kind="simulated", name=name, target="+".join(r["deployment"] for r in results),
-                    cases=[ALL_CASES.get(c, Case(c, 0, 0, 0)) for c in used],
+    simulation = SimulationConfig(seed=seed, monthly=workload.monthly, days=workload.days,
+                                  case_mix=workload.case_mix, cache_hit_ratio=workload.cache_hit_ratio,
+                                  cache_ttl_s=workload.cache_ttl_s, hour_weights=workload.hour_weights,
+                                  day_weights=workload.day_weights, prices=prices)
+    report = Report(role="monthly", kind="simulated", name=name, target="+".join(r["deployment"] for r in results),
+                    cases=[ALL_CASES.get(c, Case(name=c, layers=0, resolution=0, image_px=0)) for c in used],
                     environment={"simulator": "simpy", "seed": seed},
                     model={"profiles": {r["deployment"]: r.get("profile") for r in results}},
-                    config={"monthly": workload.monthly, "case_mix": workload.case_mix,
-                            "cache_hit_ratio": workload.cache_hit_ratio, "cache_ttl_s": workload.cache_ttl_s,
-                            "hour_weights": workload.hour_weights, "day_weights": workload.day_weights,
-                            "prices": prices, "role": "monthly"},
-                    extra={"role": "monthly", "results": [{k: v for k, v in r.items() if not k.startswith("_")}
-                                                          for r in results],
+                    config=RunConfig(driver="simulator run", simulation=simulation),
+                    extra={"results": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results],
                            "article_naive": article_naive_cost(workload.monthly),
                            "article_optimized": article_naive_cost(workload.monthly, cache_hit_ratio=0.2,
                                                                    spot_discount=0.7)})

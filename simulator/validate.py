@@ -16,8 +16,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.schema import Report
-from bench.stats import relative_error
+from loadlab.schema import Report, RunConfig, ServerConfig, SimulationConfig
+from loadlab.stats import relative_error
 from simulator.closedloop import run_stage
 from simulator.deployments import LocalGPU
 from simulator.profiles import ServiceTimeProfile, from_report
@@ -26,30 +26,25 @@ HEADERS = ["stage", "jobs", "measured mean s", "simulated mean s", "error mean %
            "simulated p95 s", "error p95 %", "measured thr /s", "simulated thr /s", "error thr %"]
 
 
-def _int(value, default: int) -> int:
-    try:
-        return int(value) if value is not None else default
-    except (TypeError, ValueError):
-        return default
-
-
 def validate(measured: Report, profile: ServiceTimeProfile | None = None, seed: int = 1,
              replications: int = 5) -> dict[str, Any]:
     """Per stage: measured vs simulated mean, p95, throughput and errors; plus the simulated report."""
     profile = profile or from_report(measured)
-    workers = _int(measured.config.get("workers"), 1)
-    max_batch = _int(measured.config.get("max_batch"), 1)
+    server = measured.config.server or ServerConfig()
+    workers, max_batch = server.workers or 1, server.max_batch or 1
     rng = random.Random(seed)
-    sim_report = Report(kind="simulated", name=f"validate-{measured.name}", target=measured.target,
+    measured_load = measured.config.load
+    sim_report = Report(role="validation", kind="simulated", name=f"validate-{measured.name}", target=measured.target,
                         cases=list(measured.cases), environment={"simulator": "simpy", "seed": seed},
                         model=profile.describe(),
-                        config={"workers": workers, "max_batch": max_batch, "mode": measured.config.get("mode"),
-                                "replications": replications, "measured": measured.extra.get("_path", measured.name),
-                                "role": "validate"},
-                        extra={"role": "validate"})
+                        config=RunConfig(driver="simulator validate", cases=measured.config.cases,
+                                         server=ServerConfig(workers=workers, max_batch=max_batch),
+                                         load=measured_load,
+                                         simulation=SimulationConfig(seed=seed, replications=replications,
+                                                                     measured=measured.path or measured.name)))
     rows, stages_out = [], []
     for mstage in measured.stages:
-        ms = mstage.summarize()
+        ms = mstage.summary
         if not mstage.jobs:
             continue
         mix = Counter(j.case for j in mstage.jobs)
@@ -100,7 +95,6 @@ def _pct(v) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     measured = Report.load(args.measured)
-    measured.extra.setdefault("_path", str(args.measured))
     if args.profile:
         from simulator.profiles import load_profile
         profile = load_profile(args.profile, args.fit)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.concurrency import ideal_mean
-from bench.schema import Report
+from loadlab.schema import Report
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE = ["--url", "http://fake", "--client-factory", "locustfiles.fakeclient:make_client"]
@@ -34,7 +34,7 @@ def test_single_writes_one_stage_per_case(tmp_path):
     proc = bench(["single", "--cases", "light,small", "--runs", "3", "--warmup", "1", "--out", str(out), *FAKE], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = Report.load(out)
-    assert report.kind == "measured" and report.config["mode"] == "closed" and report.config["workers"] == 1
+    assert report.kind == "measured" and report.config.load.mode == "single" and report.config.server.workers == 1
     assert [(s.name, s.concurrency, len(s.jobs)) for s in report.stages] == [("light [u=1]", 1, 3), ("small [u=1]", 1, 3)]
     split = report.extra["split"]["small [u=1]"]
     assert split["inference_s"]["mean"] == pytest.approx(0.2)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.schema import Report
+from loadlab.schema import Report
 
 pytestmark = pytest.mark.slow
 
@@ -52,4 +52,4 @@ def test_concurrency_short_burst_is_a_fifo_queue(tmp_path):
     ratio = report.extra["fifo_ideal"]["stages"]["u=5"]["ratio"]
     # one model worker: the mean of 5 jobs at once is about (5+1)/2 x S, not 5 x S
     assert 0.6 < ratio < 1.4, ratio
-    assert Path(report.config["locust_outputs"]["html"]).exists()
+    assert Path(report.config.outputs["html"]).exists()

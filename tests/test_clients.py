@@ -353,8 +353,8 @@ def test_vertex_grpc_transport_dead_target_fails_fast(image):
 
 
 def test_overhead_table_against_stub(stub, tmp_path):
-    from bench.cases import ALL_CASES
     from clients.overhead import _format_row, measure
+    from loadlab.cases import ALL_CASES
 
     rows = measure(stub.url, [ALL_CASES["light"]], runs=2, image_dir=str(tmp_path), content="noise")
     row = rows[0]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.schema import Report
+from loadlab.schema import Report
 from server.process import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,13 +34,13 @@ def test_burst_stages_give_one_entry_per_stage_and_a_measured_report(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = Report.load(out)
     assert report.kind == "measured" and report.target == "local"
-    assert report.config["mode"] == "burst" and report.config["workers"] == 1 and report.config["cases"] == "light"
+    assert report.config.load.mode == "burst" and report.config.load.users == [1, 3] and report.config.cases == "light"
     assert [(s.name, s.concurrency, s.jobs_per_user, len(s.jobs)) for s in report.stages] == [
         ("u=1", 1, 2, 2), ("u=3", 3, 2, 6)]
     assert all(j.status == "completed" and j.e2e_s >= 0.2 and j.service_s == 0.2 for s in report.stages for j in s.jobs)
     # one FIFO stand-in worker: a job waits for the other 2 users' jobs; the stage takes 6 x S
     u3 = report.stage("u=3")
-    assert u3.summarize()["completed"] == 6 and u3.summary["max"] >= 3 * 0.2 * 0.9
+    assert u3.summary["completed"] == 6 and u3.summary["max"] >= 3 * 0.2 * 0.9
     assert u3.summary["wall_s"] >= 6 * 0.2 * 0.9
     stats = entries(tmp_path / "run.json")
     assert {n: e["num_requests"] for n, e in stats.items()} == {"light [u=1]": 2, "light [u=3]": 6}
@@ -54,12 +54,12 @@ def test_closed_loop_holds_each_stage_and_stops_by_itself(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "all stages done" in proc.stderr
     report = Report.load(out)
-    assert report.config["mode"] == "closed"
+    assert report.config.load.mode == "closed"
     for stage in report.stages:
         assert stage.duration_s is not None and 1.5 <= stage.duration_s <= 2.5
         assert len(stage.jobs) >= 5
     # closed loop on one FIFO stand-in: 2 users in flight -> about 2 x S each
-    assert report.stage("u=2").summarize()["mean"] > 1.5 * 0.2
+    assert report.stage("u=2").summary["mean"] > 1.5 * 0.2
 
 
 def test_rejections_and_failures_are_locust_failures_with_reason(tmp_path):
@@ -71,7 +71,7 @@ def test_rejections_and_failures_are_locust_failures_with_reason(tmp_path):
     report = Report.load(out)
     jobs = report.stage("u=2").jobs
     assert len(jobs) == 4 and all(j.status == "rejected" and "RejectedError" in j.error for j in jobs)
-    assert report.stage("u=2").summarize()["success_rate"] == 0.0
+    assert report.stage("u=2").summary["success_rate"] == 0.0
     stats = entries(tmp_path / "run.json")
     assert stats["light [u=2]"]["num_failures"] == 4
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.schema import Report
+from loadlab.schema import Report
 from server.process import free_port
 
 pytestmark = pytest.mark.slow
@@ -25,8 +25,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory):
-    from bench.cases import LIGHT_CASES, test_image
     from clients.local import LocalClient
+    from loadlab.cases import LIGHT_CASES, test_image
     from server.process import ServerProcess
 
     with ServerProcess(max_batch=1, cache_ttl=0) as server:  # every job runs the model
@@ -60,15 +60,15 @@ def test_headless_stages_1_and_5_give_job_entries_and_a_measured_report(server_u
         "light [u=1]": (1, 0), "light [u=5]": (5, 0)}
     assert "light [u=5]" in (tmp_path / "run.html").read_text()
     report = Report.load(out)
-    assert report.kind == "measured" and report.config["mode"] == "burst"
+    assert report.kind == "measured" and report.config.load.mode == "burst"
     assert [(s.name, s.concurrency, len(s.jobs)) for s in report.stages] == [("u=1", 1, 1), ("u=5", 5, 5)]
     for stage in report.stages:
         for job in stage.jobs:
             assert job.status == "completed", job.error
             assert job.service_s > 0 and job.queue_s is not None and job.e2e_s >= job.service_s
             assert job.extra["layers"] == 2
-    s1 = report.stage("u=1").summarize()
-    s5 = report.stage("u=5").summarize()
+    s1 = report.stage("u=1").summary
+    s5 = report.stage("u=5").summary
     assert s5["success_rate"] == 1.0
     # five jobs at once on one model worker queue: the last waits for the others
     assert s5["max"] > 2.5 * s1["mean"]

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from bench.htmlreport import build
-from bench.schema import JobRecord, Report, Stage
+from loadlab.schema import JobRecord, LoadConfig, Report, RunConfig, ServerConfig, Stage
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _burst_report(path: Path, service_s: float) -> None:
-    report = Report(kind="measured", name="burst", target="local", config={"mode": "burst", "workers": 1})
+    report = Report(role="load", kind="measured", name="burst", target="local",
+                    config=RunConfig(driver="test", server=ServerConfig(workers=1), load=LoadConfig(mode="burst")))
     for n in (1, 5):
         stage = Stage(name=f"u={n}", concurrency=n, jobs_per_user=1)
         for i in range(n):

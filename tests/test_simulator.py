@@ -157,7 +157,7 @@ def test_cli_run_writes_report(tmp_path, capsys):
     assert main(["--monthly", "500", "--days", "2", "--out", str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "naive" in text and "vertex" in text
-    from bench.schema import Report
+    from loadlab.schema import Report
     rep = Report.load(out)
     assert rep.kind == "simulated" and [s.name for s in rep.stages] == ["local", "vertex", "hybrid"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import random
 
-from bench.cases import ARTICLE_CASES
-from bench.schema import Case, JobRecord, Report, Stage
+from loadlab.cases import ARTICLE_CASES
+from loadlab.schema import Case, JobRecord, LoadConfig, Report, RunConfig, ServerConfig, Stage
 from simulator.__main__ import main
 
 OVERHEAD_S = 0.3
@@ -39,8 +39,9 @@ def fifo_report(path, scale_concurrent: float = 1.0, seed: int = 11, workers: in
                                      queue_s=start - t, service_s=s, e2e_s=e2e))
         t = max(free) + 10
         stages.append(st)
-    rep = Report(kind="measured", name="fifo-known", target="local", cases=[ARTICLE_CASES["medium"]], stages=stages,
-                 config={"workers": workers, "max_batch": 1, "mode": "burst"})
+    rep = Report(role="load", kind="measured", name="fifo-known", target="local", cases=[ARTICLE_CASES["medium"]], stages=stages,
+                 config=RunConfig(driver="test", server=ServerConfig(workers=workers, max_batch=1),
+                                  load=LoadConfig(mode="burst")))
     rep.save(path)
     return str(path)
 
@@ -91,7 +92,7 @@ def test_closed_loop_stage_and_missing_config_keys(tmp_path):
         closed.jobs.append(JobRecord(case="light", status="completed", submitted=t - 2 * s, finished=t + s,
                                      service_s=s, e2e_s=3 * s, queue_s=2 * s))
         t += s
-    rep = Report(kind="measured", name="closed", target="local", cases=[Case("light", 2, 640, 256)],
+    rep = Report(role="load", kind="measured", name="closed", config=RunConfig(driver="test"), target="local", cases=[Case(name="light", layers=2, resolution=640, image_px=256)],
                  stages=[single, closed])
     rep.save(tmp_path / "closed.json")
     rc = main(["validate", "--measured", str(tmp_path / "closed.json"), "--max-error", "10",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import simpy
 
-from bench.schema import REJECTED
+from loadlab.schema import REJECTED
 
 
 class LocalGPU:

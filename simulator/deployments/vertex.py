@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import simpy
 
-from bench.schema import FAILED
+from loadlab.schema import FAILED
 from simulator.pricing import billed_seconds
 
 ENDPOINT_LIMITS = {"dedicated": (3600.0, 10.0), "shared": (60.0, 1.5)}

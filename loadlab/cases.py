@@ -20,14 +20,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.schema import Case
+from loadlab.schema import Case
 
 ARTICLE_CASES = {
-    "small": Case("small", layers=3, resolution=640, image_px=512),
-    "medium": Case("medium", layers=5, resolution=1024, image_px=1024),
-    "large": Case("large", layers=5, resolution=1024, image_px=2048),
+    "small": Case(name="small", layers=3, resolution=640, image_px=512),
+    "medium": Case(name="medium", layers=5, resolution=1024, image_px=1024),
+    "large": Case(name="large", layers=5, resolution=1024, image_px=2048),
 }
-LIGHT_CASES = {"light": Case("light", layers=2, resolution=640, image_px=256)}
+LIGHT_CASES = {"light": Case(name="light", layers=2, resolution=640, image_px=256)}
 CASE_SETS = {"article": ARTICLE_CASES, "light": LIGHT_CASES, "small": {"small": ARTICLE_CASES["small"]}}
 ALL_CASES = {**ARTICLE_CASES, **LIGHT_CASES}
 

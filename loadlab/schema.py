@@ -1,0 +1,314 @@
+"""The one report schema for measured and simulated results (shared/DESIGN.md, "One report schema").
+
+Pydantic models: a report that does not follow the schema fails to load with the path of the bad
+field, and `python -m loadlab.schema` prints the JSON Schema. Times in a `JobRecord` are seconds on
+one clock per report (epoch seconds when measured, simulation seconds when simulated). `kind` says
+whether the figures were measured or simulated; model inputs go in `model` and `config`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
+
+from loadlab.stats import summarize
+
+SCHEMA = "decomposer-loadlab/report/v2"
+COMPLETED, FAILED, REJECTED, DROPPED = "completed", "failed", "rejected", "dropped"
+# in_flight: still running when a simulation's horizon (or a measured run's stop) came
+JobStatus = Literal["completed", "failed", "rejected", "dropped", "in_flight"]
+
+# What a report is, read by the HTML report and the validations (never guessed from its contents).
+Role = Literal["single", "coldstart", "load", "capacity", "monthly", "validation", "sweep", "article"]
+Kind = Literal["measured", "simulated"]
+
+
+class _Model(BaseModel):
+    # Unknown fields are errors: a typo in a producer must not silently drop a figure.
+    model_config = ConfigDict(extra="forbid")
+
+
+class Case(_Model):
+    """A workload case. `resolution` is the pipeline bucket (640 or 1024); `image_px` the side of the
+    uploaded image (the article's 512/1024/2048 px test images)."""
+
+    name: str
+    layers: int
+    resolution: int
+    image_px: int
+
+
+class JobRecord(_Model):
+    case: str
+    status: JobStatus
+    submitted: float                 # when the request left the client (or entered the simulated system)
+    scheduled: float | None = None   # open loop: when the arrival was due (same clock as `submitted`)
+    finished: float | None = None
+    started: float | None = None     # when the model began the job (None if unknown or rejected)
+    queue_s: float | None = None     # waiting for the worker / a replica
+    service_s: float | None = None   # model time (pipeline call, or batch share)
+    e2e_s: float | None = None       # scheduled (else submitted) -> result in the client's hands
+    error: str | None = None
+    served_by: str | None = None     # client or replica that answered (fallback, replicas)
+    cold_start: bool = False         # met a replica start (or, measured, the first request of a process)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def lateness_s(self) -> float | None:
+        """How late the load generator sent an open-loop arrival (submitted - scheduled)."""
+        return None if self.scheduled is None else self.submitted - self.scheduled
+
+    @property
+    def origin(self) -> float:
+        """Where latency counts from: the scheduled time when there is one (open loop)."""
+        return self.scheduled if self.scheduled is not None else self.submitted
+
+
+class Stage(_Model):
+    """A stage of a run: a concurrency (closed loop, burst) or an arrival rate (open loop, trace window)."""
+
+    name: str
+    concurrency: int | None = None
+    arrival_rate_per_s: float | None = None
+    duration_s: float | None = None
+    jobs_per_user: int | None = None
+    started_at: float | None = None      # same clock as the jobs
+    slo_e2e_s: float | None = None       # end-to-end SLO the summary scores attainment and goodput against
+    jobs: list[JobRecord] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_derived(cls, data: Any) -> Any:
+        # `summary` is derived from the jobs: written for readers of the JSON, recomputed on load.
+        if isinstance(data, dict) and "summary" in data:
+            data = {k: v for k, v in data.items() if k != "summary"}
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def summary(self) -> dict[str, Any]:
+        """e2e statistics of completed jobs, outcome counts, success rate, throughput (completed jobs
+        per second of the stage's wall time), dispatch lateness, and SLO attainment and goodput."""
+        done = [j for j in self.jobs if j.status == COMPLETED and j.e2e_s is not None]
+        summary: dict[str, Any] = summarize(j.e2e_s for j in done)
+        # A stage held for a duration: throughput counts only jobs that finished inside it, or the
+        # jobs a closed loop lets run on past the end would inflate it.
+        in_window = done
+        if self.duration_s and self.jobs:
+            end = self._start() + self.duration_s
+            in_window = [j for j in done if j.finished is not None and j.finished <= end]
+        wall = self.wall_s()
+        summary.update(
+            jobs=len(self.jobs), completed=len(done),
+            failed=sum(j.status == FAILED for j in self.jobs),
+            rejected=sum(j.status == REJECTED for j in self.jobs),
+            dropped=sum(j.status == DROPPED for j in self.jobs),
+            success_rate=len(done) / len(self.jobs) if self.jobs else None,
+            queue_s=summarize(j.queue_s for j in done if j.queue_s is not None),
+            service_s=summarize(j.service_s for j in done if j.service_s is not None),
+            lateness_s=summarize(j.lateness_s for j in self.jobs if j.lateness_s is not None),
+            wall_s=wall,
+            throughput_per_s=(len(in_window) / wall) if wall else None,
+            slo_e2e_s=self.slo_e2e_s, slo_attainment=None, goodput_per_s=None,
+        )
+        if self.slo_e2e_s is not None and self.jobs:
+            # every arrival counts against the SLO: a failed, rejected or dropped request missed it
+            good = [j for j in in_window if j.e2e_s <= self.slo_e2e_s]
+            summary["slo_attainment"] = sum(j.e2e_s <= self.slo_e2e_s for j in done) / len(self.jobs)
+            summary["goodput_per_s"] = len(good) / wall if wall else None
+        return summary
+
+    def _start(self) -> float:
+        if self.started_at is not None:
+            return self.started_at
+        return min(j.origin for j in self.jobs)
+
+    def wall_s(self) -> float | None:
+        """The stage's duration when it was held for one, else first arrival -> last finish."""
+        if self.duration_s:
+            return self.duration_s
+        ends = [j.finished for j in self.jobs if j.finished is not None]
+        if not self.jobs or not ends:
+            return None
+        return max(ends) - self._start()
+
+
+class ServerConfig(_Model):
+    """The server a measurement ran against (as started by the tool, or as the user described it)."""
+
+    url: str | None = None
+    workers: int | None = None
+    max_batch: int | None = None
+    cache_ttl_s: float | None = None
+    model_source: str | None = None
+    cpus: list[int] | None = None        # CPUs the model worker was pinned to (None = not pinned)
+    autoscaling: dict[str, Any] | None = None   # replicated targets: the autoscaler's settings
+
+
+class LoadConfig(_Model):
+    """The traffic of a measured run or of a replayed one."""
+
+    mode: Literal["closed", "burst", "open", "trace", "single", "coldstart"]
+    users: list[int] | None = None           # closed loop / burst: users per stage
+    rates_per_s: list[float] | None = None   # open loop: arrival rate per stage
+    arrival: Literal["closed", "poisson", "constant", "gamma", "trace"] = "closed"
+    burstiness: float | None = None
+    seed: int | None = None
+    trace: str | None = None
+    time_scale: float | None = None
+    max_in_flight: int | None = None
+    stage_seconds: float | None = None
+    jobs_per_user: int | None = None
+    runs: int | None = None
+    warmup: int | None = None
+    cpus: list[int] | None = None            # CPUs the load generator was pinned to
+
+
+class SimulationConfig(_Model):
+    """The inputs of a simulated report (all model inputs, none measured here)."""
+
+    seed: int = 1
+    replications: int | None = None
+    monthly: int | None = None
+    days: float | None = None
+    case_mix: dict[str, float] | None = None
+    cache_hit_ratio: float | None = None
+    cache_ttl_s: float | None = None
+    hour_weights: list[float] | None = None
+    day_weights: list[float] | None = None
+    prices: dict[str, Any] | None = None
+    measured: str | None = None       # validation: the measured report replayed
+    calibration: str | None = None    # validation: the separate run the service times came from
+
+
+class RunConfig(_Model):
+    driver: str                          # locust, bench single, simulator run, ...
+    cases: str | None = None             # the --cases spec
+    slo_e2e_s: float | None = None
+    server: ServerConfig | None = None
+    load: LoadConfig | None = None
+    simulation: SimulationConfig | None = None
+    outputs: dict[str, str] = Field(default_factory=dict)   # other files of the run (Locust CSV/HTML)
+
+
+class ReplicaSample(_Model):
+    t: float
+    target: int | None = None
+    starting: int = 0
+    running: int = 0
+    stopping: int = 0
+
+
+class ReplicaInterval(_Model):
+    replica: str
+    start: float                     # the replica was asked for (billing starts)
+    ready: float | None = None       # it could take requests
+    end: float | None = None         # it stopped (None: still up at the end of the run)
+
+
+class ScaleEvent(_Model):
+    t: float
+    from_replicas: int
+    to_replicas: int
+
+    @property
+    def direction(self) -> str:
+        return "up" if self.to_replicas > self.from_replicas else "down"
+
+
+class ReplicaRun(_Model):
+    """A replicated deployment over a run: what the bill comes from."""
+
+    window: tuple[float, float]
+    timeline: list[ReplicaSample] = Field(default_factory=list)
+    intervals: list[ReplicaInterval] = Field(default_factory=list)
+    events: list[ScaleEvent] = Field(default_factory=list)
+    replica_seconds: float = 0.0
+
+
+class Report(_Model):
+    role: Role
+    kind: Kind
+    name: str
+    target: str
+    config: RunConfig
+    cases: list[Case] = Field(default_factory=list)
+    stages: list[Stage] = Field(default_factory=list)
+    environment: dict[str, Any] = Field(default_factory=dict)
+    model: dict[str, Any] = Field(default_factory=dict)
+    coldstart: dict[str, Any] | None = None
+    replicas: ReplicaRun | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+    created: str = Field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    schema_: str = Field(SCHEMA, alias="schema")
+    path: str | None = Field(None, exclude=True)   # where it was loaded from; never written
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _check_schema(self) -> Report:
+        if self.schema_ != SCHEMA:
+            raise ValueError(f"not a {SCHEMA} document (schema={self.schema_!r})")
+        return self
+
+    def stage(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(f"report {self.name!r} has no stage {name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1))
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        return cls.model_validate(data)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Report:
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ValueError(f"report {path} does not exist") from None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"report {path} is not JSON: {err}") from None
+        try:
+            report = cls.model_validate(data)
+        except ValidationError as err:
+            raise ValueError(f"report {path} does not follow {SCHEMA}: {err}") from None
+        report.path = str(path)
+        return report
+
+
+def environment() -> dict[str, Any]:
+    """What a measured report records about the machine it ran on."""
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in ("torch", "diffusers", "transformers", "locust", "google-cloud-aiplatform", "simpy", "ray"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    return {"host": platform.node(), "platform": platform.platform(), "python": platform.python_version(),
+            "cpu_count": os.cpu_count(), "versions": versions}
+
+
+if __name__ == "__main__":
+    json.dump(Report.model_json_schema(by_alias=True), sys.stdout, indent=1)
+    print()
