@@ -22,11 +22,11 @@ from bench.measure import (
     Target,
     add_target_options,
     fmt_s,
-    make_client,
-    run_job,
     server_config,
     server_options,
 )
+from clients.factory import make_client
+from clients.record import run_job
 from loadlab import article
 from loadlab.cases import parse_cases, test_image
 from loadlab.schema import COMPLETED, LoadConfig, Report, RunConfig, Stage, environment
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         process_start_s = (started_at - spawned) if started_at else None
         print(f"  ready after {ready - spawned:.2f} s (process up {fmt_s(process_start_s).strip()} s, "
               f"model load {fmt_s(load_s).strip()} s)", flush=True)
-        client = make_client(args.target, target.url, args.client_factory)
+        client = make_client(args.target, target.url, factory=args.client_factory)
         stage = Stage(name=f"{case.name} [u=1]", concurrency=1, jobs_per_user=1 + args.warm_runs)
         try:
             first = run_job(client, case, image, served_by=args.target)

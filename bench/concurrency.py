@@ -115,10 +115,11 @@ def warm_up(args: argparse.Namespace, url: str) -> None:
         return
     import tempfile
 
-    from bench.measure import make_client, run_job
+    from clients.factory import make_client
+    from clients.record import run_job
     from loadlab.cases import parse_cases, test_image
 
-    client = make_client(args.target, url, args.client_factory)
+    client = make_client(args.target, url, factory=args.client_factory)
     folder = Path(tempfile.mkdtemp(prefix="loadlab-warmup-"))
     try:
         for case in parse_cases(args.cases):

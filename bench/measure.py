@@ -1,72 +1,18 @@
-"""What the benchmarks share: building a client, starting (or borrowing) a server, turning one
-client call into a `JobRecord`, and the common command-line options.
+"""What the benchmarks share: starting (or borrowing) a server, the report's server config and the
+common command-line options.
 
-Nothing here computes a statistic (that is `bench/stats.py`) or speaks HTTP (that is `clients/`)."""
+Nothing here computes a statistic (that is `loadlab/stats.py`) or speaks HTTP (that is `clients/`)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from loadlab.schema import COMPLETED, FAILED, REJECTED, JobRecord, ServerConfig
-
-TARGETS = ("local", "vertex", "fallback")
-
-
-def make_client(target: str, url: str, factory_spec: str = ""):
-    """A fresh client of `clients/` for `target` ("local" job API or "vertex" adapter) at `url`;
-    `factory_spec` = "module:function(target, url)" overrides it (tests use a fake)."""
-    if factory_spec:
-        import importlib
-
-        module, _, func = factory_spec.partition(":")
-        return getattr(importlib.import_module(module), func or "make_client")(target, url)
-    try:
-        from clients.factory import make_client as factory
-    except ImportError:
-        factory = None
-    if factory is not None:
-        return factory(target, url)
-    if target == "local":
-        from clients.local import LocalClient
-
-        return LocalClient(url)
-    from clients.vertex import VertexAIClient
-
-    return VertexAIClient(api_endpoint=url)
-
-
-def run_job(client, case, image_path: str, served_by: str = "") -> JobRecord:
-    """One `decompose_image` call as a `JobRecord` with the client's exact timings: completed,
-    failed (with the error text) or rejected (429 after the client's retries). Never raises for a
-    target error; a client bug is recorded as failed too."""
-    from clients.base import ClientError, RejectedError
-
-    submitted = time.time()
-    t0 = time.perf_counter()
-    try:
-        result = client.decompose_image(image_path, case.layers, case.resolution)
-    except Exception as err:
-        e2e = time.perf_counter() - t0
-        status = REJECTED if isinstance(err, RejectedError) else FAILED
-        extra = {"http_status": err.status} if isinstance(err, ClientError) else {"client_bug": True}
-        return JobRecord(case=case.name, status=status, submitted=submitted, finished=submitted + e2e,
-                         e2e_s=e2e, error=f"{type(err).__name__}: {err}", served_by=served_by or None,
-                         extra=extra)
-    e2e = time.perf_counter() - t0
-    timings = result.timings or {}
-    upload, queue = timings.get("upload_s"), timings.get("queue_s")
-    started = submitted + upload + queue if upload is not None and queue is not None else None
-    return JobRecord(
-        case=case.name, status=COMPLETED, submitted=submitted, finished=submitted + e2e, started=started,
-        queue_s=queue, service_s=timings.get("inference_s"), e2e_s=e2e, served_by=result.served_by,
-        extra={"job_id": result.job_id, "cached": result.cached, "retries": result.retries,
-               "upload_s": upload, "transfer_s": timings.get("transfer_s"),
-               "client_total_s": timings.get("total_s"), "layers": len(result.layers)})
+from clients.factory import TARGETS
+from loadlab.schema import ServerConfig
 
 
 @dataclass

@@ -16,12 +16,12 @@ from pathlib import Path
 from bench.measure import (
     add_target_options,
     fmt_s,
-    make_client,
     model_info,
-    run_job,
     server_config,
     target_server,
 )
+from clients.factory import make_client
+from clients.record import run_job
 from loadlab import article
 from loadlab.cases import parse_cases, test_image
 from loadlab.schema import COMPLETED, LoadConfig, Report, RunConfig, Stage, environment
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     with target_server(args) as target:
         print(f"target {args.target} at {target.url}; {len(cases)} case(s) x {args.runs} run(s), {args.warmup} warm-up",
               flush=True)
-        client = make_client(args.target, target.url, args.client_factory)
+        client = make_client(args.target, target.url, factory=args.client_factory)
         try:
             for case in cases:
                 image = str(test_image(case, images / case.name))

@@ -19,7 +19,14 @@ from typing import Any
 TARGETS = ("local", "vertex", "fallback")
 
 
-def make_client(target: str, url: str = "", **kwargs: Any):
+def make_client(target: str, url: str = "", factory: str = "", **kwargs: Any):
+    """The client for `target` at `url`; `factory` = "module:function(target, url)" builds it
+    instead (how tests put a fake client behind Locust and bench)."""
+    if factory:
+        import importlib
+
+        module, _, func = factory.partition(":")
+        return getattr(importlib.import_module(module), func or "make_client")(target, url)
     if target == "local":
         from clients.local import LocalClient
 
@@ -37,3 +44,4 @@ def make_client(target: str, url: str = "", **kwargs: Any):
         vertex_url, local_url = urls[0], urls[-1]
         return FallbackClient([make_client("vertex", vertex_url), make_client("local", local_url)], **kwargs)
     raise ValueError(f"unknown target {target!r}; choose from {TARGETS}")
+

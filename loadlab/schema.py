@@ -233,6 +233,18 @@ class ReplicaRun(_Model):
     replica_seconds: float = 0.0
 
 
+class ErrorRow(_Model):
+    """One figure of a validation: measured vs simulated. `stage` None = the whole run (replica-seconds,
+    scale events). `scored` False marks a figure the simulator was fitted on (never a score)."""
+
+    stage: str | None
+    metric: str                      # mean_s, p95_s, p99_s, slo_attainment, throughput_per_s, replica_seconds, ...
+    measured: float | None
+    simulated: float | None
+    error: float | None              # (simulated - measured) / measured
+    scored: bool = True
+
+
 class Report(_Model):
     role: Role
     kind: Kind
@@ -245,6 +257,7 @@ class Report(_Model):
     model: dict[str, Any] = Field(default_factory=dict)
     coldstart: dict[str, Any] | None = None
     replicas: ReplicaRun | None = None
+    errors: list[ErrorRow] = Field(default_factory=list)   # role "validation": measured vs this report
     extra: dict[str, Any] = Field(default_factory=dict)
     created: str = Field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     schema_: str = Field(SCHEMA, alias="schema")

@@ -43,7 +43,8 @@ import gevent
 from locust import LoadTestShape, User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
-from bench.measure import make_client, run_job
+from clients.factory import make_client
+from clients.record import run_job
 from loadlab.cases import parse_cases, test_image
 from loadlab.schema import (
     COMPLETED,
@@ -178,7 +179,7 @@ class DecomposeUser(User):
         self.images = _images_for(self.cases)
         self.next_case = next(_CASE_COUNTER)
         self.jobs_in_stage: dict[int, int] = {}
-        self.client = make_client(self.target, self.host, options.client_factory)
+        self.client = make_client(self.target, self.host, factory=options.client_factory)
         session = getattr(self.client, "session", None)
         if session is not None and hasattr(session, "hooks"):  # a requests.Session: show its raw calls
             session.hooks.setdefault("response", []).append(self._raw_http)
