@@ -420,9 +420,10 @@ def test_vertex_endpoint_resource_and_health(make_client):
     assert c.get("/vertex/health").status_code == 200
 
 
-def test_vertex_custom_routes_from_env(tmp_path):
-    env = {"AIP_HTTP_PORT": "9123", "AIP_HEALTH_ROUTE": "/h", "AIP_PREDICT_ROUTE": "/p"}
-    s = Settings.from_env(env, data_dir=tmp_path)
+def test_vertex_custom_routes_from_env(tmp_path, monkeypatch):
+    for name, value in {"AIP_HTTP_PORT": "9123", "AIP_HEALTH_ROUTE": "/h", "AIP_PREDICT_ROUTE": "/p"}.items():
+        monkeypatch.setenv(name, value)
+    s = Settings(data_dir=tmp_path)
     assert (s.port, s.vertex_health_route, s.vertex_predict_route) == (9123, "/h", "/p")
     model = FakeModel()
     with TestClient(create_app(s, model_loader=lambda _s: [model])) as c:
@@ -434,14 +435,20 @@ def test_vertex_custom_routes_from_env(tmp_path):
 
 
 @pytest.mark.parametrize("body, status", [
-    ({"instances": []}, 400), ({"instances": [{"image": "!!notbase64", "layers": 2, "resolution": 640}]}, 400),
-    (vertex_body(resolution=512), 400), (vertex_body(layers=0), 400)])
+    ({"instances": []}, 422), ({"instances": [{"image": "!!notbase64", "layers": 2, "resolution": 640}]}, 422),
+    (vertex_body(resolution=512), 422), (vertex_body(layers=0), 422), (vertex_body(layers="2"), 422),
+    (vertex_body(resolution=True), 422), ('{"instances": [', 400)])
 def test_vertex_bad_input_google_errors(make_client, body, status):
     c = make_client()
-    r = c.post("/v1/projects/p/locations/l/endpoints/e:predict", json=body)
-    assert r.status_code in (status, 422), r.text
+    path = "/v1/projects/p/locations/l/endpoints/e:predict"
+    if isinstance(body, str):
+        r = c.post(path, content=body, headers={"content-type": "application/json"})
+    else:
+        r = c.post(path, json=body)
+    assert r.status_code == status, r.text
     err = r.json()["error"]
-    assert err["code"] == r.status_code and err["message"] and err["status"] == "INVALID_ARGUMENT"
+    assert err["code"] == status and err["message"] and err["status"] == "INVALID_ARGUMENT"
+    assert c.model.calls == []
 
 
 def test_vertex_queue_full_429(make_client):
@@ -479,9 +486,13 @@ def test_fault_injection_statuses_in_order(make_client):
     assert r.status_code == 500 and "injected" in r.json()["error"]["message"]
 
 
-def test_fault_injection_enabled_by_env():
-    assert Settings.from_env({"DECOMPOSER_FAULT_INJECTION": "1"}).enable_fault_injection is True
-    assert Settings.from_env({}).enable_fault_injection is False
+def test_fault_injection_enabled_by_env(monkeypatch):
+    assert Settings().enable_fault_injection is False
+    monkeypatch.setenv("DECOMPOSER_FAULT_INJECTION", "1")
+    assert Settings().enable_fault_injection is True
+    monkeypatch.delenv("DECOMPOSER_FAULT_INJECTION")
+    monkeypatch.setenv("DECOMPOSER_ENABLE_FAULT_INJECTION", "true")
+    assert Settings().enable_fault_injection is True
 
 
 def test_draining_refuses_new_jobs_503(make_client):
