@@ -13,11 +13,14 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from server import errors
+from server.limits import BodyLimit
 from server.routers import files, health, jobs, vertex
 from server.services import Services
 from server.settings import Settings
 
 log = logging.getLogger("server")
+# Every body but an upload or a prediction is a few dozen bytes of JSON.
+SMALL_BODY = 64 * 1024
 
 
 def default_loader(settings: Settings) -> list:
@@ -69,6 +72,13 @@ def create_app(settings: Settings | None = None, model_loader: Callable[[Setting
         from server.internal import faults
 
         app.include_router(faults.router)
+    # The body limit of every route, in one place (bytes); anything else takes small JSON bodies at most.
+    predict_limit = settings.vertex_max_body_bytes
+    app.add_middleware(BodyLimit, default=SMALL_BODY, limits=[
+        ("/api/upload", settings.max_upload_bytes + files.MULTIPART_OVERHEAD),
+        (settings.vertex_predict_route, predict_limit),
+        (vertex.ENDPOINT_PATH + ":predict", predict_limit),
+    ])
     app.openapi = lambda: _openapi(app, settings)
     return app
 

@@ -8,7 +8,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                  409: "FAILED_PRECONDITION", 413: "INVALID_ARGUMENT", 422: "INVALID_ARGUMENT",
@@ -112,8 +111,6 @@ def install(app) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}"
-        elif exc.status_code == 413:
-            # Raised by the route's max_body_size guard, from Content-Length at once or while reading.
-            limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
-            detail = f"request body is over the limit of {limit} bytes for {request.url.path}"
+        elif exc.status_code == 413:  # server.limits.BodyTooLarge, while the route read its body
+            detail = f"{detail} for {request.url.path}"
         return render(request, exc.status_code, code, detail, getattr(exc, "headers", None))

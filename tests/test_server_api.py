@@ -12,86 +12,25 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from server_helpers import (
+    AppClients,
+    FakeModel,
+    assert_error,
+    png,
+    submit,
+    upload,
+    wait_done,
+)
 
 from server.app import create_app
 from server.settings import Settings
 
 
-class FakeModel:
-    """Honours LayeredModel's decompose_batch; can block (gate) or fail, and counts calls."""
-
-    source, kind, device, dtype, num_inference_steps, load_s = "fake", "fake", "cpu", "float32", 1, 0.01
-
-    def __init__(self, delay_s: float = 0.0):
-        self.calls: list[int] = []
-        self.gate = threading.Event()
-        self.gate.set()
-        self.delay_s = delay_s
-        self.fail_with: Exception | None = None
-
-    def decompose_batch(self, images, layers, resolution, seeds):
-        self.gate.wait(30)
-        time.sleep(self.delay_s)
-        self.calls.append(len(images))
-        if self.fail_with is not None:
-            err, self.fail_with = self.fail_with, None
-            raise err
-        return [[Image.new("RGBA", (8, 8), (i, 0, 0, 255)) for i in range(layers)] for _ in images]
-
-
-def png(color="white", size=(32, 32), fmt="PNG") -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, fmt)
-    return buf.getvalue()
-
-
 @pytest.fixture
 def make_client(tmp_path):
-    clients = []
-
-    def make(model: FakeModel | None = None, wait_ready=True, loader=None, **settings):
-        model = model or FakeModel()
-        s = Settings(data_dir=tmp_path / f"data{len(clients)}", **settings)
-        app = create_app(s, model_loader=loader or (lambda _s: [model]))
-        client = TestClient(app).__enter__()
-        clients.append(client)
-        client.model = model
-        if wait_ready:
-            deadline = time.monotonic() + 10
-            while client.get("/readyz").status_code != 200:
-                assert time.monotonic() < deadline, "never ready"
-                time.sleep(0.01)
-        return client
-
-    yield make
-    for c in clients:
-        c.model.gate.set()
-        c.__exit__(None, None, None)
-
-
-def upload(client, data=None, **headers) -> str:
-    r = client.post("/api/upload", files={"file": ("x.png", data or png(), "image/png")}, headers=headers)
-    assert r.status_code == 201, r.text
-    return r.json()["file_id"]
-
-
-def submit(client, file_id, layers=2, resolution=640, **headers):
-    return client.post("/api/decompose", json={"file_id": file_id, "num_layers": layers, "resolution": resolution},
-                       headers=headers)
-
-
-def wait_done(client, job_id, timeout=10.0) -> dict:
-    body = client.get(f"/api/status/{job_id}", params={"wait": timeout}).json()
-    assert body["status"] in ("completed", "failed"), body
-    return body
-
-
-def assert_error(r, status, code=None):
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert isinstance(body["detail"], str) and body["detail"], body
-    if code:
-        assert body["error"] == code, body
+    clients = AppClients(tmp_path)
+    yield clients
+    clients.close()
 
 
 # --- upload --------------------------------------------------------------------------------------

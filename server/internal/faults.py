@@ -55,7 +55,7 @@ class FaultsRequest(BaseModel):
 router = APIRouter(prefix="/_test", tags=["test-only"], dependencies=[Depends(require_api_key)])
 
 
-@router.post("/faults", response_model=FaultsRequest, responses=doc(400, 401, 413, 422), max_body_size=64 * 1024)
+@router.post("/faults", response_model=FaultsRequest, responses=doc(400, 401, 413, 422))
 async def set_faults(body: FaultsRequest, svc: ServicesDep) -> FaultsRequest:
     """Replaces the pending faults."""
     svc.faults.replace(body.statuses, body.delay_s, body.fail_jobs)

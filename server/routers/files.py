@@ -17,14 +17,12 @@ MULTIPART_OVERHEAD = 64 * 1024
 
 
 def build_router(max_upload_bytes: int) -> APIRouter:
-    """The upload route with this server's body limit: a Content-Length above it is refused with 413
-    before the body is read, and a chunked body is cut off at the limit (FastAPI's max_body_size), so
-    neither disk nor memory is spent on an oversized upload."""
+    """The upload route. Its body limit (max upload + MULTIPART_OVERHEAD) is enforced by server.limits
+    before the body is read; here the file itself is held to the max upload size."""
     router = APIRouter(prefix="/api", tags=["files"], dependencies=[Depends(require_api_key), Depends(require_storage)])
 
     @router.post("/upload", operation_id="upload", status_code=201, response_model=UploadResponse,
-                 responses={201: {"links": UPLOAD_LINKS}, **doc(401, 413, 415, 422, 503)},
-                 max_body_size=max_upload_bytes + MULTIPART_OVERHEAD)
+                 responses={201: {"links": UPLOAD_LINKS}, **doc(401, 413, 415, 422, 503)})
     async def upload(file: Annotated[UploadFile, File(description="the image (PNG, JPEG, WebP ...)")],
                      intake: IntakeDep) -> UploadResponse:
         chunks, size = [], 0

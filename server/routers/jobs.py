@@ -17,14 +17,11 @@ from server.schemas import JOB_ID_PATTERN, DecomposeAccepted, DecomposeRequest, 
 router = APIRouter(prefix="/api", tags=["jobs"], dependencies=[Depends(require_api_key), Depends(require_storage)])
 
 MAX_WAIT_S = 60.0
-# A decompose body is a few dozen bytes; anything much bigger is refused before it is read.
-DECOMPOSE_MAX_BODY = 16 * 1024
 JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="32 hex digits, from POST /api/decompose")]
 
 
 @router.post("/decompose", operation_id="decompose", status_code=202, response_model=DecomposeAccepted,
-             responses={202: {"links": DECOMPOSE_LINKS}, **doc(400, 401, 404, 413, 422, 429, 503)},
-             max_body_size=DECOMPOSE_MAX_BODY)
+             responses={202: {"links": DECOMPOSE_LINKS}, **doc(400, 401, 404, 413, 422, 429, 503)})
 async def decompose(body: DecomposeRequest, intake: IntakeDep) -> DecomposeAccepted:
     job = intake.submit(body.file_id, body.num_layers, body.resolution)
     return DecomposeAccepted(job_id=job["job_id"], status=job["status"], cached=bool(job["cached"]))

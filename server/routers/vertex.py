@@ -76,7 +76,7 @@ def build_router(settings: Settings) -> APIRouter:
                    f"{max_instances} instances, admitted all or none.")
 
     @router.post(settings.vertex_predict_route, operation_id="vertex_predict", response_model=PredictResponse,
-                 dependencies=[Depends(require_storage)], responses=predict_doc, max_body_size=body_limit,
+                 dependencies=[Depends(require_storage)], responses=predict_doc,
                  description="AIP_PREDICT_ROUTE: " + description)
     async def vertex_predict(body: Annotated[PredictRequest, Body()], svc: ServicesDep) -> PredictResponse:
         return await predict(svc, body.instances)
@@ -94,7 +94,7 @@ def build_router(settings: Settings) -> APIRouter:
 
     # The colon is part of the last path segment: Starlette matches `{endpoint}:predict` literally.
     @router.post(ENDPOINT_PATH + ":predict", operation_id="endpoint_predict", response_model=PredictResponse,
-                 dependencies=[Depends(require_storage)], responses=predict_doc, max_body_size=body_limit,
+                 dependencies=[Depends(require_storage)], responses=predict_doc,
                  description="The SDK's REST predict: " + description)
     async def endpoint_predict(project: ResourceId, location: ResourceId, endpoint: ResourceId,
                                body: Annotated[PredictRequest, Body()], svc: ServicesDep) -> PredictResponse:
