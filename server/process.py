@@ -11,6 +11,7 @@ unless `keep_data=True`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -72,7 +73,8 @@ class ServerProcess:
         env.setdefault("HF_HUB_OFFLINE", "1")
         if self.api_key:
             env["DECOMPOSER_API_KEY"] = self.api_key  # never on the command line, where `ps` shows it
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # an unusable data directory is the server's to report
+            self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.started_at = time.time()
         t0 = time.monotonic()
