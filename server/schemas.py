@@ -15,6 +15,11 @@ FILE_ID_PATTERN = r"^[0-9a-f]{64}$"
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
 # The OpenAPI `format` of a base64-encoded image (a name for readers and for schemathesis' generators).
 IMAGE_BASE64_FORMAT = "image-base64"
+# Examples in the schema (for readers, and schemathesis' examples phase): an 8x8 red PNG.
+EXAMPLE_PNG_BASE64 = ("iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAFElEQVR4nGM8ISfHgA0wYRUdtBIA0MoBFD5jqJkAAAAAS"
+                      "UVORK5CYII=")
+EXAMPLE_FILE_ID = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+EXAMPLE_JOB_ID = "0123456789abcdef0123456789abcdef"
 
 
 def _json_number(value: Any) -> Any:
@@ -55,7 +60,8 @@ class UploadResponse(BaseModel):
 
 
 class DecomposeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"file_id": EXAMPLE_FILE_ID, "num_layers": 3, "resolution": 640}]})
     file_id: str = Field(pattern=FILE_ID_PATTERN, description="from POST /api/upload")
     num_layers: NumLayers
     resolution: Resolution = Field(description="the pipeline's resolution bucket")
@@ -91,7 +97,8 @@ class JobStatus(BaseModel):
 
 class Instance(BaseModel):
     # Vertex passes instances through as the caller sent them; unknown keys are ignored, as before.
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={
+        "examples": [{"image": EXAMPLE_PNG_BASE64, "layers": 3, "resolution": 640}]})
     image: ImageBase64
     layers: NumLayers = 5
     resolution: Resolution = 1024
@@ -104,6 +111,8 @@ def predict_request_model(max_instances: int) -> type[BaseModel]:
         instances=(list[Instance], Field(min_length=1, max_length=max_instances,
                                          description=f"1 to {max_instances} instances, admitted all or none")),
         parameters=(dict[str, Any] | None, None),
+        __config__=ConfigDict(json_schema_extra={"examples": [
+            {"instances": [{"image": EXAMPLE_PNG_BASE64, "layers": 2, "resolution": 640}]}]}),
     )
 
 

@@ -22,7 +22,9 @@ def build_router(max_upload_bytes: int) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["files"], dependencies=[Depends(require_api_key), Depends(require_storage)])
 
     @router.post("/upload", operation_id="upload", status_code=201, response_model=UploadResponse,
-                 responses={201: {"links": UPLOAD_LINKS}, **doc(401, 413, 415, 422, 503)})
+                 responses={201: {"links": UPLOAD_LINKS}, **doc(401, 413, 415, 422, 503)},
+                 openapi_extra={"requestBody": {"content": {"multipart/form-data": {
+                     "encoding": {"file": {"contentType": "image/png, image/jpeg, image/webp, image/gif"}}}}}})
     async def upload(file: Annotated[UploadFile, File(description="the image (PNG, JPEG, WebP ...)")],
                      intake: IntakeDep) -> UploadResponse:
         chunks, size = [], 0

@@ -34,8 +34,9 @@ class ResourceIdConvertor(StringConvertor):
 register_url_convertor("resource_id", ResourceIdConvertor())
 ENDPOINT_PATH = ("/v1/projects/{project:resource_id}/locations/{location:resource_id}"
                  "/endpoints/{endpoint:resource_id}")
-ResourceId = Annotated[str, Path(pattern=r"^[^/:]+$")]
-PREDICT_ERRORS = doc(400, 401, 413, 415, 422, 429, 500, 503, 504, google=True)
+ResourceId = Annotated[str, Path(pattern=r"^[^/:]+$", examples=["local"])]
+# 404: a path segment that is not a resource name (it holds ":") matches no route.
+PREDICT_ERRORS = doc(400, 401, 404, 413, 415, 422, 429, 500, 503, 504, google=True)
 
 
 async def predict(svc: Services, instances: list) -> PredictResponse:
@@ -82,7 +83,7 @@ def build_router(settings: Settings) -> APIRouter:
         return await predict(svc, body.instances)
 
     @router.get(ENDPOINT_PATH, operation_id="get_endpoint", response_model=EndpointResource,
-                responses=doc(401, google=True))
+                responses=doc(401, 404, google=True))
     async def get_endpoint(project: ResourceId, location: ResourceId, endpoint: ResourceId) -> EndpointResource:
         """The endpoint resource the SDK reads before its first predict (it needs createTime)."""
         return EndpointResource(
