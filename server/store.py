@@ -155,12 +155,6 @@ class JobStore:
                          (status, finished_at, inference_s, error, job_id if status == "completed" else None, job_id))
         return cur.rowcount == 1
 
-    def requeue(self, job_ids: list[str]) -> None:
-        with self._lock:
-            for jid in job_ids:
-                self._db.execute("UPDATE jobs SET status='queued', started_at=NULL WHERE job_id=? AND status='running'",
-                                 (jid,))
-
     def count_by_status(self) -> dict[str, int]:
         return {r["status"]: r["n"] for r in self._exec("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")}
 
