@@ -1,6 +1,7 @@
 """`python -m server`: the job server on uvicorn. Every option is also an environment variable
 DECOMPOSER_<NAME> (e.g. DECOMPOSER_QUEUE_LIMIT); the command line wins. AIP_HTTP_PORT,
-AIP_HEALTH_ROUTE and AIP_PREDICT_ROUTE (Vertex AI custom container) are honoured too."""
+AIP_HEALTH_ROUTE and AIP_PREDICT_ROUTE (Vertex AI custom container) are honoured too. Pass the API key
+as DECOMPOSER_API_KEY: a command line is visible to every local user."""
 
 from __future__ import annotations
 
@@ -31,9 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k in Settings.model_fields}
+    overrides = {k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None}
     try:
-        settings = Settings.from_env(**overrides)
+        settings = Settings(**overrides)
     except Exception as err:  # pydantic's message names the bad option
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -10,13 +10,17 @@ from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from server import errors
+from server.limits import BodyLimit
 from server.routers import files, health, jobs, vertex
 from server.services import Services
 from server.settings import Settings
 
 log = logging.getLogger("server")
+# Every body but an upload or a prediction is a few dozen bytes of JSON.
+SMALL_BODY = 64 * 1024
 
 
 def default_loader(settings: Settings) -> list:
@@ -28,29 +32,31 @@ def default_loader(settings: Settings) -> list:
 def create_app(settings: Settings | None = None, model_loader: Callable[[Settings], list] | None = None) -> FastAPI:
     """`model_loader(settings) -> [LayeredModel, ...]` (one per worker) is injectable so tests can use a
     stand-in model; the default loads the real pipeline."""
-    settings = settings or Settings.from_env()
+    settings = settings or Settings()
     loader = model_loader or default_loader
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         svc: Services = app.state.services
-        svc.scheduler.loop = asyncio.get_running_loop()
-        requeued = svc.scheduler.recover()
-        if requeued:
-            log.warning("re-queued %d job(s) left running by the previous process", requeued)
+        if svc.storage_error is None:  # else: not ready, and /readyz says why; nothing to load or recover
+            svc.scheduler.loop = asyncio.get_running_loop()
+            requeued = svc.scheduler.recover()
+            if requeued:
+                log.warning("re-queued %d job(s) left running by the previous process", requeued)
 
-        def load():
-            try:
-                svc.set_models(loader(settings))
-                log.info("model ready: %s", svc.model_info)
-            except Exception as err:  # stays not-ready; /readyz says why
-                svc.load_error = f"{type(err).__name__}: {err}"
-                log.exception("model load failed")
+            def load():
+                try:
+                    svc.set_models(loader(settings))
+                    log.info("model ready: %s", svc.model_info)
+                except Exception as err:  # stays not-ready; /readyz says why
+                    svc.load_error = f"{type(err).__name__}: {err}"
+                    log.exception("model load failed")
 
-        threading.Thread(target=load, name="decomposer-model-load", daemon=True).start()
+            threading.Thread(target=load, name="decomposer-model-load", daemon=True).start()
         yield
-        await asyncio.to_thread(svc.scheduler.stop, settings.shutdown_grace_s)
-        svc.store.close()
+        if svc.storage_error is None:
+            await asyncio.to_thread(svc.scheduler.stop, settings.shutdown_grace_s)
+        svc.close()
 
     app = FastAPI(title="decomposer-loadlab server", version="1.0",
                   description="Decomposes images into RGBA layers with QwenImageLayeredPipeline behind a FIFO job queue.",
@@ -58,10 +64,35 @@ def create_app(settings: Settings | None = None, model_loader: Callable[[Setting
     app.state.services = Services(settings)
     app.state.vertex_paths = (settings.vertex_health_route, settings.vertex_predict_route)
     errors.install(app)
-    app.include_router(health.router)
-    app.include_router(files.router)
+    app.include_router(health.build_router(settings.vertex_health_route))
+    app.include_router(files.build_router(settings.max_upload_bytes))
     app.include_router(jobs.router)
-    app.include_router(vertex.build_router(settings.vertex_health_route, settings.vertex_predict_route))
+    app.include_router(vertex.build_router(settings))
     if settings.enable_fault_injection:
-        app.include_router(vertex.faults_router)
+        from server.internal import faults
+
+        app.include_router(faults.router)
+    # The body limit of every route, in one place (bytes); anything else takes small JSON bodies at most.
+    predict_limit = settings.vertex_max_body_bytes
+    app.add_middleware(BodyLimit, default=SMALL_BODY, limits=[
+        ("/api/upload", settings.max_upload_bytes + files.MULTIPART_OVERHEAD),
+        (settings.vertex_predict_route, predict_limit),
+        (vertex.ENDPOINT_PATH + ":predict", predict_limit),
+    ])
+    app.openapi = lambda: _openapi(app, settings)
     return app
+
+
+def _openapi(app: FastAPI, settings: Settings) -> dict:
+    """FastAPI's schema, minus the security schemes when no API key is configured (nothing is enforced
+    then, and a schema that asked for a key would not be the truth)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        if not settings.api_key:
+            schema.get("components", {}).pop("securitySchemes", None)
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    operation.pop("security", None)
+                    operation.get("responses", {}).pop("401", None)
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -37,14 +37,36 @@ class APIError(Exception):
         self.status, self.code, self.detail, self.headers = status, code, detail, headers or {}
 
 
+# One meaning per status, on every route (README "Server" says the same).
+STATUS_MEANING = {
+    400: "malformed request: the body is not valid JSON",
+    401: "missing or wrong API key",
+    404: "unknown id (file, job, layer) or route",
+    409: "job not completed (yet, or it failed)",
+    413: "too large: the request body, the uploaded image's bytes, or its pixel count (decompression-bomb guard)",
+    415: "not an image Pillow can read",
+    422: "invalid parameters, or an image that is empty, truncated or corrupt",
+    429: "queue full; retry after Retry-After seconds",
+    500: "the job failed in the pipeline",
+    503: "not ready: model loading or failed to load, shutting down, or storage unavailable",
+    504: "timed out waiting for the job",
+}
+HEADERS = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer", "required": True}},
+    429: {"Retry-After": {"schema": {"type": "integer", "minimum": 1}, "required": True,
+                          "description": "seconds until a slot is likely free (queue depth x measured service time)"}},
+}
+
+
 def doc(*statuses: int, google: bool = False) -> dict:
     """OpenAPI `responses=` for the given error statuses."""
     model = GoogleErrorBody if google else ErrorBody
-    text = {400: "malformed request", 401: "missing or wrong API key", 404: "unknown id",
-            409: "job not completed", 413: "upload or image too large", 415: "not an image",
-            422: "invalid parameters", 429: "queue full (see Retry-After)", 503: "not ready or shutting down",
-            504: "timed out waiting for the job"}
-    return {s: {"model": model, "description": text.get(s, "error")} for s in statuses}
+    out = {}
+    for s in statuses:
+        out[s] = {"model": model, "description": STATUS_MEANING[s]}
+        if s in HEADERS:
+            out[s]["headers"] = HEADERS[s]
+    return out
 
 
 def is_vertex_path(request: Request) -> bool:
@@ -85,8 +107,10 @@ def install(app) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}"
+        elif exc.status_code == 413:  # server.limits.BodyTooLarge, while the route read its body
+            detail = f"{detail} for {request.url.path}"
         return render(request, exc.status_code, code, detail, getattr(exc, "headers", None))

@@ -1,5 +1,5 @@
-"""Checking an uploaded image before it is stored: size, pixel count (decompression bombs), format,
-completeness."""
+"""Checking an uploaded image before it is stored: pixel count (decompression bombs, 413), format
+(415), completeness (422)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,12 @@ def inspect_image(data: bytes, max_pixels: int) -> tuple[int, int]:
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             im = Image.open(io.BytesIO(data))
-        except (UnidentifiedImageError, Image.DecompressionBombError):
+        except Image.DecompressionBombError as err:
+            # Pillow's own hard limit (2 x Image.MAX_IMAGE_PIXELS) fires in open(), before our check can:
+            # the same answer as ours, a too-large image, not "not an image".
+            raise APIError(413, "too_many_pixels", f"image is above the limit of {max_pixels} pixels "
+                           f"(decompression-bomb guard): {err}") from None
+        except UnidentifiedImageError:
             raise APIError(415, "not_an_image", "the uploaded file is not an image Pillow can read") from None
         except (OSError, SyntaxError, ValueError) as err:  # a known format whose header is cut short
             raise APIError(422, "corrupt_image", f"the image cannot be decoded (truncated or corrupt): {err}") from None

@@ -11,6 +11,7 @@ unless `keep_data=True`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -56,8 +57,6 @@ class ServerProcess:
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(self.port),
                "--data-dir", str(self.data_dir)]
-        if self.api_key:
-            cmd += ["--api-key", self.api_key]
         for key, value in self.options.items():
             if value is None or value is False:
                 continue
@@ -65,13 +64,17 @@ class ServerProcess:
             cmd += [flag] if value is True else [flag, str(value)]
         return cmd + self.extra_args
 
-    def start(self) -> ServerProcess:
+    def start(self, wait_ready: bool = True) -> ServerProcess:
+        """Spawn the server; with `wait_ready`, return once /readyz answers 200 (else once it is listening)."""
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError("server already running")
         self.port = self.port or free_port()
         env = {**os.environ, **self.env}
         env.setdefault("HF_HUB_OFFLINE", "1")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.api_key:
+            env["DECOMPOSER_API_KEY"] = self.api_key  # never on the command line, where `ps` shows it
+        with contextlib.suppress(OSError):  # an unusable data directory is the server's to report
+            self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.started_at = time.time()
         t0 = time.monotonic()
@@ -79,9 +82,26 @@ class ServerProcess:
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
                                      cwd=str(Path(__file__).resolve().parent.parent), start_new_session=True)
         log.close()
-        self.ready_info = self.wait_ready(self.ready_timeout_s)
-        self.time_to_ready_s = time.monotonic() - t0
+        if wait_ready:
+            self.ready_info = self.wait_ready(self.ready_timeout_s)
+            self.time_to_ready_s = time.monotonic() - t0
+        else:
+            self.wait_listening(self.ready_timeout_s)
         return self
+
+    def wait_listening(self, timeout_s: float) -> None:
+        """Until the port accepts connections (the server answers, ready or not)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}; log:\n{self.log_tail()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.kill()
+        raise TimeoutError(f"server not listening within {timeout_s:g} s; log:\n{self.log_tail()}")
 
     def wait_ready(self, timeout_s: float) -> dict:
         deadline = time.monotonic() + timeout_s

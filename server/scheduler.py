@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 from PIL import Image
 
@@ -33,7 +34,8 @@ class Draining(Exception):
 
 class Scheduler:
     def __init__(self, store: JobStore, files: FileStore, metrics: ServerMetrics, *, queue_limit: int,
-                 max_batch: int, cache_ttl: float, workers: int = 1):
+                 max_batch: int, cache_ttl: float, workers: int = 1,
+                 before_batch: Callable[[], None] | None = None):
         self.store, self.files, self.metrics = store, files, metrics
         self.queue_limit, self.max_batch, self.cache_ttl, self.n_workers = queue_limit, max_batch, cache_ttl, workers
         self._cond = threading.Condition()
@@ -48,7 +50,7 @@ class Scheduler:
         self._drain_waiters: set[asyncio.Event] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._service_s: deque[float] = deque(maxlen=50)
-        self.fail_next = 0  # fault injection: the next k batches raise inside the worker
+        self.before_batch = before_batch  # called before each pipeline call (fault injection in tests)
         self.models: list = []
 
     # --- start-up / shutdown -----------------------------------------------------------------------
@@ -104,24 +106,38 @@ class Scheduler:
         return max(1, math.ceil(depth * mean / max(1, len(self.models) or self.n_workers)))
 
     def submit(self, file_id: str, num_layers: int, resolution: int, source: str = "api") -> dict:
+        return self.submit_all([(file_id, num_layers, resolution)], source=source)[0]
+
+    def submit_all(self, keys: list[tuple[str, int, int]], source: str = "api") -> list[dict]:
+        """Admit every (file_id, num_layers, resolution) or none: QueueFull when the jobs that need the
+        model do not all fit in the queue, so a multi-instance request never leaves some of its jobs
+        running for nobody. Cache hits are answered at once and take no queue slot."""
         if self.draining:
             raise Draining("server is shutting down and takes no new jobs")
-        cached = self.store.find_cached(file_id, num_layers, resolution, self.cache_ttl)
-        if cached is not None and self.files.layer_paths(cached["result_job_id"] or cached["job_id"]):
-            job = self.store.add_job(file_id, num_layers, resolution, source=source, cached_from=cached)
-            self.metrics.cache_hits.inc()
-            self.metrics.jobs_finished.labels("completed").inc()
-            return job
+        cached = []
+        for file_id, num_layers, resolution in keys:
+            hit = self.store.find_cached(file_id, num_layers, resolution, self.cache_ttl)
+            usable = hit is not None and self.files.layer_paths(hit["result_job_id"] or hit["job_id"])
+            cached.append(hit if usable else None)
+        needed = sum(hit is None for hit in cached)
+        jobs = []
         with self._cond:
-            if len(self._queue) >= self.queue_limit:
+            if needed and len(self._queue) + needed > self.queue_limit:
                 self.metrics.rejected.labels("queue_full").inc()
                 raise QueueFull(self.retry_after_s(), len(self._queue))
-            job = self.store.add_job(file_id, num_layers, resolution, source=source)
-            self._queue.append(job["job_id"])
-            self._keys[job["job_id"]] = (file_id, num_layers, resolution)
+            for (file_id, num_layers, resolution), hit in zip(keys, cached, strict=True):
+                if hit is not None:
+                    jobs.append(self.store.add_job(file_id, num_layers, resolution, source=source, cached_from=hit))
+                    self.metrics.cache_hits.inc()
+                    self.metrics.jobs_finished.labels("completed").inc()
+                    continue
+                job = self.store.add_job(file_id, num_layers, resolution, source=source)
+                self._queue.append(job["job_id"])
+                self._keys[job["job_id"]] = (file_id, num_layers, resolution)
+                jobs.append(job)
             self.metrics.queue_depth.set(len(self._queue))
-            self._cond.notify()
-        return job
+            self._cond.notify(needed)
+        return jobs
 
     def queue_position(self, job_id: str) -> int | None:
         """Jobs ahead of this one (0 = next to run); None when it is not queued."""
@@ -225,9 +241,8 @@ class Scheduler:
                 with Image.open(self.files.upload_path(job["file_id"])) as im:
                     im.load()
                     images.append(im.copy())
-            if self.fail_next > 0:
-                self.fail_next -= 1
-                raise RuntimeError("injected pipeline failure (fault injection)")
+            if self.before_batch is not None:
+                self.before_batch()
             outputs = model.decompose_batch(images, layers_n, res, [0] * len(images))
             inference_s = time.perf_counter() - t0
             for job, layers in zip(jobs, outputs, strict=True):

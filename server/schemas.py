@@ -1,49 +1,84 @@
-"""Request and response bodies of the job API."""
+"""Request and response bodies of the job API and the Vertex routes, with the one `Resolution` and
+`NumLayers` types both validate with (what the schema says is what the server enforces)."""
 
 from __future__ import annotations
 
-from typing import Literal
+import base64
+import binascii
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
 
 from server.model import MAX_LAYERS, MIN_LAYERS, RESOLUTION_BUCKETS
 
 FILE_ID_PATTERN = r"^[0-9a-f]{64}$"
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+# The OpenAPI `format` of a base64-encoded image (a name for readers and for schemathesis' generators).
+IMAGE_BASE64_FORMAT = "image-base64"
+# Examples in the schema (for readers, and schemathesis' examples phase): an 8x8 red PNG.
+EXAMPLE_PNG_BASE64 = ("iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAFElEQVR4nGM8ISfHgA0wYRUdtBIA0MoBFD5jqJkAAAAAS"
+                      "UVORK5CYII=")
+EXAMPLE_FILE_ID = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+EXAMPLE_JOB_ID = "0123456789abcdef0123456789abcdef"
 
+
+def _json_number(value: Any) -> Any:
+    """Integers may arrive as floats (5.0) from clients that pass through protobuf Struct, and 5.0 is an
+    integer in JSON Schema; strings and booleans are not numbers there, so they are refused here instead
+    of being coerced by pydantic's lax mode."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+# The pipeline's two buckets (it asserts on anything else): an enum in the schema, 640.0 accepted.
+Resolution = Annotated[Literal[RESOLUTION_BUCKETS], BeforeValidator(_json_number)]
+NumLayers = Annotated[int, Field(ge=MIN_LAYERS, le=MAX_LAYERS), BeforeValidator(_json_number)]
+
+
+def _decode_base64(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError("must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("is not valid base64") from None
+
+
+ImageBase64 = Annotated[bytes, BeforeValidator(_decode_base64), WithJsonSchema(
+    {"type": "string", "format": IMAGE_BASE64_FORMAT, "contentEncoding": "base64",
+     "description": "base64 of the image bytes (PNG, JPEG, WebP ...)"})]
+
+
+# --- job API -----------------------------------------------------------------------------------------
 
 class UploadResponse(BaseModel):
-    file_id: str = Field(description="sha256 of the uploaded bytes")
+    file_id: str = Field(pattern=FILE_ID_PATTERN, description="sha256 of the uploaded bytes")
     width: int
     height: int
     size_bytes: int
 
 
 class DecomposeRequest(BaseModel):
-    # Integers may arrive as floats (5.0) from clients that pass through protobuf Struct; pydantic's lax
-    # int accepts 5.0 and refuses 5.5.
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"file_id": EXAMPLE_FILE_ID, "num_layers": 3, "resolution": 640}]})
     file_id: str = Field(pattern=FILE_ID_PATTERN, description="from POST /api/upload")
-    num_layers: int = Field(ge=MIN_LAYERS, le=MAX_LAYERS)
-    resolution: int = Field(description=f"one of {list(RESOLUTION_BUCKETS)} (the pipeline's buckets)")
+    num_layers: NumLayers
+    resolution: Resolution = Field(description="the pipeline's resolution bucket")
 
-    @field_validator("resolution")
-    @classmethod
-    def _bucket(cls, value: int) -> int:
-        if value not in RESOLUTION_BUCKETS:
-            raise ValueError(f"must be one of {list(RESOLUTION_BUCKETS)} (QwenImageLayeredPipeline's buckets)")
-        return value
+
+JobStatusName = Literal["queued", "running", "completed", "failed"]
 
 
 class DecomposeAccepted(BaseModel):
-    job_id: str
-    status: str
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
+    status: JobStatusName
     cached: bool
 
 
 class JobStatus(BaseModel):
-    job_id: str
-    status: Literal["queued", "running", "completed", "failed"]
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
+    status: JobStatusName
     queue_position: int | None = Field(None, description="jobs ahead of this one while queued (0 = next)")
     submitted_at: float
     started_at: float | None
@@ -53,6 +88,62 @@ class JobStatus(BaseModel):
     batch_size: int | None
     cached: bool
     error: str | None
-    file_id: str
+    file_id: str = Field(pattern=FILE_ID_PATTERN)
     num_layers: int
     resolution: int
+
+
+# --- Vertex AI -----------------------------------------------------------------------------------------
+
+class Instance(BaseModel):
+    # Vertex passes instances through as the caller sent them; unknown keys are ignored, as before.
+    model_config = ConfigDict(extra="ignore", json_schema_extra={
+        "examples": [{"image": EXAMPLE_PNG_BASE64, "layers": 3, "resolution": 640}]})
+    image: ImageBase64
+    layers: NumLayers = 5
+    resolution: Resolution = 1024
+
+
+def predict_request_model(max_instances: int) -> type[BaseModel]:
+    """`{"instances": [...], "parameters": {...}}` with this server's instance limit in the schema."""
+    return create_model(
+        "PredictRequest",
+        instances=(list[Instance], Field(min_length=1, max_length=max_instances,
+                                         description=f"1 to {max_instances} instances, admitted all or none")),
+        parameters=(dict[str, Any] | None, None),
+        __config__=ConfigDict(json_schema_extra={"examples": [
+            {"instances": [{"image": EXAMPLE_PNG_BASE64, "layers": 2, "resolution": 640}]}]}),
+    )
+
+
+class Prediction(BaseModel):
+    layers: list[str] = Field(description="base64 RGBA PNGs, one per layer")
+    timings: dict[str, float | None] = Field(description="queue_s and inference_s of the job")
+    cached: bool
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction]
+    deployedModelId: str
+
+
+class EndpointResource(BaseModel):
+    """The parts of Vertex's Endpoint resource the SDK reads before its first predict."""
+
+    name: str
+    displayName: str
+    createTime: str
+    updateTime: str
+    deployedModels: list[dict[str, str]]
+    trafficSplit: dict[str, int]
+
+
+class Readiness(BaseModel):
+    ready: bool
+    process_started_at: float
+    draining: bool = False
+    error: str | None = None
+    model: dict[str, Any] | None = None
+    ready_at: float | None = None
+    queue_depth: int | None = None

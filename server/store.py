@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sqlite3
 import threading
@@ -41,6 +42,33 @@ CREATE TABLE IF NOT EXISTS files (
     file_id TEXT PRIMARY KEY, width INTEGER, height INTEGER, size_bytes INTEGER, created_at REAL
 );
 """
+
+
+class StorageError(Exception):
+    """The data directory cannot hold the server's state (read-only, full, or not a directory)."""
+
+
+def check_data_dir(root: Path, min_free_mb: float) -> None:
+    """Fail at start, with one clear message, when the data directory cannot be written or is (nearly)
+    full, instead of failing later on every request."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-probe-{uuid.uuid4().hex[:8]}"
+        try:
+            with open(probe, "wb") as f:
+                f.write(b"x" * 4096)
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            probe.unlink(missing_ok=True)
+        stat = os.statvfs(root)
+    except OSError as err:
+        raise StorageError(f"data directory {root} is not writable: {err.strerror or err} "
+                           f"(errno {err.errno})") from None
+    free_mb = stat.f_bavail * stat.f_frsize / (1024 * 1024)
+    if free_mb < min_free_mb:
+        raise StorageError(f"data directory {root} has {free_mb:.1f} MB free, below the {min_free_mb:g} MB "
+                           f"the server needs (--min-free-mb)")
 
 
 def new_job_id() -> str:
@@ -127,12 +155,6 @@ class JobStore:
                          (status, finished_at, inference_s, error, job_id if status == "completed" else None, job_id))
         return cur.rowcount == 1
 
-    def requeue(self, job_ids: list[str]) -> None:
-        with self._lock:
-            for jid in job_ids:
-                self._db.execute("UPDATE jobs SET status='queued', started_at=NULL WHERE job_id=? AND status='running'",
-                                 (jid,))
-
     def count_by_status(self) -> dict[str, int]:
         return {r["status"]: r["n"] for r in self._exec("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")}
 
@@ -158,8 +180,12 @@ class FileStore:
         if path.exists():
             return
         tmp = path.with_suffix(f".tmp{uuid.uuid4().hex[:8]}")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no partial upload behind
+            raise
 
     def result_dir(self, job_id: str) -> Path:
         return self.results / job_id

@@ -1,4 +1,5 @@
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,35 @@ def test_batch_regroups_layers_per_image(tiny_model):
     images = [Image.new("RGB", (64, 64), (255, 255, 255)), Image.new("RGB", (64, 64), (0, 0, 0))]
     out = tiny_model.decompose_batch(images, layers=2, resolution=640, seeds=[0, 1])
     assert [len(item) for item in out] == [2, 2]
+
+
+def test_dummy_components_are_the_pipeline_components():
+    from diffusers import QwenImageLayeredPipeline
+
+    components = model_mod.get_dummy_components(seed=0)
+    assert set(components) == {"scheduler", "vae", "text_encoder", "tokenizer", "processor", "transformer"}
+    assert type(QwenImageLayeredPipeline(**components)) is QwenImageLayeredPipeline
+
+
+@pytest.mark.slow
+def test_cli_build_tiny_then_decompose(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    root = Path(__file__).resolve().parent.parent
+    built = subprocess.run([sys.executable, "-m", "server.model", "build-tiny", "--out", str(tmp_path / "tiny")],
+                           capture_output=True, text=True, cwd=root, env=env, timeout=300)
+    assert built.returncode == 0, built.stderr
+    assert (tmp_path / "tiny" / "model_index.json").exists()
+    Image.new("RGB", (96, 64), (200, 40, 40)).save(tmp_path / "in.png")
+    done = subprocess.run([sys.executable, "-m", "server.model", "decompose", str(tmp_path / "in.png"), "--layers", "2",
+                           "--resolution", "640", "--model", str(tmp_path / "tiny"), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, cwd=root, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    layers = sorted((tmp_path / "out").glob("layer_*.png"))
+    assert [p.name for p in layers] == ["layer_0.png", "layer_1.png"]
+    assert all(Image.open(p).mode == "RGBA" for p in layers)
+    missing = subprocess.run([sys.executable, "-m", "server.model", "decompose", str(tmp_path / "in.png"), "--model",
+                              str(tmp_path / "nope")], capture_output=True, text=True, cwd=root, env=env, timeout=300)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr

@@ -12,86 +12,25 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from server_helpers import (
+    AppClients,
+    FakeModel,
+    assert_error,
+    png,
+    submit,
+    upload,
+    wait_done,
+)
 
 from server.app import create_app
 from server.settings import Settings
 
 
-class FakeModel:
-    """Honours LayeredModel's decompose_batch; can block (gate) or fail, and counts calls."""
-
-    source, kind, device, dtype, num_inference_steps, load_s = "fake", "fake", "cpu", "float32", 1, 0.01
-
-    def __init__(self, delay_s: float = 0.0):
-        self.calls: list[int] = []
-        self.gate = threading.Event()
-        self.gate.set()
-        self.delay_s = delay_s
-        self.fail_with: Exception | None = None
-
-    def decompose_batch(self, images, layers, resolution, seeds):
-        self.gate.wait(30)
-        time.sleep(self.delay_s)
-        self.calls.append(len(images))
-        if self.fail_with is not None:
-            err, self.fail_with = self.fail_with, None
-            raise err
-        return [[Image.new("RGBA", (8, 8), (i, 0, 0, 255)) for i in range(layers)] for _ in images]
-
-
-def png(color="white", size=(32, 32), fmt="PNG") -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, fmt)
-    return buf.getvalue()
-
-
 @pytest.fixture
 def make_client(tmp_path):
-    clients = []
-
-    def make(model: FakeModel | None = None, wait_ready=True, loader=None, **settings):
-        model = model or FakeModel()
-        s = Settings(data_dir=tmp_path / f"data{len(clients)}", **settings)
-        app = create_app(s, model_loader=loader or (lambda _s: [model]))
-        client = TestClient(app).__enter__()
-        clients.append(client)
-        client.model = model
-        if wait_ready:
-            deadline = time.monotonic() + 10
-            while client.get("/readyz").status_code != 200:
-                assert time.monotonic() < deadline, "never ready"
-                time.sleep(0.01)
-        return client
-
-    yield make
-    for c in clients:
-        c.model.gate.set()
-        c.__exit__(None, None, None)
-
-
-def upload(client, data=None, **headers) -> str:
-    r = client.post("/api/upload", files={"file": ("x.png", data or png(), "image/png")}, headers=headers)
-    assert r.status_code == 201, r.text
-    return r.json()["file_id"]
-
-
-def submit(client, file_id, layers=2, resolution=640, **headers):
-    return client.post("/api/decompose", json={"file_id": file_id, "num_layers": layers, "resolution": resolution},
-                       headers=headers)
-
-
-def wait_done(client, job_id, timeout=10.0) -> dict:
-    body = client.get(f"/api/status/{job_id}", params={"wait": timeout}).json()
-    assert body["status"] in ("completed", "failed"), body
-    return body
-
-
-def assert_error(r, status, code=None):
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert isinstance(body["detail"], str) and body["detail"], body
-    if code:
-        assert body["error"] == code, body
+    clients = AppClients(tmp_path)
+    yield clients
+    clients.close()
 
 
 # --- upload --------------------------------------------------------------------------------------
@@ -420,9 +359,10 @@ def test_vertex_endpoint_resource_and_health(make_client):
     assert c.get("/vertex/health").status_code == 200
 
 
-def test_vertex_custom_routes_from_env(tmp_path):
-    env = {"AIP_HTTP_PORT": "9123", "AIP_HEALTH_ROUTE": "/h", "AIP_PREDICT_ROUTE": "/p"}
-    s = Settings.from_env(env, data_dir=tmp_path)
+def test_vertex_custom_routes_from_env(tmp_path, monkeypatch):
+    for name, value in {"AIP_HTTP_PORT": "9123", "AIP_HEALTH_ROUTE": "/h", "AIP_PREDICT_ROUTE": "/p"}.items():
+        monkeypatch.setenv(name, value)
+    s = Settings(data_dir=tmp_path)
     assert (s.port, s.vertex_health_route, s.vertex_predict_route) == (9123, "/h", "/p")
     model = FakeModel()
     with TestClient(create_app(s, model_loader=lambda _s: [model])) as c:
@@ -434,14 +374,20 @@ def test_vertex_custom_routes_from_env(tmp_path):
 
 
 @pytest.mark.parametrize("body, status", [
-    ({"instances": []}, 400), ({"instances": [{"image": "!!notbase64", "layers": 2, "resolution": 640}]}, 400),
-    (vertex_body(resolution=512), 400), (vertex_body(layers=0), 400)])
+    ({"instances": []}, 422), ({"instances": [{"image": "!!notbase64", "layers": 2, "resolution": 640}]}, 422),
+    (vertex_body(resolution=512), 422), (vertex_body(layers=0), 422), (vertex_body(layers="2"), 422),
+    (vertex_body(resolution=True), 422), ('{"instances": [', 400)])
 def test_vertex_bad_input_google_errors(make_client, body, status):
     c = make_client()
-    r = c.post("/v1/projects/p/locations/l/endpoints/e:predict", json=body)
-    assert r.status_code in (status, 422), r.text
+    path = "/v1/projects/p/locations/l/endpoints/e:predict"
+    if isinstance(body, str):
+        r = c.post(path, content=body, headers={"content-type": "application/json"})
+    else:
+        r = c.post(path, json=body)
+    assert r.status_code == status, r.text
     err = r.json()["error"]
-    assert err["code"] == r.status_code and err["message"] and err["status"] == "INVALID_ARGUMENT"
+    assert err["code"] == status and err["message"] and err["status"] == "INVALID_ARGUMENT"
+    assert c.model.calls == []
 
 
 def test_vertex_queue_full_429(make_client):
@@ -479,9 +425,13 @@ def test_fault_injection_statuses_in_order(make_client):
     assert r.status_code == 500 and "injected" in r.json()["error"]["message"]
 
 
-def test_fault_injection_enabled_by_env():
-    assert Settings.from_env({"DECOMPOSER_FAULT_INJECTION": "1"}).enable_fault_injection is True
-    assert Settings.from_env({}).enable_fault_injection is False
+def test_fault_injection_enabled_by_env(monkeypatch):
+    assert Settings().enable_fault_injection is False
+    monkeypatch.setenv("DECOMPOSER_FAULT_INJECTION", "1")
+    assert Settings().enable_fault_injection is True
+    monkeypatch.delenv("DECOMPOSER_FAULT_INJECTION")
+    monkeypatch.setenv("DECOMPOSER_ENABLE_FAULT_INJECTION", "true")
+    assert Settings().enable_fault_injection is True
 
 
 def test_draining_refuses_new_jobs_503(make_client):

@@ -6,28 +6,32 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, UploadFile
 
-from server.deps import ServicesDep, require_api_key
-from server.errors import APIError, doc
-from server.images import inspect_image
+from server.deps import IntakeDep, require_api_key, require_storage
+from server.errors import doc
+from server.links import UPLOAD_LINKS
 from server.schemas import UploadResponse
 
-router = APIRouter(prefix="/api", tags=["files"], dependencies=[Depends(require_api_key)])
-
 CHUNK = 1 << 20
+# Room for the multipart framing around the file (boundaries, part headers, a filename).
+MULTIPART_OVERHEAD = 64 * 1024
 
 
-@router.post("/upload", status_code=201, response_model=UploadResponse, responses=doc(401, 413, 415, 422))
-async def upload(file: Annotated[UploadFile, File(description="the image (PNG, JPEG, WebP ...)")], svc: ServicesDep):
-    limit = svc.settings.max_upload_bytes
-    chunks, size = [], 0
-    while chunk := await file.read(CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise APIError(413, "upload_too_large", f"upload is over the limit of {svc.settings.max_upload_mb:g} MB")
-        chunks.append(chunk)
-    data = b"".join(chunks)
-    width, height = inspect_image(data, svc.settings.max_pixels)
-    file_id = svc.files.content_id(data)
-    svc.files.put_upload(file_id, data)
-    svc.store.add_file(file_id, width, height, len(data))
-    return UploadResponse(file_id=file_id, width=width, height=height, size_bytes=len(data))
+def build_router(max_upload_bytes: int) -> APIRouter:
+    """The upload route. Its body limit (max upload + MULTIPART_OVERHEAD) is enforced by server.limits
+    before the body is read; here the file itself is held to the max upload size."""
+    router = APIRouter(prefix="/api", tags=["files"], dependencies=[Depends(require_api_key), Depends(require_storage)])
+
+    @router.post("/upload", operation_id="upload", status_code=201, response_model=UploadResponse,
+                 responses={201: {"links": UPLOAD_LINKS}, **doc(401, 413, 415, 422, 503)},
+                 openapi_extra={"requestBody": {"content": {"multipart/form-data": {
+                     "encoding": {"file": {"contentType": "image/png, image/jpeg, image/webp, image/gif"}}}}}})
+    async def upload(file: Annotated[UploadFile, File(description="the image (PNG, JPEG, WebP ...)")],
+                     intake: IntakeDep) -> UploadResponse:
+        chunks, size = [], 0
+        while chunk := await file.read(CHUNK):
+            size += len(chunk)
+            intake.check_size(size)  # the file alone over the limit while the framed body was not
+            chunks.append(chunk)
+        return intake.upload(b"".join(chunks))
+
+    return router

@@ -1,0 +1,1 @@
+"""Test-only parts of the server, included in the app only when the settings enable them."""
