@@ -11,7 +11,7 @@ import time
 import httpx
 from PIL import Image
 
-from bench.stats import summarize
+from loadlab.stats import summarize
 
 GOAL_P99_S = 0.100
 
