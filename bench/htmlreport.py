@@ -315,7 +315,7 @@ def section_coldstart(reports: list[Report]) -> Section:
             left += value
     handles, names = ax.get_legend_handles_labels()
     unique = dict(zip(names, handles, strict=True))
-    ax.legend(unique.values(), unique.keys(), fontsize=7, loc="lower right")
+    ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlabel("seconds (symlog)")
