@@ -401,6 +401,77 @@ def _sample_loop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cpu_ticks(pids: set[int]) -> dict[int, tuple[str, int]]:
+    """utime + stime (clock ticks) and a name per live pid, from /proc."""
+    out = {}
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[pid] = (os.path.basename(cmd) or stat[stat.index("(") + 1:stat.rindex(")")], int(fields[11]) + int(fields[12]))
+    return out
+
+
+def measure(idle_s: float = 30.0, layers: int = 2, resolution: int = 640) -> dict[str, Any]:
+    """One measurement of the rayserve set-up on the tiny model: Ray init -> ready, the control plane's
+    CPU while idle at zero model replicas (and the sampler's own), a request at zero replicas (decision
+    time, replica start, first-request latency)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from server.rayserve.process import RayServeProcess, descendants
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 40, 40)).save(buf, "PNG")
+    body = json.dumps({"instances": [{"image": base64.b64encode(buf.getvalue()).decode(), "layers": layers,
+                                      "resolution": resolution}]}).encode()
+    hz = os.sysconf("SC_CLK_TCK")
+    with RayServeProcess(min_replicas=0, max_replicas=2, metrics_interval_s=0.5) as rs:
+        result: dict[str, Any] = {"ray_init_s": rs.ready_info["ray_init_s"], "init_to_ready_s": rs.ready_info["ready_s"],
+                                  "spawn_to_ready_s": rs.time_to_ready_s}
+        pids = descendants(rs.proc.pid) | {rs.proc.pid}
+        time.sleep(5)  # let start-up work settle
+        before, t0 = _cpu_ticks(pids), time.monotonic()
+        time.sleep(idle_s)
+        after, wall = _cpu_ticks(pids), time.monotonic() - t0
+        per = {}
+        for pid, (name, ticks) in after.items():
+            if pid in before:
+                per[f"{name}[{pid}]"] = round((ticks - before[pid][1]) / hz / wall, 4)
+        result["idle_cpu_share_of_one_core"] = round(sum(per.values()), 4)
+        result["idle_cpu_by_process"] = dict(sorted(per.items(), key=lambda kv: -kv[1]))
+        recorder = ReplicaRecorder.from_ready_info(rs.ready_info).start()
+        rec_pid = recorder.proc.pid
+        time.sleep(3)
+        r0, t0 = _cpu_ticks({rec_pid}), time.monotonic()
+        time.sleep(min(idle_s, 15.0))
+        r1, wall = _cpu_ticks({rec_pid}), time.monotonic() - t0
+        result["sampler_cpu_share_of_one_core"] = round((r1[rec_pid][1] - r0[rec_pid][1]) / hz / wall, 4)
+        sent = time.time()
+        req = urllib.request.Request(rs.url + "/vertex/predict", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=300) as r:
+            headers = r.headers
+            r.read()
+        done = time.time()
+        timeline = recorder.stop(start=sent - 1, end=done)
+        (replica,) = [r for r in timeline.replicas if r.replica_id == headers["X-Replica-Id"]]
+        up = timeline.scale_events[0]
+        result.update({
+            "first_request_e2e_s": round(done - sent, 3), "first_request_queue_s": float(headers["X-Queue-S"]),
+            "first_request_model_s": float(headers["X-Model-S"]),
+            "zero_to_decision_s": round(up.t - sent, 3), "decision_to_replica_start_s": round(replica.start - up.t, 3),
+            "replica_startup_s": round(replica.startup_s, 3), "case": {"layers": layers, "resolution": resolution},
+            "load_average": os.getloadavg(),
+        })
+    result["leftover_pids"] = rs.stop()
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.replicas", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -416,9 +487,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--duration-s", type=float, default=None)
     r.add_argument("--interval-s", type=float, default=DEFAULT_INTERVAL_S)
     r.add_argument("--out", type=Path, required=True)
+    m = sub.add_parser("measure", help="start rayserve on the tiny model and measure init -> ready, idle CPU, "
+                                       "a request at zero replicas; prints JSON")
+    m.add_argument("--idle-s", type=float, default=30.0)
     args = parser.parse_args(argv)
     if args.command == "sample":
         return _sample_loop(args)
+    if args.command == "measure":
+        print(json.dumps(measure(args.idle_s), indent=1))
+        return 0
     def interrupt(*_):
         raise KeyboardInterrupt
 

@@ -130,6 +130,21 @@ def test_vertex_sdk_drives_it_unchanged(cluster, tmp_path):
         assert client.last_request_info["deployed_model_id"] == "rayserve"
 
 
+def test_several_instances_in_one_request_answer_in_order_with_one_header_entry_each(cluster):
+    submitted = time.time()
+    status, body, headers = _post(cluster["rs"].url + "/vertex/predict", {"instances": [
+        {"image": _image_b64(), "layers": 1, "resolution": 640},
+        {"image": _image_b64((40, 40)), "layers": 3, "resolution": 640}]})
+    assert status == 200
+    assert [len(p["layers"]) for p in body["predictions"]] == [1, 3]
+    ids = headers["X-Replica-Id"].split(",")
+    assert ids == [p["replica_id"] for p in body["predictions"]]
+    assert len(headers["X-Queue-S"].split(",")) == 2 and len(headers["X-Model-S"].split(",")) == 2
+    for rid, queue_s in zip(ids, headers["X-Queue-S"].split(","), strict=True):
+        cluster["jobs"].append({"submitted": submitted, "headers": {"X-Replica-Id": rid, "X-Queue-S": queue_s},
+                                "extra": {"replica_id": rid}})
+
+
 def test_bad_requests_get_google_errors_without_reaching_the_model(cluster):
     url = cluster["rs"].url + "/vertex/predict"
     status, body, _ = _post(url, {"instances": [{"image": "not base64!", "layers": 2, "resolution": 640}]})
