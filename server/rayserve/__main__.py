@@ -90,34 +90,9 @@ def write_auth_token(temp_dir: str) -> str:
     return token_dir
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    options = options_from_args(args)
-    # Before Ray starts, so a bad --model fails fast and the tiny model is built once here rather than
-    # by two replicas racing to write the same directory.
-    from server import model as model_mod
-
-    source = model_mod.resolve_source(args.model)
-
-    stop = threading.Event()
-
-    def on_signal(*_):
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
-
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    token_dir = temp_dir = None
-    if not args.address:
-        temp_dir = os.path.abspath(args.ray_temp_dir)
-        os.makedirs(temp_dir, exist_ok=True)
-        token_dir = write_auth_token(temp_dir)  # before `import ray`: its token loader reads the env once
-        if args.host in ("127.0.0.1", "localhost"):
-            # A one-node cluster on loopback: Ray then advertises 127.0.0.1 and binds its gRPC servers
-            # there instead of on every interface (the switch Ray uses for its macOS/Windows clusters).
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+def _serve(args: argparse.Namespace, options: ServeOptions, source: str, stop: threading.Event,
+           on_signal) -> None:
+    """Ray up, the app deployed, the ready line, then wait for `stop`; Serve and Ray down in any case."""
     import ray
     from ray import serve
 
@@ -127,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.address:
         ray.init(address=args.address, namespace="serve")
     else:
-        ray.init(num_cpus=args.num_cpus, include_dashboard=False, _temp_dir=temp_dir,
+        ray.init(num_cpus=args.num_cpus, include_dashboard=False, _temp_dir=os.path.abspath(args.ray_temp_dir),
                  object_store_memory=args.object_store_mb * 1024 * 1024, namespace="serve")
     t_init = time.time()
     # ray.init installs Ray's own SIGTERM handler (a crash dump that exits); ours must win.
@@ -163,8 +138,40 @@ def main(argv: list[str] | None = None) -> int:
                 serve.shutdown()
         finally:
             ray.shutdown()
-            if token_dir:
-                shutil.rmtree(token_dir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    options = options_from_args(args)
+    # Before Ray starts, so a bad --model fails fast and the tiny model is built once here rather than
+    # by two replicas racing to write the same directory.
+    from server import model as model_mod
+
+    source = model_mod.resolve_source(args.model)
+
+    stop = threading.Event()
+
+    def on_signal(*_):
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    token_dir = None
+    if not args.address:
+        os.makedirs(args.ray_temp_dir, exist_ok=True)
+        token_dir = write_auth_token(os.path.abspath(args.ray_temp_dir))  # before `import ray`: its token loader reads the env once
+        if args.host in ("127.0.0.1", "localhost"):
+            # A one-node cluster on loopback: Ray then advertises 127.0.0.1 and binds its gRPC servers
+            # there instead of on every interface (the switch Ray uses for its macOS/Windows clusters).
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    try:
+        _serve(args, options, source, stop, on_signal)
+    finally:
+        if token_dir:
+            shutil.rmtree(token_dir, ignore_errors=True)
     print("rayserve: stopped", flush=True)
     return 0
 

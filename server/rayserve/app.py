@@ -51,7 +51,6 @@ class ModelReplica:
     event loop stays free for Serve's health checks and metrics during a long call)."""
 
     def __init__(self, source: str, device: str, dtype: str, steps: int | None, torch_threads: int):
-        self.constructed_at = time.time()
         import torch
 
         torch.set_num_threads(torch_threads)
@@ -65,18 +64,17 @@ class ModelReplica:
         self.ready_at = time.time()
 
     async def predict(self, image: bytes, layers: int, resolution: int) -> dict:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, self._run, image, layers, resolution)
+
+    def _run(self, image: bytes, layers: int, resolution: int) -> dict:
+        """On the pipeline thread: `started_at` is when this request's turn came (with
+        max_ongoing_requests > 1, requests also wait here, inside the replica)."""
+        from PIL import Image
+
         started = time.time()
         cold = self.served == 0
         self.served += 1
-        loop = asyncio.get_running_loop()
-        pngs, model_s = await loop.run_in_executor(self.pool, self._run, image, layers, resolution)
-        return {"layers": pngs, "started_at": started, "finished_at": time.time(), "model_s": model_s,
-                "replica_id": self.replica_id, "replica_pid": self.pid, "cold_start": cold,
-                "replica_ready_at": self.ready_at, "replica_load_s": self.model.load_s}
-
-    def _run(self, image: bytes, layers: int, resolution: int) -> tuple[list[bytes], float]:
-        from PIL import Image
-
         with Image.open(io.BytesIO(image)) as im:
             im.load()
             rgba = im.convert("RGBA")
@@ -88,7 +86,9 @@ class ModelReplica:
             buf = io.BytesIO()
             layer.save(buf, format="PNG")
             pngs.append(buf.getvalue())
-        return pngs, model_s
+        return {"layers": pngs, "started_at": started, "model_s": model_s, "replica_id": self.replica_id,
+                "replica_pid": self.pid, "cold_start": cold, "replica_load_s": self.model.load_s,
+                "replica_ready_at": self.ready_at}
 
 
 def _check_instance(i: int, inst: object, max_bytes: int) -> tuple[bytes, int, int]:
@@ -163,7 +163,8 @@ class VertexIngress:
                 "layers": [base64.b64encode(p).decode("ascii") for p in r["layers"]],
                 "timings": {"queue_s": queue_s, "inference_s": r["model_s"]},
                 "cached": False, "replica_id": r["replica_id"], "replica_pid": r["replica_pid"],
-                "cold_start": r["cold_start"],
+                "cold_start": r["cold_start"], "replica_load_s": r["replica_load_s"],
+                "replica_ready_at": r["replica_ready_at"],
             })
             values = {"replica_id": r["replica_id"], "replica_pid": str(r["replica_pid"]),
                       "queue_s": f"{queue_s:.6f}", "model_s": f"{r['model_s']:.6f}",
