@@ -293,6 +293,7 @@ class ReplicaRecorder:
                  interval_s: float = DEFAULT_INTERVAL_S, samples_path: str | Path | None = None):
         self.gcs_address, self.session_dir, self.auth_token_path = gcs_address, session_dir, auth_token_path
         self.app, self.deployment, self.interval_s = app, deployment, interval_s
+        self._own_files = samples_path is None  # temporary: removed once the timeline is built
         self.samples_path = Path(samples_path or tempfile.mkstemp(prefix="replicas-", suffix=".jsonl")[1])
         self.log_path = self.samples_path.with_suffix(".log")
         self.proc: subprocess.Popen | None = None
@@ -357,6 +358,9 @@ class ReplicaRecorder:
         """Stop sampling and build the timeline over [start, end] (default: the recording)."""
         self._terminate()
         samples = self.samples()
+        if self._own_files:
+            self.samples_path.unlink(missing_ok=True)
+            self.log_path.unlink(missing_ok=True)
         text, log_path = controller_log_text(self.session_dir)
         events = parse_controller_log(text, self.deployment, self.app)
         return build_timeline(samples, events, app=self.app, deployment=self.deployment, start=start, end=end,
@@ -367,6 +371,9 @@ class ReplicaRecorder:
 
     def __exit__(self, *exc) -> None:
         self._terminate()
+        if self._own_files:
+            self.samples_path.unlink(missing_ok=True)
+            self.log_path.unlink(missing_ok=True)
 
 
 def _sample_loop(args: argparse.Namespace) -> int:

@@ -40,7 +40,7 @@ def cluster():
         yield state
     finally:
         if "recorder" in state:
-            state["recorder"]._terminate()
+            state["recorder"].__exit__(None, None, None)  # stops the sampler, removes its files
         rs.stop()
 
 
