@@ -21,7 +21,6 @@ from pathlib import Path
 from bench.measure import (
     Target,
     add_target_options,
-    fmt_s,
     server_config,
     server_options,
 )
@@ -30,6 +29,7 @@ from clients.record import run_job
 from loadlab import article
 from loadlab.cases import parse_cases, test_image
 from loadlab.schema import COMPLETED, LoadConfig, Report, RunConfig, Stage, environment
+from loadlab.stats import format_s
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,19 +60,19 @@ def main(argv: list[str] | None = None) -> int:
         load_s = model.get("load_s")
         started_at = info.get("process_started_at")
         process_start_s = (started_at - spawned) if started_at else None
-        print(f"  ready after {ready - spawned:.2f} s (process up {fmt_s(process_start_s).strip()} s, "
-              f"model load {fmt_s(load_s).strip()} s)", flush=True)
+        print(f"  ready after {ready - spawned:.2f} s (process up {format_s(process_start_s).strip()} s, "
+              f"model load {format_s(load_s).strip()} s)", flush=True)
         client = make_client(args.target, target.url, factory=args.client_factory)
         stage = Stage(name=f"{case.name} [u=1]", concurrency=1, jobs_per_user=1 + args.warm_runs)
         try:
             first = run_job(client, case, image, served_by=args.target)
             first.cold_start = True
             stage.jobs.append(first)
-            print(f"  first inference: {first.status} {fmt_s(first.e2e_s).strip()} s", flush=True)
+            print(f"  first inference: {first.status} {format_s(first.e2e_s).strip()} s", flush=True)
             for i in range(args.warm_runs):
                 rec = run_job(client, case, image, served_by=args.target)
                 stage.jobs.append(rec)
-                print(f"  warm inference {i + 1}/{args.warm_runs}: {rec.status} {fmt_s(rec.e2e_s).strip()} s", flush=True)
+                print(f"  warm inference {i + 1}/{args.warm_runs}: {rec.status} {format_s(rec.e2e_s).strip()} s", flush=True)
         finally:
             close = getattr(client, "close", None)
             if close:
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("process_start", a["instance_start"]), ("model_load", a["model_load"]), ("ready", None),
             ("first_inference", a["inference"]), ("warm_inference", article.WARM_S)]
     for key, quoted in rows:
-        print(f"{key:<16} {fmt_s(stages_s[key], 11)} {fmt_s(quoted, 10)}")
-    print(f"{'cold total':<16} {fmt_s(cold_total, 11)} {fmt_s(sum(a.values()), 10)}")
+        print(f"{key:<16} {format_s(stages_s[key], 11)} {format_s(quoted, 10)}")
+    print(f"{'cold total':<16} {format_s(cold_total, 11)} {format_s(sum(a.values()), 10)}")
     print(f"\nmeasured report: {path}")
     return 0 if first.status == COMPLETED and len(warm) == args.warm_runs else 1

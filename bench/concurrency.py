@@ -23,10 +23,10 @@ import threading
 import time
 from pathlib import Path
 
-from bench.measure import add_target_options, fmt_s, model_info, server_config, target_server
+from bench.measure import add_target_options, model_info, server_config, target_server
 from loadlab import article
 from loadlab.schema import Report
-from loadlab.stats import fifo_ideal_mean
+from loadlab.stats import fifo_ideal_mean, format_s
 
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "locustfiles" / "decompose.py"
 
@@ -125,7 +125,7 @@ def warm_up(args: argparse.Namespace, url: str) -> None:
         for case in parse_cases(args.cases):
             for _ in range(args.warmup):
                 rec = run_job(client, case, str(test_image(case, folder / case.name)), served_by=args.target)
-                print(f"  warm-up {case.name}: {rec.status} {fmt_s(rec.e2e_s).strip()} s (not recorded)", flush=True)
+                print(f"  warm-up {case.name}: {rec.status} {format_s(rec.e2e_s).strip()} s (not recorded)", flush=True)
     finally:
         close = getattr(client, "close", None)
         if close:
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     report.save(out)
 
     quoted = article.CONCURRENCY.get(args.target, {})
-    print(f"\nS = {fmt_s(service_s).strip()} s ({source})")
+    print(f"\nS = {format_s(service_s).strip()} s ({source})")
     print(f"{'stage':<7} {'ok':>7} {'mean':>7} {'p95':>7} {'max':>7} {'thr/min':>8} {'ideal':>7} {'ratio':>6} "
           f"{'S_stage':>7} {'ratio*':>6} | article")
     for stage in report.stages:
@@ -207,9 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         thr = s["throughput_per_s"] * 60 if s.get("throughput_per_s") else None
         q = quoted.get(stage.concurrency)
         qtxt = f"{q[0]}/{stage.concurrency}, {q[1]} s" if q and q[1] else (f"{q[0]}/{stage.concurrency}" if q else "-")
-        print(f"{stage.name:<7} {s['completed']:>3}/{s['jobs']:<3} {fmt_s(s['mean'])} {fmt_s(s['p95'])} {fmt_s(s['max'])} "
-              f"{fmt_s(thr, 8)} {fmt_s(f['ideal_mean_s'])} {fmt_s(f['ratio'], 6)} {fmt_s(f['stage_service_s'])} "
-              f"{fmt_s(f['stage_ratio'], 6)} | {qtxt}")
+        print(f"{stage.name:<7} {s['completed']:>3}/{s['jobs']:<3} {format_s(s['mean'])} {format_s(s['p95'])} {format_s(s['max'])} "
+              f"{format_s(thr, 8)} {format_s(f['ideal_mean_s'])} {format_s(f['ratio'], 6)} {format_s(f['stage_service_s'])} "
+              f"{format_s(f['stage_ratio'], 6)} | {qtxt}")
     print("ratio = mean / ideal with S; ratio* = the same with the stage's own mean model time (server-measured)")
     print(f"\nmeasured report: {out}\nLocust outputs: {prefix}.html, {prefix}_stats.csv, {prefix}.json")
     return 0 if rc == 0 else 1

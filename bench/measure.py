@@ -44,15 +44,23 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
 
 
 @contextlib.contextmanager
+def started_server(options: dict[str, Any], cli_args: list[str] | tuple[str, ...] = ()) -> Iterator[Target]:
+    """A `python -m server` with these options (`ServerProcess` keywords) and extra CLI arguments,
+    stopped on exit."""
+    from server.process import ServerProcess
+
+    with ServerProcess(*cli_args, **options) as server:
+        yield Target(server.url, server)
+
+
+@contextlib.contextmanager
 def target_server(args: argparse.Namespace) -> Iterator[Target]:
     """The target to measure: `--url` as given, else a `python -m server` we start and stop."""
     if args.url:
         yield Target(args.url.rstrip("/"))
         return
-    from server.process import ServerProcess
-
-    with ServerProcess(**server_options(args)) as server:
-        yield Target(server.url, server)
+    with started_server(server_options(args)) as target:
+        yield target
 
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +80,3 @@ def model_info(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     info = dict(target.ready_info.get("model") or {})
     info.setdefault("source", args.model)
     return info
-
-
-def fmt_s(value: float | None, width: int = 7) -> str:
-    return f"{value:{width}.2f}" if value is not None else f"{'-':>{width}}"

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from bench.measure import (
     add_target_options,
-    fmt_s,
     model_info,
     server_config,
     target_server,
@@ -25,7 +24,7 @@ from clients.record import run_job
 from loadlab import article
 from loadlab.cases import parse_cases, test_image
 from loadlab.schema import COMPLETED, LoadConfig, Report, RunConfig, Stage, environment
-from loadlab.stats import summarize
+from loadlab.stats import format_s, summarize
 
 SPLIT = ("upload_s", "queue_s", "inference_s", "transfer_s")
 
@@ -62,13 +61,13 @@ def main(argv: list[str] | None = None) -> int:
                 image = str(test_image(case, images / case.name))
                 for i in range(args.warmup):
                     rec = run_job(client, case, image, served_by=args.target)
-                    print(f"  {case.name} warm-up {i + 1}/{args.warmup}: {rec.status} {fmt_s(rec.e2e_s).strip()} s",
+                    print(f"  {case.name} warm-up {i + 1}/{args.warmup}: {rec.status} {format_s(rec.e2e_s).strip()} s",
                           flush=True)
                 stage = Stage(name=f"{case.name} [u=1]", concurrency=1, jobs_per_user=args.runs)
                 for i in range(args.runs):
                     rec = run_job(client, case, image, served_by=args.target)
                     stage.jobs.append(rec)
-                    print(f"  {case.name} run {i + 1}/{args.runs}: {rec.status} {fmt_s(rec.e2e_s).strip()} s"
+                    print(f"  {case.name} run {i + 1}/{args.runs}: {rec.status} {format_s(rec.e2e_s).strip()} s"
                           + (f" ({rec.error})" if rec.error else ""), flush=True)
                 stages.append(stage)
         finally:
@@ -93,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         s, sp = stage.summary, report.extra["split"][stage.name]
         case = stage.jobs[0].case if stage.jobs else stage.name
         q = quoted.get(case)
-        print(f"{case:<8} {s['completed']:>2}/{s['jobs']:<2} {fmt_s(s['mean'])} {fmt_s(s['std'])} {fmt_s(s['min'])} "
-              f"{fmt_s(s['max'])} {fmt_s(s['p50'])} {fmt_s(s['p95'])} | "
-              + " ".join(fmt_s(sp[k]["mean"]) for k in SPLIT)
+        print(f"{case:<8} {s['completed']:>2}/{s['jobs']:<2} {format_s(s['mean'])} {format_s(s['std'])} {format_s(s['min'])} "
+              f"{format_s(s['max'])} {format_s(s['p50'])} {format_s(s['p95'])} | "
+              + " ".join(format_s(sp[k]["mean"]) for k in SPLIT)
               + (f" | {q[0]} ± {q[1]} s" if q else " | -"))
     print(f"\nmeasured report: {path}")
     return 0 if all(s.summary["completed"] == s.summary["jobs"] for s in stages) else 1
