@@ -146,6 +146,9 @@ class LocalClient:
 
     def submit(self, file_id: str, num_layers: int, resolution: int, deadline: float) -> tuple[dict, int]:
         """`POST /api/decompose`, waiting out 429s; returns (the 202 body, retries used)."""
+        # Hand-written rather than urllib3's Retry or tenacity: Retry would sleep a Retry-After past the
+        # call's deadline, adds no jitter to it and hides the retry count; tenacity needs a custom wait
+        # and stop for both, which is longer than this loop.
         body = {"file_id": file_id, "num_layers": int(num_layers), "resolution": int(resolution)}
         retries = 0
         while True:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.concurrency import ideal_mean
+from loadlab import article
 from loadlab.schema import Report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +41,13 @@ def test_single_writes_one_stage_per_case(tmp_path):
     assert [(s.name, s.concurrency, len(s.jobs)) for s in report.stages] == [("light [u=1]", 1, 3), ("small [u=1]", 1, 3)]
     split = report.extra["split"]["small [u=1]"]
     assert split["inference_s"]["mean"] == pytest.approx(0.2)
-    assert "p95" in proc.stdout and "12.3" in proc.stdout  # beside the article's Small figure
+    # the table: our figures per case, the article's mean ± std beside the case it measured
+    rows = {r.split()[0]: r for r in proc.stdout.splitlines() if r.split()[:1] in (["light"], ["small"])
+            and "/" in r.split()[1]}
+    assert rows["small"].split()[1:3] == ["3/3", f"{report.stage('small [u=1]').summary['mean']:.2f}"]
+    assert rows["small"].endswith(f"| {article.SINGLE['local-3090']['small'][0]} ± "
+                                  f"{article.SINGLE['local-3090']['small'][1]} s")
+    assert rows["light"].endswith("| -")  # not an article case
 
 
 def test_concurrency_burst_reports_fifo_ratio(tmp_path):

@@ -182,6 +182,17 @@ def test_local_429_bounded_then_rejected(stub, image):
     assert info.value.status == 429 and "queue_full" in str(info.value)
 
 
+def test_local_429_wait_past_the_deadline_fails_at_once(stub, image):
+    stub.decompose_statuses = [429]
+    stub.retry_after = "30"
+    client = LocalClient(stub.url, deadline_s=5)
+    slept: list[float] = []
+    client.sleep = slept.append
+    with pytest.raises(TargetTimeoutError) as info:
+        client.decompose_image(image, 2, 640)
+    assert slept == [] and info.value.status == 429  # never sleeps past the call's deadline
+
+
 def test_local_4xx_carries_server_message(stub, image):
     stub.decompose_statuses = [422]
     with pytest.raises(ClientError) as info:
