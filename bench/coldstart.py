@@ -18,11 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import pinning
 from bench.measure import (
-    Target,
     add_target_options,
     server_config,
     server_options,
+    started_server,
 )
 from clients.factory import make_client
 from clients.record import run_job
@@ -47,15 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     (case,) = parse_cases(args.case)
     image = str(test_image(case, Path(tempfile.mkdtemp(prefix="loadlab-cold-")) / case.name))
 
-    from server.process import ServerProcess
-
     print(f"cold start: spawning python -m server ({server_options(args)}) ...", flush=True)
     spawned = time.time()
-    server = ServerProcess(**server_options(args))
-    with server:
+    # pinned once ready (process start and model load are not competing with any load)
+    with started_server(server_options(args), cpus=pinning.plan(not args.no_pin)) as target:
         ready = time.time()
-        info = dict(server.ready_info or {})
-        target = Target(server.url, server)
+        info = target.ready_info
         model = dict(info.get("model") or {})
         load_s = model.get("load_s")
         started_at = info.get("process_started_at")
@@ -89,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(
         role="coldstart", kind="measured", name=f"coldstart-{args.target}", target=args.target, cases=[case], stages=[stage],
         environment=environment(), model={**model, "source": model.get("source", args.model)},
-        config=RunConfig(driver="bench coldstart", cases=args.case, server=server_config(args),
-                         load=LoadConfig(mode="coldstart")),
+        config=RunConfig(driver="bench coldstart", cases=args.case, server=server_config(args, target),
+                         load=LoadConfig(mode="coldstart", cpus=target.load_cpus)),
         coldstart={"stages_s": stages_s, "cold_total_s": cold_total, "warm_s": stages_s["warm_inference"],
                    "spawned_at": spawned, "ready_at": ready, "process_started_at": started_at,
                    "ready_info": info,

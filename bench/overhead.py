@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.measure import started_server
+from bench import pinning
+from bench.measure import add_pin_options, started_server
 from clients.factory import make_client
 from clients.record import run_job
 from loadlab.cases import parse_cases, test_image
@@ -95,11 +96,11 @@ HEADER = ("| case   | upload / layers / res  | local overhead ms | vertex overhe
 
 
 @contextlib.contextmanager
-def _server(url: str, server_args: list[str]):
+def _server(url: str, server_args: list[str], pin: bool):
     if url:
         yield url.rstrip("/")
         return
-    with started_server({}, server_args) as target:  # cache on: see the module docstring
+    with started_server({}, server_args, cpus=pinning.plan(pin)) as target:  # cache on: see the module docstring
         yield target.url
 
 
@@ -112,10 +113,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="test image content: white (article) or noise (realistic request sizes)")
     parser.add_argument("--server-arg", action="append", default=[],
                         help="extra argument for `python -m server` when started here (repeatable)")
+    add_pin_options(parser)
     args = parser.parse_args(argv)
     cases = parse_cases(args.cases)
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="overhead-") as image_dir, _server(args.url, args.server_arg) as url:
+    with tempfile.TemporaryDirectory(prefix="overhead-") as image_dir, _server(args.url, args.server_arg, not args.no_pin) as url:
         print(HEADER, file=sys.stderr)
         rows = measure(url, cases, args.runs, image_dir, args.content)
     print(HEADER)

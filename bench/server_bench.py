@@ -11,7 +11,8 @@ import tempfile
 import threading
 import time
 
-from bench.measure import started_server
+from bench import pinning
+from bench.measure import add_pin_options, started_server
 from clients.factory import make_client
 from clients.record import run_job
 from loadlab.cases import parse_cases, test_image
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="tiny")
     p.add_argument("--url", default="", help="measure this server (no batching comparison: it needs two servers)")
     p.add_argument("--client-factory", default="", help=argparse.SUPPRESS)
+    add_pin_options(p)
     args = p.parse_args(argv)
     levels = [int(x) for x in args.concurrency.split(",") if x]
     (case,) = parse_cases(args.case)
@@ -146,8 +148,10 @@ def _server(args: argparse.Namespace, max_batch: int):
     if args.url:
         yield args.url.rstrip("/")
         return
-    with started_server({"model": args.model, "max_batch": max_batch, "cache_ttl": 0, "queue_limit": 64}) as target:
+    options = {"model": args.model, "max_batch": max_batch, "cache_ttl": 0, "queue_limit": 64}
+    with started_server(options, cpus=pinning.plan(not args.no_pin)) as target:
         server = target.server
         print(f"server (max-batch {max_batch}): {target.url} ready in {server.time_to_ready_s:.2f} s "
-              f"(model load {server.ready_info['model']['load_s']:.2f} s)")
+              f"(model load {server.ready_info['model']['load_s']:.2f} s); server CPUs "
+              f"{target.server_cpus or 'not pinned'}, load CPUs {target.load_cpus or 'not pinned'}")
         yield target.url

@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(
         role="single", kind="measured", name=f"single-{args.target}", target=args.target, cases=cases, stages=stages,
         environment=environment(), model=model,
-        config=RunConfig(driver="bench single", cases=args.cases, server=server_config(args),
-                         load=LoadConfig(mode="single", runs=args.runs, warmup=args.warmup)))
+        config=RunConfig(driver="bench single", cases=args.cases, server=server_config(args, target),
+                         load=LoadConfig(mode="single", runs=args.runs, warmup=args.warmup, cpus=target.load_cpus)))
     report.extra["split"] = {s.name: split_of(s) for s in stages}
     out = args.out or Path("reports/measured") / f"single-{args.target}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     path = report.save(out)
