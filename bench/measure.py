@@ -49,6 +49,19 @@ def server_config(args: argparse.Namespace, target: Target | None = None) -> Ser
 
 
 @contextlib.contextmanager
+def _pinned(target: Target, server_pid: int | None, cpus: pinning.CpuPlan | None) -> Iterator[Target]:
+    """Process `server_pid` on `cpus.server` and this process on `cpus.load` for the block (neither
+    without a plan or a server process)."""
+    if cpus is None or not server_pid:
+        yield target
+        return
+    target.server_cpus = pinning.pin(server_pid, cpus.server)
+    with pinning.load_generator(cpus) as load_cpus:
+        target.load_cpus = load_cpus
+        yield target
+
+
+@contextlib.contextmanager
 def started_server(options: dict[str, Any], cli_args: list[str] | tuple[str, ...] = (),
                    cpus: pinning.CpuPlan | None = None) -> Iterator[Target]:
     """A `python -m server` with these options (`ServerProcess` keywords) and extra CLI arguments,
@@ -56,15 +69,9 @@ def started_server(options: dict[str, Any], cli_args: list[str] | tuple[str, ...
     this process to `cpus.load` for the block."""
     from server.process import ServerProcess
 
-    with ServerProcess(*cli_args, env=pinning.server_env(cpus), **options) as server:
-        target = Target(server.url, server)
-        if cpus is None:
-            yield target
-            return
-        target.server_cpus = pinning.pin(server.pid, cpus.server)
-        with pinning.load_generator(cpus) as load_cpus:
-            target.load_cpus = load_cpus
-            yield target
+    with (ServerProcess(*cli_args, env=pinning.server_env(cpus), **options) as server,
+          _pinned(Target(server.url, server), server.pid, cpus) as target):
+        yield target
 
 
 @contextlib.contextmanager
@@ -72,18 +79,12 @@ def target_server(args: argparse.Namespace) -> Iterator[Target]:
     """The target to measure: `--url` as given (pinned only with `--server-pid`, the server being a
     process of this machine), else a `python -m server` we start, pin and stop."""
     cpus = pinning.plan(not args.no_pin)
-    if not args.url:
+    if args.url:
+        with _pinned(Target(args.url.rstrip("/")), args.server_pid, cpus) as target:
+            yield target
+    else:
         with started_server(server_options(args), cpus=cpus) as target:
             yield target
-        return
-    target = Target(args.url.rstrip("/"))
-    if cpus is None or not args.server_pid:
-        yield target
-        return
-    target.server_cpus = pinning.pin(args.server_pid, cpus.server)
-    with pinning.load_generator(cpus) as load_cpus:
-        target.load_cpus = load_cpus
-        yield target
 
 
 def add_pin_options(parser: argparse.ArgumentParser) -> None:
