@@ -18,18 +18,19 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import pinning
 from bench.measure import (
-    Target,
     add_target_options,
-    fmt_s,
     server_config,
     server_options,
+    started_server,
 )
 from clients.factory import make_client
 from clients.record import run_job
 from loadlab import article
 from loadlab.cases import parse_cases, test_image
 from loadlab.schema import COMPLETED, LoadConfig, Report, RunConfig, Stage, environment
+from loadlab.stats import format_s
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,32 +48,29 @@ def main(argv: list[str] | None = None) -> int:
     (case,) = parse_cases(args.case)
     image = str(test_image(case, Path(tempfile.mkdtemp(prefix="loadlab-cold-")) / case.name))
 
-    from server.process import ServerProcess
-
     print(f"cold start: spawning python -m server ({server_options(args)}) ...", flush=True)
     spawned = time.time()
-    server = ServerProcess(**server_options(args))
-    with server:
+    # pinned once ready (process start and model load are not competing with any load)
+    with started_server(server_options(args), cpus=pinning.plan(not args.no_pin)) as target:
         ready = time.time()
-        info = dict(server.ready_info or {})
-        target = Target(server.url, server)
+        info = target.ready_info
         model = dict(info.get("model") or {})
         load_s = model.get("load_s")
         started_at = info.get("process_started_at")
         process_start_s = (started_at - spawned) if started_at else None
-        print(f"  ready after {ready - spawned:.2f} s (process up {fmt_s(process_start_s).strip()} s, "
-              f"model load {fmt_s(load_s).strip()} s)", flush=True)
+        print(f"  ready after {ready - spawned:.2f} s (process up {format_s(process_start_s).strip()} s, "
+              f"model load {format_s(load_s).strip()} s)", flush=True)
         client = make_client(args.target, target.url, factory=args.client_factory)
         stage = Stage(name=f"{case.name} [u=1]", concurrency=1, jobs_per_user=1 + args.warm_runs)
         try:
             first = run_job(client, case, image, served_by=args.target)
             first.cold_start = True
             stage.jobs.append(first)
-            print(f"  first inference: {first.status} {fmt_s(first.e2e_s).strip()} s", flush=True)
+            print(f"  first inference: {first.status} {format_s(first.e2e_s).strip()} s", flush=True)
             for i in range(args.warm_runs):
                 rec = run_job(client, case, image, served_by=args.target)
                 stage.jobs.append(rec)
-                print(f"  warm inference {i + 1}/{args.warm_runs}: {rec.status} {fmt_s(rec.e2e_s).strip()} s", flush=True)
+                print(f"  warm inference {i + 1}/{args.warm_runs}: {rec.status} {format_s(rec.e2e_s).strip()} s", flush=True)
         finally:
             close = getattr(client, "close", None)
             if close:
@@ -89,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(
         role="coldstart", kind="measured", name=f"coldstart-{args.target}", target=args.target, cases=[case], stages=[stage],
         environment=environment(), model={**model, "source": model.get("source", args.model)},
-        config=RunConfig(driver="bench coldstart", cases=args.case, server=server_config(args),
-                         load=LoadConfig(mode="coldstart")),
+        config=RunConfig(driver="bench coldstart", cases=args.case, server=server_config(args, target),
+                         load=LoadConfig(mode="coldstart", cpus=target.load_cpus)),
         coldstart={"stages_s": stages_s, "cold_total_s": cold_total, "warm_s": stages_s["warm_inference"],
                    "spawned_at": spawned, "ready_at": ready, "process_started_at": started_at,
                    "ready_info": info,
@@ -105,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("process_start", a["instance_start"]), ("model_load", a["model_load"]), ("ready", None),
             ("first_inference", a["inference"]), ("warm_inference", article.WARM_S)]
     for key, quoted in rows:
-        print(f"{key:<16} {fmt_s(stages_s[key], 11)} {fmt_s(quoted, 10)}")
-    print(f"{'cold total':<16} {fmt_s(cold_total, 11)} {fmt_s(sum(a.values()), 10)}")
+        print(f"{key:<16} {format_s(stages_s[key], 11)} {format_s(quoted, 10)}")
+    print(f"{'cold total':<16} {format_s(cold_total, 11)} {format_s(sum(a.values()), 10)}")
     print(f"\nmeasured report: {path}")
     return 0 if first.status == COMPLETED and len(warm) == args.warm_runs else 1

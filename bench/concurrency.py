@@ -23,10 +23,11 @@ import threading
 import time
 from pathlib import Path
 
-from bench.measure import add_target_options, fmt_s, model_info, server_config, target_server
+from bench.measure import add_target_options, model_info, server_config, target_server
+from bench.pinning import service_inflation
 from loadlab import article
 from loadlab.schema import Report
-from loadlab.stats import fifo_ideal_mean
+from loadlab.stats import fifo_ideal_mean, format_s
 
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "locustfiles" / "decompose.py"
 
@@ -56,6 +57,19 @@ def service_time(report: Report, args: argparse.Namespace) -> tuple[float | None
         for stage in single.stages:
             if stage.summary.get("mean"):
                 return stage.summary["mean"], f"{args.single_report} stage {stage.name}"
+    return None, "unknown"
+
+
+def single_service_s(report: Report, args: argparse.Namespace) -> tuple[float | None, str]:
+    """The model time of a job run on its own (server-measured service_s), which each stage's model time
+    is compared with: the u=1 stage of this run, else the matching stage of `--single-report`."""
+    for stage in report.stages:
+        if stage.concurrency == 1 and stage.summary["service_s"]["mean"]:
+            return stage.summary["service_s"]["mean"], f"stage {stage.name} of this run"
+    if args.single_report:
+        for stage in Report.load(args.single_report).stages:
+            if stage.summary["service_s"]["mean"]:
+                return stage.summary["service_s"]["mean"], f"{args.single_report} stage {stage.name}"
     return None, "unknown"
 
 
@@ -125,7 +139,7 @@ def warm_up(args: argparse.Namespace, url: str) -> None:
         for case in parse_cases(args.cases):
             for _ in range(args.warmup):
                 rec = run_job(client, case, str(test_image(case, folder / case.name)), served_by=args.target)
-                print(f"  warm-up {case.name}: {rec.status} {fmt_s(rec.e2e_s).strip()} s (not recorded)", flush=True)
+                print(f"  warm-up {case.name}: {rec.status} {format_s(rec.e2e_s).strip()} s (not recorded)", flush=True)
     finally:
         close = getattr(client, "close", None)
         if close:
@@ -177,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     report = Report.load(out)
     report.model = model
     # the server this tool started is known here, not in the Locust process
-    report.config.server = server_config(args).model_copy(update={"url": target.url})
+    report.config.server = server_config(args, target)
+    if report.config.load is not None:
+        report.config.load.cpus = target.load_cpus  # Locust ran as a child of this pinned process
     report.config.outputs = {"csv": f"{prefix}_stats.csv", "html": f"{prefix}.html",
                              "json": f"{prefix}.json", "log": f"{prefix}.log"}
     report.extra["locust_exit_code"] = rc
@@ -196,20 +212,25 @@ def main(argv: list[str] | None = None) -> int:
                             "stage_ratio": (mean / own_ideal) if (mean and own_ideal) else None}
     report.extra["fifo_ideal"] = {"service_s": service_s, "source": source, "stages": fifo,
                                   "formula": "burst: (N+1)/2 x S; closed loop: N x S (one FIFO worker)"}
+    alone_s, alone_source = single_service_s(report, args)
+    inflation = {stage.name: service_inflation(stage.summary["service_s"]["mean"], alone_s) for stage in report.stages}
+    report.extra["service_inflation"] = {"single_service_s": alone_s, "source": alone_source, "stages": inflation}
     report.save(out)
 
     quoted = article.CONCURRENCY.get(args.target, {})
-    print(f"\nS = {fmt_s(service_s).strip()} s ({source})")
+    print(f"\nS = {format_s(service_s).strip()} s ({source}); model time alone {format_s(alone_s).strip()} s "
+          f"({alone_source}); server CPUs {target.server_cpus or 'not pinned'}, load CPUs {target.load_cpus or 'not pinned'}")
     print(f"{'stage':<7} {'ok':>7} {'mean':>7} {'p95':>7} {'max':>7} {'thr/min':>8} {'ideal':>7} {'ratio':>6} "
-          f"{'S_stage':>7} {'ratio*':>6} | article")
+          f"{'S_stage':>7} {'ratio*':>6} {'infl':>5} | article")
     for stage in report.stages:
         s, f = stage.summary, fifo[stage.name]
         thr = s["throughput_per_s"] * 60 if s.get("throughput_per_s") else None
         q = quoted.get(stage.concurrency)
         qtxt = f"{q[0]}/{stage.concurrency}, {q[1]} s" if q and q[1] else (f"{q[0]}/{stage.concurrency}" if q else "-")
-        print(f"{stage.name:<7} {s['completed']:>3}/{s['jobs']:<3} {fmt_s(s['mean'])} {fmt_s(s['p95'])} {fmt_s(s['max'])} "
-              f"{fmt_s(thr, 8)} {fmt_s(f['ideal_mean_s'])} {fmt_s(f['ratio'], 6)} {fmt_s(f['stage_service_s'])} "
-              f"{fmt_s(f['stage_ratio'], 6)} | {qtxt}")
-    print("ratio = mean / ideal with S; ratio* = the same with the stage's own mean model time (server-measured)")
+        print(f"{stage.name:<7} {s['completed']:>3}/{s['jobs']:<3} {format_s(s['mean'])} {format_s(s['p95'])} {format_s(s['max'])} "
+              f"{format_s(thr, 8)} {format_s(f['ideal_mean_s'])} {format_s(f['ratio'], 6)} {format_s(f['stage_service_s'])} "
+              f"{format_s(f['stage_ratio'], 6)} {format_s(inflation[stage.name], 5)} | {qtxt}")
+    print("ratio = mean / ideal with S; ratio* = the same with the stage's own mean model time (server-measured); "
+          "infl = S_stage / the model time alone")
     print(f"\nmeasured report: {out}\nLocust outputs: {prefix}.html, {prefix}_stats.csv, {prefix}.json")
     return 0 if rc == 0 else 1

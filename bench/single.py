@@ -9,13 +9,14 @@ inference and transfer. Writes a measured report with one stage per case, named 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from pathlib import Path
 
 from bench.measure import (
+    Target,
     add_target_options,
-    fmt_s,
     model_info,
     server_config,
     target_server,
@@ -24,8 +25,8 @@ from clients.factory import make_client
 from clients.record import run_job
 from loadlab import article
 from loadlab.cases import parse_cases, test_image
-from loadlab.schema import COMPLETED, LoadConfig, Report, RunConfig, Stage, environment
-from loadlab.stats import summarize
+from loadlab.schema import COMPLETED, Case, LoadConfig, Report, RunConfig, Stage, environment
+from loadlab.stats import format_s, summarize
 
 SPLIT = ("upload_s", "queue_s", "inference_s", "transfer_s")
 
@@ -36,6 +37,37 @@ def split_of(stage: Stage) -> dict[str, dict]:
     parts = {"upload_s": [j.extra.get("upload_s") for j in done], "queue_s": [j.queue_s for j in done],
              "inference_s": [j.service_s for j in done], "transfer_s": [j.extra.get("transfer_s") for j in done]}
     return {k: summarize(v for v in vals if v is not None) for k, vals in parts.items()}
+
+
+def run_cases(client, cases: list[Case], runs: int, warmup: int, served_by: str) -> list[Stage]:
+    """Each case `runs` times, one job at a time, after `warmup` unrecorded jobs: a stage per case."""
+    images = Path(tempfile.mkdtemp(prefix="loadlab-single-"))
+    stages = []
+    for case in cases:
+        image = str(test_image(case, images / case.name))
+        for i in range(warmup):
+            rec = run_job(client, case, image, served_by=served_by)
+            print(f"  {case.name} warm-up {i + 1}/{warmup}: {rec.status} {format_s(rec.e2e_s).strip()} s", flush=True)
+        stage = Stage(name=f"{case.name} [u=1]", concurrency=1, jobs_per_user=runs)
+        for i in range(runs):
+            rec = run_job(client, case, image, served_by=served_by)
+            stage.jobs.append(rec)
+            print(f"  {case.name} run {i + 1}/{runs}: {rec.status} {format_s(rec.e2e_s).strip()} s"
+                  + (f" ({rec.error})" if rec.error else ""), flush=True)
+        stages.append(stage)
+    return stages
+
+
+def single_report(args: argparse.Namespace, target: Target, cases: list[Case], stages: list[Stage]) -> Report:
+    """The measured report of a single-request run (`args`: this command's options, or a caller's with
+    the same target options, `cases`, `runs` and `warmup`)."""
+    report = Report(
+        role="single", kind="measured", name=f"single-{args.target}", target=args.target, cases=cases, stages=stages,
+        environment=environment(), model=model_info(target, args),
+        config=RunConfig(driver="bench single", cases=args.cases, server=server_config(args, target),
+                         load=LoadConfig(mode="single", runs=args.runs, warmup=args.warmup, cpus=target.load_cpus)))
+    report.extra["split"] = {s.name: split_of(s) for s in stages}
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,39 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.short:
         args.cases, args.runs, args.warmup = "light", 2, 1
     cases = parse_cases(args.cases)
-    images = Path(tempfile.mkdtemp(prefix="loadlab-single-"))
 
-    stages: list[Stage] = []
     with target_server(args) as target:
         print(f"target {args.target} at {target.url}; {len(cases)} case(s) x {args.runs} run(s), {args.warmup} warm-up",
               flush=True)
-        client = make_client(args.target, target.url, factory=args.client_factory)
-        try:
-            for case in cases:
-                image = str(test_image(case, images / case.name))
-                for i in range(args.warmup):
-                    rec = run_job(client, case, image, served_by=args.target)
-                    print(f"  {case.name} warm-up {i + 1}/{args.warmup}: {rec.status} {fmt_s(rec.e2e_s).strip()} s",
-                          flush=True)
-                stage = Stage(name=f"{case.name} [u=1]", concurrency=1, jobs_per_user=args.runs)
-                for i in range(args.runs):
-                    rec = run_job(client, case, image, served_by=args.target)
-                    stage.jobs.append(rec)
-                    print(f"  {case.name} run {i + 1}/{args.runs}: {rec.status} {fmt_s(rec.e2e_s).strip()} s"
-                          + (f" ({rec.error})" if rec.error else ""), flush=True)
-                stages.append(stage)
-        finally:
-            close = getattr(client, "close", None)
-            if close:
-                close()
-        model = model_info(target, args)
-
-    report = Report(
-        role="single", kind="measured", name=f"single-{args.target}", target=args.target, cases=cases, stages=stages,
-        environment=environment(), model=model,
-        config=RunConfig(driver="bench single", cases=args.cases, server=server_config(args),
-                         load=LoadConfig(mode="single", runs=args.runs, warmup=args.warmup)))
-    report.extra["split"] = {s.name: split_of(s) for s in stages}
+        with contextlib.closing(make_client(args.target, target.url, factory=args.client_factory)) as client:
+            stages = run_cases(client, cases, args.runs, args.warmup, args.target)
+        report = single_report(args, target, cases, stages)
     out = args.out or Path("reports/measured") / f"single-{args.target}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     path = report.save(out)
 
@@ -93,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         s, sp = stage.summary, report.extra["split"][stage.name]
         case = stage.jobs[0].case if stage.jobs else stage.name
         q = quoted.get(case)
-        print(f"{case:<8} {s['completed']:>2}/{s['jobs']:<2} {fmt_s(s['mean'])} {fmt_s(s['std'])} {fmt_s(s['min'])} "
-              f"{fmt_s(s['max'])} {fmt_s(s['p50'])} {fmt_s(s['p95'])} | "
-              + " ".join(fmt_s(sp[k]["mean"]) for k in SPLIT)
+        print(f"{case:<8} {s['completed']:>2}/{s['jobs']:<2} {format_s(s['mean'])} {format_s(s['std'])} {format_s(s['min'])} "
+              f"{format_s(s['max'])} {format_s(s['p50'])} {format_s(s['p95'])} | "
+              + " ".join(format_s(sp[k]["mean"]) for k in SPLIT)
               + (f" | {q[0]} ± {q[1]} s" if q else " | -"))
     print(f"\nmeasured report: {path}")
     return 0 if all(s.summary["completed"] == s.summary["jobs"] for s in stages) else 1

@@ -16,8 +16,9 @@ class DecomposeResult:
 
     timings keys: `upload_s` (upload or base64 encode + request build), `queue_s` (waiting for the
     model, as the server measured it), `inference_s` (pipeline time, server-measured), `transfer_s`
-    (downloading/decoding the layers), `total_s` (client-measured, call to return). A key is None
-    when the target does not report it."""
+    (downloading/decoding the layers), `total_s` (client-measured, call to return); the local job API
+    adds `detect_s` (server finished the job → the client learned it; same-host clocks). A key is None
+    or absent when the target does not report it."""
 
     layers: list[Any]                       # PIL.Image.Image, mode RGBA
     timings: dict[str, float | None]
@@ -25,6 +26,7 @@ class DecomposeResult:
     job_id: str | None = None
     cached: bool = False                    # answered from the server's content cache
     retries: int = 0                        # 429/503/deadline retries this call needed
+    batch_size: int | None = None           # jobs in the server's pipeline call (micro-batching)
     submitted_at: float | None = None       # epoch seconds, client clock
     finished_at: float | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)  # fallback: who was tried, why

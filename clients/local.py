@@ -146,6 +146,9 @@ class LocalClient:
 
     def submit(self, file_id: str, num_layers: int, resolution: int, deadline: float) -> tuple[dict, int]:
         """`POST /api/decompose`, waiting out 429s; returns (the 202 body, retries used)."""
+        # Hand-written rather than urllib3's Retry or tenacity: Retry would sleep a Retry-After past the
+        # call's deadline, adds no jitter to it and hides the retry count; tenacity needs a custom wait
+        # and stop for both, which is longer than this loop.
         body = {"file_id": file_id, "num_layers": int(num_layers), "resolution": int(resolution)}
         retries = 0
         while True:
@@ -165,7 +168,7 @@ class LocalClient:
             self.sleep(wait)
 
     def wait_for(self, job_id: str, deadline: float) -> dict:
-        """Long-poll the job's status until it is completed or failed."""
+        """Long-poll the job's status until it is completed or failed; the body gains `detect_s`."""
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -174,9 +177,12 @@ class LocalClient:
             wait = max(0.0, min(self.poll_wait_s, remaining - 0.5))
             response = self._request("GET", f"/api/status/{job_id}", deadline, params={"wait": f"{wait:.1f}"},
                                      read_timeout=wait + self.read_timeout_s)
+            received = time.time()
             self._check(response, f"status {job_id}")
             status = response.json()
             if status.get("status") in TERMINAL:
+                finished = status.get("finished_at")
+                status["detect_s"] = received - finished if finished is not None else None
                 return status
 
     def download(self, job_id: str, deadline: float) -> list[Any]:
@@ -216,8 +222,8 @@ class LocalClient:
             layers=layers,
             timings={"upload_s": t_upload - t0, "queue_s": status.get("queue_s"),
                      "inference_s": status.get("inference_s"), "transfer_s": t_end - t_done,
-                     "total_s": t_end - t0},
-            served_by=self.name, job_id=job_id,
+                     "total_s": t_end - t0, "detect_s": status["detect_s"]},
+            served_by=self.name, job_id=job_id, batch_size=status.get("batch_size"),
             cached=bool(status.get("cached", accepted.get("cached", False))),
             retries=retries, submitted_at=submitted_at, finished_at=time.time(),
             attempts=[{"client": self.name, "ok": True, "retries": retries}],

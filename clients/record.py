@@ -38,4 +38,5 @@ def run_job(client, case, image_path: str, served_by: str = "", scheduled: float
         served_by=result.served_by, cold_start=bool(timings.get("cold_start", False)),
         extra={"job_id": result.job_id, "cached": result.cached, "retries": result.retries,
                "upload_s": upload, "transfer_s": timings.get("transfer_s"),
-               "client_total_s": timings.get("total_s"), "layers": len(result.layers)})
+               "client_total_s": timings.get("total_s"), "layers": len(result.layers),
+               "detect_s": timings.get("detect_s"), "batch_size": result.batch_size})

@@ -19,6 +19,17 @@ def bench(args, tmp_path, timeout=300):
     return proc
 
 
+def assert_pinning_recorded(report):
+    """The server and the load generator ran on separate CPUs, and the report says which."""
+    from bench.pinning import plan
+
+    cpus = plan()
+    if cpus is None:
+        assert report.config.server.cpus is None and report.config.load.cpus is None
+    else:
+        assert report.config.server.cpus == sorted(cpus.server) and report.config.load.cpus == sorted(cpus.load)
+
+
 def test_single_short(tmp_path):
     out = tmp_path / "single.json"
     bench(["single", "--short", "--out", str(out)], tmp_path)
@@ -29,6 +40,7 @@ def test_single_short(tmp_path):
     split = report.extra["split"][stage.name]
     assert split["inference_s"]["count"] == 2 and split["queue_s"]["count"] == 2
     assert report.model.get("load_s") is not None
+    assert_pinning_recorded(report)
 
 
 def test_coldstart_short(tmp_path):
@@ -38,8 +50,12 @@ def test_coldstart_short(tmp_path):
     st = report.coldstart["stages_s"]
     assert st["ready"] > 0 and st["model_load"] > 0 and st["ready"] >= st["model_load"]
     assert st["first_inference"] > 0 and st["warm_inference"] > 0
-    assert report.coldstart["article_s"]["instance_start"] == 127.0
-    assert "cold total" in proc.stdout
+    # the first job is the stage's cold one; cold total = spawn → ready + the first job
+    (stage,) = report.stages
+    assert [j.cold_start for j in stage.jobs] == [True, False]
+    assert report.coldstart["cold_total_s"] == pytest.approx(st["ready"] + st["first_inference"])
+    total = next(line.split() for line in proc.stdout.splitlines() if line.startswith("cold total"))
+    assert float(total[2]) == pytest.approx(report.coldstart["cold_total_s"], abs=0.01)
 
 
 def test_concurrency_short_burst_is_a_fifo_queue(tmp_path):
@@ -53,3 +69,5 @@ def test_concurrency_short_burst_is_a_fifo_queue(tmp_path):
     # one model worker: the mean of 5 jobs at once is about (5+1)/2 x S, not 5 x S
     assert 0.6 < ratio < 1.4, ratio
     assert Path(report.config.outputs["html"]).exists()
+    assert_pinning_recorded(report)
+    assert set(report.extra["service_inflation"]["stages"]) == {"u=1", "u=5"}

@@ -37,6 +37,10 @@ class Stub:
         self.decompose_statuses: list[int] = []
         self.predict_statuses: list[int] = []
         self.predict_delay_s = 0.0
+        self.status_delay_s = 0.0       # the job API's server time, really spent before answering
+        self.result_delay_s = 0.0       # a slow download of the layers
+        self.job_timings = {"queue_s": 0.25, "inference_s": 1.5}    # what the status route reports
+        self.predict_timings = {"queue_s": 0.1, "inference_s": 0.2}  # what a prediction reports
         self.retry_after = "0"
         self.log: list[tuple[str, str]] = []
         self.instances: list[dict] = []
@@ -70,10 +74,12 @@ def _handler(stub: Stub):
                     return self._send(404, {"detail": f"no job {job}", "error": "not_found"})
                 wait = float(parse_qs(url.query).get("wait", ["0"])[0])
                 assert wait > 1.0, "the client long-polls"
-                return self._send(200, {"job_id": job, "status": "completed", "queue_s": 0.25,
-                                        "inference_s": 1.5, "cached": False})
+                time.sleep(stub.status_delay_s)
+                return self._send(200, {"job_id": job, "status": "completed", **stub.job_timings,
+                                        "finished_at": time.time(), "batch_size": 1, "cached": False})
             if url.path.startswith("/api/result/"):
                 job = url.path.rsplit("/", 1)[1]
+                time.sleep(stub.result_delay_s)
                 buf = io.BytesIO()
                 with zipfile.ZipFile(buf, "w") as zf:
                     for i in reversed(range(stub.jobs[job])):  # out of order on purpose
@@ -108,7 +114,7 @@ def _handler(stub: Stub):
                     status = stub.predict_statuses.pop(0)
                     return self._send(status, {"error": {"code": status, "message": f"scripted {status}"}})
                 preds = [{"layers": [base64.b64encode(_png(i)).decode() for i in range(int(inst["layers"]))],
-                          "timings": {"queue_s": 0.1, "inference_s": 0.2}, "cached": False}
+                          "timings": dict(stub.predict_timings), "cached": False}
                          for inst in req["instances"]]
                 return self._send(200, {"predictions": preds, "deployedModelId": "1"})
             self._send(404, {"detail": "not found"})
@@ -174,6 +180,17 @@ def test_local_429_bounded_then_rejected(stub, image):
     with pytest.raises(RejectedError) as info:
         client.decompose_image(image, 2, 640)
     assert info.value.status == 429 and "queue_full" in str(info.value)
+
+
+def test_local_429_wait_past_the_deadline_fails_at_once(stub, image):
+    stub.decompose_statuses = [429]
+    stub.retry_after = "30"
+    client = LocalClient(stub.url, deadline_s=5)
+    slept: list[float] = []
+    client.sleep = slept.append
+    with pytest.raises(TargetTimeoutError) as info:
+        client.decompose_image(image, 2, 640)
+    assert slept == [] and info.value.status == 429  # never sleeps past the call's deadline
 
 
 def test_local_4xx_carries_server_message(stub, image):
@@ -352,13 +369,26 @@ def test_vertex_grpc_transport_dead_target_fails_fast(image):
     assert time.perf_counter() - t0 < 20, "a refused connection is not retried until the deadline"
 
 
-def test_overhead_table_against_stub(stub, tmp_path):
-    from clients.overhead import _format_row, measure
+def test_overhead_is_the_clients_share_of_the_time(stub, tmp_path):
+    """The job API's 0.3 s of server time really elapses and is reported, so it is taken out; the
+    0.2 s download of the layers is the client's and stays in."""
+    from bench.overhead import format_row, measure
     from loadlab.cases import ALL_CASES
 
-    rows = measure(stub.url, [ALL_CASES["light"]], runs=2, image_dir=str(tmp_path), content="noise")
-    row = rows[0]
-    # the stand-in reports queue 0.25 + inference 1.5 s (job API) and 0.3 s (Vertex) that never elapse
-    assert row["local"]["server_s"] == pytest.approx(1.75) and row["vertex"]["server_s"] == pytest.approx(0.3)
-    assert row["request_bytes"] > 256 * 256 * 3 * 4 / 3  # noise: incompressible
-    assert _format_row(row).startswith("| light")
+    stub.status_delay_s = stub.predict_delay_s = 0.3
+    stub.job_timings = stub.predict_timings = {"queue_s": 0.0, "inference_s": 0.3}
+    stub.result_delay_s = 0.2
+    (row,) = measure(stub.url, [ALL_CASES["light"]], runs=2, image_dir=str(tmp_path), content="noise")
+    local, vertex = row["local"], row["vertex"]
+    assert 0.2 <= local["overhead_s"] < 0.4, local        # download in, server time out
+    assert local["total_s"] >= 0.5                         # both really elapsed
+    assert 0.0 <= vertex["overhead_s"] < 0.2, vertex      # Vertex: server time out
+    assert row["request_bytes"] > 256 * 256 * 3 * 4 / 3   # noise: incompressible, sent whole in base64
+    assert format_row(row).startswith("| light")
+
+
+def test_local_detect_s_and_batch_size_come_from_the_server_status(stub, image):
+    stub.status_delay_s = 0.05
+    result = LocalClient(stub.url).decompose_image(image, 2, 640)
+    assert 0.0 <= result.timings["detect_s"] < 0.05        # stamped when answering, read at once
+    assert result.batch_size == 1

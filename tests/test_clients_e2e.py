@@ -144,6 +144,7 @@ def test_local_round_trip(server_url, images):
     t = result.timings
     assert all(t[k] is not None for k in ("upload_s", "queue_s", "inference_s", "transfer_s", "total_s"))
     assert t["total_s"] >= t["inference_s"]
+    assert 0 <= t["detect_s"] < 1.0 and result.batch_size == 1  # the long-poll wakes when the job ends
 
 
 def test_local_429_retry_after_with_real_queue(server_url, images):

@@ -1,5 +1,5 @@
 """The Locust plumbing (shape, stage tags, job ledger, measured report, distributed messages) with the
-stand-in client of locustfiles/fakeclient.py: seconds, no server, no model. Locust runs in
+stand-in client of tests/fakeclient.py: seconds, no server, no model. Locust runs in
 subprocesses only (see conftest.py)."""
 
 import json
@@ -13,11 +13,12 @@ from server.process import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = str(ROOT / "locustfiles" / "decompose.py")
-FAKE = ["--client-factory", "locustfiles.fakeclient:make_client"]
+FAKE = ["--client-factory", "tests.fakeclient:make_client"]
 
 
 def locust(args, tmp_path, service_s=0.2, timeout=120):
-    env = {**os.environ, "LOADLAB_FAKE_SERVICE_S": str(service_s)}
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)  # tests.fakeclient
+    env = {**os.environ, "LOADLAB_FAKE_SERVICE_S": str(service_s), "PYTHONPATH": path}
     cmd = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, *args]
     return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
 

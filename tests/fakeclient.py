@@ -1,12 +1,15 @@
-"""A stand-in client for testing the Locust plumbing (shape, stage tags, job ledger, report) in
-seconds and without a server or a model: `--client-factory locustfiles.fakeclient:make_client`.
+"""A stand-in client for testing the Locust and bench plumbing (shapes, stage tags, job ledger, reports,
+capacity search) in seconds and without a server or a model: `--client-factory tests.fakeclient:make_client`
+(the subprocess needs the repository root on PYTHONPATH).
 
 Each process holds one simulated FIFO worker: jobs queue for it and take `LOADLAB_FAKE_SERVICE_S`
-seconds each (default 0.2); a negative value rejects every job (429). Not a measurement of anything; never used by `bench`."""
+seconds each (default 0.2), so a run against it is a single-server queue with a fixed service time
+whose figures are known analytically; a negative value rejects every job (429)."""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from clients.base import DecomposeResult, RejectedError
@@ -16,19 +19,21 @@ class FakeClient:
     """Honours the `clients.base.DecomposeClient` contract; sleeps instead of calling a server."""
 
     name = "fake"
-    _worker = None
+    _worker: threading.Lock | None = None
+    _guard = threading.Lock()
 
     def __init__(self, url: str = "") -> None:
         self.url = url
         self.service_s = float(os.environ.get("LOADLAB_FAKE_SERVICE_S", "0.2"))
 
     @classmethod
-    def _lock(cls):
-        if cls._worker is None:
-            from gevent.lock import Semaphore
-
-            cls._worker = Semaphore(1)
-        return cls._worker
+    def _lock(cls) -> threading.Lock:
+        # Made on first use: under Locust, gevent has patched `threading` by then, so the one worker
+        # is a gevent lock there and a thread lock in a plain process.
+        with cls._guard:
+            if cls._worker is None:
+                cls._worker = threading.Lock()
+            return cls._worker
 
     def decompose_image(self, image_path: str, num_layers: int, resolution: int) -> DecomposeResult:
         if self.service_s < 0:
