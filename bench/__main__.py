@@ -7,7 +7,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     commands = {"demo": "bench.demo", "single": "bench.single", "coldstart": "bench.coldstart",
                 "concurrency": "bench.concurrency", "capacity": "bench.capacity",
-                "server": "bench.server_bench", "overhead": "bench.overhead",
+                "server": "bench.server_bench", "overhead": "bench.overhead", "longpoll": "bench.longpoll",
                 "report": "bench.htmlreport"}
     if not argv or argv[0] not in commands:
         print(f"usage: python -m bench {{{','.join(commands)}}} [options]", file=sys.stderr)
