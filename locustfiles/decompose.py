@@ -16,7 +16,7 @@ What it does:
   user ran `--jobs-per-user` jobs (1 = the article's "all at once" burst). It stops by itself.
   Only the user class of `--target` is spawned.
 - At test stop the master (or the single process) writes every job's exact times and the per-stage
-  summaries to `--report-out` (reports/measured/*.json, the schema of `bench/schema.py`). Locust's
+  summaries to `--report-out` (reports/measured/*.json, `loadlab/schema.py`; built by `locustfiles/report.py`). Locust's
   own percentiles round times above 10 s to whole seconds; the report does not.
 - Stopping lets running jobs finish: without `--stop-timeout` it is set to 300 s (a job killed
   mid-call would be orphaned on the server). Give more when N x S is longer.
@@ -36,7 +36,6 @@ import tempfile
 import time
 from itertools import count
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
@@ -46,16 +45,9 @@ from locust.runners import MasterRunner, WorkerRunner
 from clients.factory import make_client
 from clients.record import run_job
 from loadlab.cases import parse_cases, test_image
-from loadlab.schema import (
-    COMPLETED,
-    JobRecord,
-    LoadConfig,
-    Report,
-    RunConfig,
-    ServerConfig,
-    Stage,
-    environment,
-)
+from loadlab.schema import COMPLETED
+from locustfiles.ledger import BOARD, LEDGER
+from locustfiles.report import build_report, default_report_path, plan_from_options, summary_lines
 from locustfiles.stages import DEFAULT_STAGES, StagePlan
 
 log = logging.getLogger("loadlab")
@@ -90,48 +82,8 @@ def _add_options(parser, **_kw):
                             "tests use locustfiles.fakeclient:make_client)")
 
 
-def plan_from_options(options) -> StagePlan:
-    return StagePlan(users=options.stages, stage_seconds=options.stage_seconds,
-                     jobs_per_user=options.jobs_per_user or None,
-                     max_stage_seconds=options.max_stage_seconds or None)
+# --- state of this process ------------------------------------------------------------------------
 
-
-# --- state shared by users, shape and event handlers of one process -----------------------------
-
-class StageBoard:
-    """The stage the users of this process are in: set by the shape (local runner) or by the
-    master's `loadlab_stage` message (worker). `seq` increases with every stage started."""
-
-    def __init__(self) -> None:
-        self.seq = -1
-        self.name: str | None = None
-        self.jobs_per_user: int | None = None
-
-    def set(self, data: dict[str, Any]) -> None:
-        self.seq, self.name, self.jobs_per_user = data["seq"], data["name"], data.get("jobs_per_user")
-
-
-class JobLedger:
-    """Every job record of the run, per stage, on the process that writes the report (the master or
-    the single local process). The shape reads `ended(stage)` to end a burst stage."""
-
-    def __init__(self) -> None:
-        self.jobs: dict[str, list[JobRecord]] = {}
-        self.started_at: dict[str, float] = {}
-
-    def reset(self) -> None:
-        self.jobs.clear()
-        self.started_at.clear()
-
-    def add(self, stage: str, record: dict[str, Any]) -> None:
-        self.jobs.setdefault(stage, []).append(JobRecord(**record))
-
-    def ended(self, stage: str) -> int:
-        return len(self.jobs.get(stage, ()))
-
-
-BOARD = StageBoard()
-LEDGER = JobLedger()
 _IMAGES: dict[str, str] = {}
 _ID_RE = re.compile(r"(?<=/)[0-9a-fA-F-]{8,}(?=/|$)")  # job and file ids in a path
 _CASE_COUNTER = count()
@@ -304,40 +256,6 @@ class StageShape(LoadTestShape):
 
 # --- report --------------------------------------------------------------------------------------
 
-def build_report(options, ledger: JobLedger, stopped_at: float | None = None) -> Report:
-    """The measured report of a run: one `Stage` per planned stage that started, with its jobs."""
-    plan = plan_from_options(options)
-    cases = parse_cases(options.cases)
-    stages = []
-    for planned in plan.stages:
-        if planned.name not in ledger.started_at:
-            continue
-        duration = None
-        if planned.duration_s:
-            # a stage cut short by a stop is only as long as it ran
-            duration = planned.duration_s
-            following = [t for t in ledger.started_at.values() if t > ledger.started_at[planned.name]]
-            end = min(following) if following else (stopped_at or time.time())
-            duration = min(duration, end - ledger.started_at[planned.name])
-        stages.append(Stage(name=planned.name, concurrency=planned.users, duration_s=duration,
-                            jobs_per_user=planned.jobs_per_user, started_at=ledger.started_at[planned.name],
-                            jobs=list(ledger.jobs.get(planned.name, []))))
-    name = options.report_name or f"locust-{options.target}-{plan.mode}"
-    config = RunConfig(
-        driver="locust", cases=options.cases,
-        server=ServerConfig(url=options.host),
-        load=LoadConfig(mode=plan.mode, users=list(plan.users),
-                        stage_seconds=None if plan.jobs_per_user else plan.stage_seconds,
-                        jobs_per_user=plan.jobs_per_user))
-    return Report(role="load", kind="measured", name=name, target=options.target, cases=cases, stages=stages,
-                  environment=environment(), config=config)
-
-
-def default_report_path(options) -> Path:
-    mode = "burst" if options.jobs_per_user else "closed"
-    return Path("reports/measured") / f"locust-{options.target}-{mode}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
-
-
 @events.test_stop.add_listener
 def _on_test_stop(environment, **_kw):
     if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
@@ -349,8 +267,6 @@ def _on_test_stop(environment, **_kw):
     options = environment.parsed_options
     report = build_report(options, LEDGER, stopped_at=time.time())
     path = report.save(options.report_out or default_report_path(options))
-    for stage in report.stages:
-        s = stage.summary
-        mean = f"{s['mean']:.2f} s" if s["mean"] is not None else "-"
-        log.info("[loadlab] %s: %d/%d completed, mean %s", stage.name, s["completed"], s["jobs"], mean)
+    for line in summary_lines(report):
+        log.info("[loadlab] %s", line)
     log.info("[loadlab] measured report written to %s", path)
