@@ -32,23 +32,20 @@ import logging
 import os
 import re
 import socket
-import tempfile
 import time
 from itertools import count
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import gevent
 from locust import LoadTestShape, User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
-from clients.factory import make_client
-from clients.record import run_job
-from loadlab.cases import parse_cases, test_image
+from loadlab.cases import parse_cases
 from loadlab.schema import COMPLETED
+from locustfiles.jobs import ClientPool, run_one
 from locustfiles.ledger import BOARD, LEDGER
 from locustfiles.report import build_report, default_report_path, plan_from_options, summary_lines
-from locustfiles.stages import DEFAULT_STAGES, StagePlan
+from locustfiles.stages import DEFAULT_MAX_STAGE_S, DEFAULT_STAGES, StagePlan
 
 log = logging.getLogger("loadlab")
 
@@ -56,6 +53,7 @@ STAGE_MSG, JOB_MSG = "loadlab_stage", "loadlab_job"
 REQUEST_TYPE = "job"
 SPAWN_RATE = 100.0            # users per second when a stage starts: a burst starts all at once
 IDLE_POLL_S = 0.2             # how often a user that has run its burst jobs looks for the next stage
+LOOPBACK = "127.0.0.1"
 DEFAULT_STOP_TIMEOUT_S = 300  # when --stop-timeout is not given: let running (and queued) jobs finish
 
 
@@ -63,14 +61,17 @@ DEFAULT_STOP_TIMEOUT_S = 300  # when --stop-timeout is not given: let running (a
 
 @events.init_command_line_parser.add_listener
 def _add_options(parser, **_kw):
+    # Locust listens on every interface by default; the load generator is a remote-control panel,
+    # so it listens on loopback unless --web-host / --master-bind-host say otherwise.
+    parser.set_defaults(web_host=LOOPBACK, master_bind_host=LOOPBACK)
     parser.add_argument("--stages", default=",".join(map(str, DEFAULT_STAGES)),
                        help="comma list of concurrent users per stage (default 1,5,10,20)")
     parser.add_argument("--stage-seconds", type=float, default=60.0,
                        help="how long each closed-loop stage is held (ignored with --jobs-per-user)")
     parser.add_argument("--jobs-per-user", type=int, default=0,
                        help="hold each stage until every user ran N jobs; 1 = all at once (article); 0 = closed loop")
-    parser.add_argument("--max-stage-seconds", type=float, default=0.0,
-                       help="upper bound on a --jobs-per-user stage (0 = none)")
+    parser.add_argument("--max-stage-seconds", type=float, default=DEFAULT_MAX_STAGE_S,
+                       help=f"upper bound on a --jobs-per-user stage (default {DEFAULT_MAX_STAGE_S:g} s; 0 = none)")
     parser.add_argument("--cases", default="light",
                        help="case set or list: article | light | small | small,medium,large (bench/cases.py)")
     parser.add_argument("--target", default="local", choices=["local", "vertex", "fallback"],
@@ -84,19 +85,8 @@ def _add_options(parser, **_kw):
 
 # --- state of this process ------------------------------------------------------------------------
 
-_IMAGES: dict[str, str] = {}
 _ID_RE = re.compile(r"(?<=/)[0-9a-fA-F-]{8,}(?=/|$)")  # job and file ids in a path
 _CASE_COUNTER = count()
-
-
-def _images_for(cases) -> dict[str, str]:
-    """The white test image of each case, written once per process into a private folder (several
-    worker processes must not write the same file at once)."""
-    if not _IMAGES:
-        folder = Path(tempfile.mkdtemp(prefix=f"loadlab-images-{os.getpid()}-"))
-        for case in cases:
-            _IMAGES[case.name] = str(test_image(case, folder / case.name))
-    return _IMAGES
 
 
 @events.init.add_listener
@@ -128,11 +118,12 @@ class DecomposeUser(User):
     def on_start(self) -> None:
         options = self.environment.parsed_options
         self.cases = parse_cases(options.cases)
-        self.images = _images_for(self.cases)
         self.next_case = next(_CASE_COUNTER)
         self.jobs_in_stage: dict[int, int] = {}
-        self.client = make_client(self.target, self.host, factory=options.client_factory)
-        session = getattr(self.client, "session", None)
+        self.clients = ClientPool(self.target, self.host, options.client_factory, on_build=self._watch_http)
+
+    def _watch_http(self, client) -> None:
+        session = getattr(client, "session", None)
         if session is not None and hasattr(session, "hooks"):  # a requests.Session: show its raw calls
             session.hooks.setdefault("response", []).append(self._raw_http)
 
@@ -150,9 +141,7 @@ class DecomposeUser(User):
             response_length=int(response.headers.get("content-length") or 0), exception=error, context={})
 
     def on_stop(self) -> None:
-        close = getattr(self.client, "close", None)
-        if close:
-            close()
+        self.clients.close()
 
     @task
     def decompose(self) -> None:
@@ -166,7 +155,7 @@ class DecomposeUser(User):
         self.run_job(case, stage)
 
     def run_job(self, case, stage: str) -> None:
-        record = run_job(self.client, case, self.images[case.name], served_by=self.target)
+        record = run_one(self.clients, case, served_by=self.target)
         record.extra["generator"] = f"{socket.gethostname()}:{os.getpid()}"  # which load-generator process
         error = None
         if record.status != COMPLETED:

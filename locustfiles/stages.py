@@ -19,6 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 DEFAULT_STAGES = (1, 5, 10, 20)
+# A burst stage ends when all its jobs ended, or after this long: a job that never ends (a hung
+# server) must not hold the test forever. 0 / None = no bound.
+DEFAULT_MAX_STAGE_S = 600.0
 CLOSED, BURST = "closed", "burst"
 
 
@@ -67,12 +70,12 @@ class PlannedStage:
 class StagePlan:
     """The stages in order. With `jobs_per_user` set every stage is a burst of that many jobs per
     user; otherwise every stage is held for `stage_seconds`. `max_stage_seconds` bounds a burst
-    stage (a hung server must not hang the test); None means no bound."""
+    stage (a hung server must not hang the test); None or 0 means no bound."""
 
     users: list[int] = field(default_factory=lambda: list(DEFAULT_STAGES))
     stage_seconds: float = 60.0
     jobs_per_user: int | None = None
-    max_stage_seconds: float | None = None
+    max_stage_seconds: float | None = DEFAULT_MAX_STAGE_S
 
     def __post_init__(self) -> None:
         self.users = parse_stages(self.users)
@@ -102,7 +105,7 @@ class StagePlan:
             done = elapsed_s >= stage.duration_s
         else:
             done = jobs_ended >= stage.jobs_expected or (
-                self.max_stage_seconds is not None and elapsed_s >= self.max_stage_seconds)
+                bool(self.max_stage_seconds) and elapsed_s >= self.max_stage_seconds)
         if not done:
             return index
         return index + 1 if index + 1 < len(stages) else None
