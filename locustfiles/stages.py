@@ -1,5 +1,6 @@
-"""The stage plan behind the Locust shape, kept free of any locust import so it can be tested (and
-read by `bench`) without gevent's monkey-patching.
+"""The stage plan behind the Locust shape for closed-loop and burst stages, and the names of every
+kind of stage (`u=5`, `r=0.5/s`, `t=0-60s`); kept free of any locust import so it can be tested (and
+read by `bench`) without gevent's monkey-patching. Open-loop stages are planned in `arrivals.py`.
 
 A plan is a list of stages of N concurrent users, run one after the other, each held either
 
@@ -28,6 +29,16 @@ CLOSED, BURST = "closed", "burst"
 def stage_name(users: int) -> str:
     """The tag every job entry of a stage carries: `u=5`."""
     return f"u={users}"
+
+
+def rate_stage_name(rate_per_s: float) -> str:
+    """The tag of an open-loop stage: `r=0.5/s`."""
+    return f"r={rate_per_s:g}/s"
+
+
+def window_stage_name(start_s: float, end_s: float) -> str:
+    """The tag of a trace-replay window: `t=0-60s` (seconds of the scaled trace)."""
+    return f"t={start_s:g}-{end_s:g}s"
 
 
 def parse_stages(spec: str | list[int] | tuple[int, ...]) -> list[int]:
