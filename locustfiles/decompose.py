@@ -119,6 +119,8 @@ def _add_options(parser, **_kw):
     parser.add_argument("--seed", type=int, default=1, help="seed of the open-loop arrival sequence")
     parser.add_argument("--max-in-flight", type=int, default=0,
                         help="open loop: an arrival finding N jobs in flight is recorded as dropped, never delayed (0 = no cap)")
+    parser.add_argument("--slo-e2e", type=float, default=0.0,
+                        help="end-to-end SLO in seconds: each stage reports SLO attainment and goodput (0 = none)")
     parser.add_argument("--cases", default="light",
                         help="case set or list: article | light | small | small,medium,large (loadlab/cases.py)")
     parser.add_argument("--target", default="local", choices=["local", "vertex", "fallback"],

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from loadlab.cases import parse_cases
 from loadlab.schema import JobRecord, LoadConfig, Report, RunConfig, ServerConfig, Stage, environment
+from loadlab.stats import format_s
 from loadlab.trace import read_trace
 from locustfiles.arrivals import OpenLoopPlan
 from locustfiles.ledger import JobLedger, OpenLoopRun
@@ -50,8 +51,12 @@ def build_report(options, ledger: JobLedger, stopped_at: float | None = None) ->
         stages, cases, load = _open_loop_stages(options, ledger, ledger.open_loop, stopped_at)
     else:
         stages, cases, load = _closed_loop_stages(options, ledger, stopped_at)
+    slo = options.slo_e2e or None
+    for stage in stages:
+        stage.slo_e2e_s = slo
     name = options.report_name or f"locust-{options.target}-{load.mode}"
-    config = RunConfig(driver="locust", cases=options.cases, server=ServerConfig(url=options.host), load=load)
+    config = RunConfig(driver="locust", cases=options.cases, slo_e2e_s=slo, server=ServerConfig(url=options.host),
+                       load=load)
     return Report(role="load", kind="measured", name=name, target=options.target, cases=cases, stages=stages,
                   environment=environment(), config=config)
 
@@ -110,10 +115,22 @@ def default_report_path(options) -> Path:
 
 
 def summary_lines(report: Report) -> list[str]:
-    """One line per stage for the end-of-run log."""
+    """One line per stage for the end-of-run log: outcomes, end-to-end mean and tail percentiles,
+    dispatch lateness (open loop), SLO attainment and goodput (with --slo-e2e)."""
     lines = []
     for stage in report.stages:
         s = stage.summary
-        mean = f"{s['mean']:.2f} s" if s["mean"] is not None else "-"
-        lines.append(f"{stage.name}: {s['completed']}/{s['jobs']} completed, mean {mean}")
+        outcomes = ", ".join(f"{s[k]} {k}" for k in ("failed", "rejected", "dropped") if s[k])
+        line = f"{stage.name}: {s['completed']}/{s['jobs']} completed" + (f" ({outcomes})" if outcomes else "")
+        if s["count"]:
+            tail = " ".join(f"{p} {format_s(s[p], 0)}" for p in ("p50", "p95", "p99", "p99.9"))
+            line += f"; e2e mean {format_s(s['mean'], 0)} {tail} s"
+        late = s["lateness_s"]
+        if late["count"]:
+            line += f"; lateness p99 {late['p99'] * 1000:.1f} ms max {late['max'] * 1000:.1f} ms"
+        if s["slo_e2e_s"] is not None:
+            attained = f"{s['slo_attainment'] * 100:.1f} %" if s["slo_attainment"] is not None else "-"
+            goodput = f"{s['goodput_per_s']:.3f}/s" if s["goodput_per_s"] is not None else "-"
+            line += f"; SLO {s['slo_e2e_s']:g} s: {attained} attained, goodput {goodput}"
+        lines.append(line)
     return lines
