@@ -34,6 +34,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def cli_flags(options: dict) -> list[str]:
+    """Keyword options as command-line flags: max_batch=1 -> --max-batch 1, flag=True -> --flag."""
+    flags: list[str] = []
+    for key, value in options.items():
+        if value is None or value is False:
+            continue
+        flag = "--" + key.replace("_", "-")
+        flags += [flag] if value is True else [flag, str(value)]
+    return flags
+
+
 class ServerProcess:
     def __init__(self, *args: str, data_dir: str | Path | None = None, env: dict[str, str] | None = None,
                  port: int | None = None, ready_timeout_s: float = 600.0, keep_data: bool = False,
@@ -55,14 +66,8 @@ class ServerProcess:
 
     # --- life cycle
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(self.port),
-               "--data-dir", str(self.data_dir)]
-        for key, value in self.options.items():
-            if value is None or value is False:
-                continue
-            flag = "--" + key.replace("_", "-")
-            cmd += [flag] if value is True else [flag, str(value)]
-        return cmd + self.extra_args
+        return [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(self.port),
+                "--data-dir", str(self.data_dir), *cli_flags(self.options), *self.extra_args]
 
     def start(self, wait_ready: bool = True) -> ServerProcess:
         """Spawn the server; with `wait_ready`, return once /readyz answers 200 (else once it is listening)."""

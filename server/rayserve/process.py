@@ -18,15 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from server.process import cli_flags, free_port
 from server.rayserve.__main__ import READY_PREFIX
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def descendants(pid: int) -> set[int]:
@@ -90,14 +83,8 @@ class RayServeProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "server.rayserve", "--host", "127.0.0.1", "--port", str(self.port),
-               "--ray-temp-dir", str(self.ray_temp_dir)]
-        for key, value in self.options.items():
-            if value is None or value is False:
-                continue
-            flag = "--" + key.replace("_", "-")
-            cmd += [flag] if value is True else [flag, str(value)]
-        return cmd + self.extra_args
+        return [sys.executable, "-m", "server.rayserve", "--host", "127.0.0.1", "--port", str(self.port),
+                "--ray-temp-dir", str(self.ray_temp_dir), *cli_flags(self.options), *self.extra_args]
 
     def start(self) -> RayServeProcess:
         self.port = self.port or free_port()
