@@ -129,7 +129,7 @@ def _add_options(parser, **_kw):
     parser.add_argument("--report-name", default="", help="report name (default derived from target and mode)")
     parser.add_argument("--client-factory", default="", include_in_web_ui=False,
                         help="module:function(target, url) building the client (default: clients/; "
-                             "tests use locustfiles.fakeclient:make_client)")
+                             "tests use tests.fakeclient:make_client)")
 
 
 # --- state of this process ------------------------------------------------------------------------
@@ -436,6 +436,13 @@ class StageShape(LoadTestShape):
 
 # --- report --------------------------------------------------------------------------------------
 
+@events.test_stopping.add_listener
+def _on_test_stopping(environment, **_kw):
+    # a stage ends when the stop is asked for, not when the jobs then in flight have finished
+    if not isinstance(environment.runner, WorkerRunner) and LEDGER.stopping_at is None:
+        LEDGER.stopping_at = time.time()
+
+
 @events.test_stop.add_listener
 def _on_test_stop(environment, **_kw):
     if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
@@ -445,7 +452,7 @@ def _on_test_stop(environment, **_kw):
     if not LEDGER.started_at:
         return
     options = environment.parsed_options
-    report = build_report(options, LEDGER, stopped_at=time.time())
+    report = build_report(options, LEDGER, stopped_at=LEDGER.stopping_at or time.time())
     path = report.save(options.report_out or default_report_path(options))
     for line in summary_lines(report):
         log.info("[loadlab] %s", line)

@@ -77,11 +77,13 @@ class JobLedger:
         self.jobs: dict[str, list[JobRecord]] = {}
         self.started_at: dict[str, float] = {}
         self.open_loop: OpenLoopRun | None = None
+        self.stopping_at: float | None = None   # when the stop was asked for (jobs in flight then finish)
 
     def reset(self) -> None:
         self.jobs.clear()
         self.started_at.clear()
         self.open_loop = None
+        self.stopping_at = None
 
     def add(self, stage: str, record: dict[str, Any]) -> None:
         self.jobs.setdefault(stage, []).append(JobRecord(**record))

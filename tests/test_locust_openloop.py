@@ -1,4 +1,4 @@
-"""Open-loop arrivals through Locust with the stand-in client (locustfiles/fakeclient.py: one FIFO
+"""Open-loop arrivals through Locust with the stand-in client (tests/fakeclient.py: one FIFO
 worker per process, `LOADLAB_FAKE_SERVICE_S` each): the arrival sequence sent is the planned one,
 arrivals do not wait for responses, the cap drops instead of delaying, a trace is replayed, the
 master splits the sequence among workers, and the web UI form starts an open-loop run. Locust runs
@@ -21,7 +21,7 @@ from server.process import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = str(ROOT / "locustfiles" / "decompose.py")
-FAKE = ["--client-factory", "locustfiles.fakeclient:make_client"]
+FAKE = ["--client-factory", "tests.fakeclient:make_client"]
 
 
 def locust(args, tmp_path, service_s, timeout=90):
@@ -160,13 +160,15 @@ def test_distributed_master_splits_the_sequence_one_process_would_send(tmp_path)
     assert len(by_parity[0]) == len(by_parity[1]) == 1 and by_parity[0] != by_parity[1]
 
 
-def test_web_ui_form_starts_an_open_loop_run(tmp_path):
+def test_web_ui_form_starts_an_open_loop_run_and_stop_ends_it(tmp_path):
+    """Arrival fields in the web UI form start an open-loop run; Stop sends no further arrival, lets
+    the jobs in flight finish, and the stage ends at the stop (not after the jobs then in flight)."""
     port = free_port()
     out = tmp_path / "report.json"
     ui = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--web-port", str(port), "--host", "http://fake",
          "--report-out", str(out), *FAKE],
-        cwd=tmp_path, env={**os.environ, "LOADLAB_FAKE_SERVICE_S": "0.05"}, stdout=subprocess.DEVNULL,
+        cwd=tmp_path, env={**os.environ, "LOADLAB_FAKE_SERVICE_S": "0.3"}, stdout=subprocess.DEVNULL,
         stderr=open(tmp_path / "ui.log", "w"))
     base = f"http://127.0.0.1:{port}"
     try:
@@ -177,8 +179,11 @@ def test_web_ui_form_starts_an_open_loop_run(tmp_path):
             except OSError:
                 time.sleep(0.2)
         form = urllib.parse.urlencode({"user_count": 1, "spawn_rate": 1, "host": "http://fake", "arrival": "constant",
-                                       "rates": "5", "stage_seconds": 2}).encode()
+                                       "rates": "5", "stage_seconds": 30}).encode()
         assert json.loads(urllib.request.urlopen(base + "/swarm", data=form, timeout=10).read())["success"]
+        time.sleep(4)
+        stopped = time.time()
+        urllib.request.urlopen(urllib.request.Request(base + "/stop", method="POST"), timeout=30)
         for _ in range(60):
             if out.exists():
                 break
@@ -188,5 +193,11 @@ def test_web_ui_form_starts_an_open_loop_run(tmp_path):
         ui.terminate()
         ui.wait(timeout=30)
     assert report.config.load.mode == "open" and report.config.load.arrival == "constant"
-    assert [(s.name, len(s.jobs)) for s in report.stages] == [("r=5/s", 10)]
-    assert all(j.status == "completed" and j.scheduled is not None for j in report.stage("r=5/s").jobs)
+    stage = report.stage("r=5/s")
+    end = stage.started_at + stage.duration_s
+    assert end == pytest.approx(stopped, abs=1.0)
+    jobs = stage.jobs
+    # 5/s for about 3 s, one FIFO worker of 0.3 s: a queue was in flight at the stop, and it finished
+    assert len(jobs) >= 10 and all(j.status == "completed" for j in jobs)
+    assert sorted(j.extra["arrival"] for j in jobs) == list(range(len(jobs)))
+    assert max(j.scheduled for j in jobs) <= end < max(j.finished for j in jobs)

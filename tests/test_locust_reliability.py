@@ -20,7 +20,7 @@ from server.process import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = str(ROOT / "locustfiles" / "decompose.py")
-FAKE = ["--client-factory", "locustfiles.fakeclient:make_client"]
+FAKE = ["--client-factory", "tests.fakeclient:make_client"]
 ENV = {**os.environ, "LOADLAB_FAKE_SERVICE_S": "0.1"}
 
 
