@@ -6,7 +6,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     commands = {"demo": "bench.demo", "single": "bench.single", "coldstart": "bench.coldstart",
-                "concurrency": "bench.concurrency", "capacity": "bench.capacity",
+                "concurrency": "bench.concurrency", "capacity": "bench.capacity", "autoscale": "bench.autoscale",
                 "server": "bench.server_bench", "overhead": "bench.overhead", "longpoll": "bench.longpoll",
                 "report": "bench.htmlreport"}
     if not argv or argv[0] not in commands:

@@ -30,6 +30,10 @@ class DecomposeResult:
     submitted_at: float | None = None       # epoch seconds, client clock
     finished_at: float | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)  # fallback: who was tried, why
+    # A replicated target (Ray Serve) names the replica that ran the model and whether it was that
+    # replica's first request; None / False when the target does not say.
+    replica_id: str | None = None
+    first_on_replica: bool = False
 
 
 class ClientError(Exception):

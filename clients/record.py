@@ -32,11 +32,19 @@ def run_job(client, case, image_path: str, served_by: str = "", scheduled: float
     timings = result.timings or {}
     upload, queue = timings.get("upload_s"), timings.get("queue_s")
     started = submitted + upload + queue if upload is not None and queue is not None else None
+    extra = {"job_id": result.job_id, "cached": result.cached, "retries": result.retries,
+             "upload_s": upload, "transfer_s": timings.get("transfer_s"),
+             "client_total_s": timings.get("total_s"), "layers": len(result.layers),
+             "detect_s": timings.get("detect_s"), "batch_size": result.batch_size}
+    replica = result.replica_id
+    if replica:
+        # a replicated target: the replica is who served it (bench.replicas.mark_cold_starts reads
+        # extra["replica_id"]); the client's name stays in extra
+        extra.update(replica_id=replica, client=result.served_by)
     return JobRecord(
         case=case.name, status=COMPLETED, scheduled=scheduled, submitted=submitted, finished=submitted + (now - t0),
         started=started, queue_s=queue, service_s=timings.get("inference_s"), e2e_s=now - origin,
-        served_by=result.served_by, cold_start=bool(timings.get("cold_start", False)),
-        extra={"job_id": result.job_id, "cached": result.cached, "retries": result.retries,
-               "upload_s": upload, "transfer_s": timings.get("transfer_s"),
-               "client_total_s": timings.get("total_s"), "layers": len(result.layers),
-               "detect_s": timings.get("detect_s"), "batch_size": result.batch_size})
+        served_by=replica or result.served_by,
+        # the replica's first request (a measured run against replicas refines it with the timeline:
+        # bench.replicas.mark_cold_starts)
+        cold_start=result.first_on_replica, extra=extra)

@@ -2,7 +2,9 @@
 google-cloud-aiplatform SDK (REST transport by default).
 
 Request: `{"instances": [{"image": <base64>, "layers": N, "resolution": R}]}`; response
-`{"predictions": [{"layers": [<base64 PNG>, ...], "timings": {...}, "cached": bool}]}`.
+`{"predictions": [{"layers": [<base64 PNG>, ...], "timings": {...}, "cached": bool}]}`; a replicated target
+(`server/rayserve`) adds `replica_id` and `cold_start` (the replica's first request) to each prediction,
+which the result carries as `replica_id` and `first_on_replica`.
 
 Two call paths, both retried by `google.api_core.retry.Retry` (exponential backoff with jitter, overall
 deadline) on 429 `TooManyRequests`, 503 `ServiceUnavailable`, 504 `DeadlineExceeded`:
@@ -346,6 +348,9 @@ class VertexAIClient:
             attempts=[{"client": self.name, "ok": True, "retries": len(counter),
                        "retried": [type(e).__name__ for e in counter], "request_bytes": info["request_bytes"],
                        "reencoded": info["reencoded"]}],
+            # Ray Serve's app (server/rayserve) names its replica; Vertex AI and our server do not
+            replica_id=str(prediction["replica_id"]) if prediction.get("replica_id") else None,
+            first_on_replica=bool(prediction.get("cold_start", False)),
         )
 
     def close(self) -> None:
