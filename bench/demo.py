@@ -24,9 +24,12 @@ LOADS = (0.5, 0.85)
 # The demo's end-to-end SLO, as a multiple of the calibrated single-job time: the SLO is a user's choice;
 # tying it to S makes it mean the same on a slow CPU and on a GPU (at rho 0.85 the FIFO mean is ~3.8 S).
 SLO_MULTIPLE = 4.0
-# The Ray Serve scenario's autoscaling settings (issue 14's example).
+# The Ray Serve scenario's autoscaling settings (issue 14's example; `bench autoscale`'s defaults, written out
+# so the demo's command shows them).
 RAY_AUTOSCALING = {"min_replicas": 0, "max_replicas": 2, "target_ongoing_requests": 1, "upscale_delay_s": 2,
                    "downscale_delay_s": 10, "downscale_to_zero_delay_s": 15, "metrics_interval_s": 0.5}
+RAY_SHORT_SKIP = ("--short: the autoscaling scenario (Ray start-up and minutes of scaling) runs in the full demo; "
+                  "CI covers the deployment in tests/test_rayserve.py")
 
 
 class Skip(Exception):
@@ -37,7 +40,7 @@ class Skip(Exception):
 class Step:
     title: str
     command: Callable[[str | None], list[str]]   # the phase's URL -> argv after `python`; may raise Skip
-    phase: str = ""                              # "", "server" (the job server) or "rayserve"
+    phase: str = ""                              # "" (no server, or one of its own) or "server" (the job server)
 
 
 class Steps:
@@ -142,25 +145,6 @@ def open_loop_rates(single_report: Path, loads: tuple[float, ...] = LOADS) -> tu
     service_s, e2e_s, workers = calibrated_service_s(single_report)
     capacity = workers / service_s
     return [round(load * capacity, 4) for load in loads], round(SLO_MULTIPLE * e2e_s, 2)
-
-
-def write_autoscale_scenario(path: Path, service_s: float, idle_s: float = 35.0, ramp_s: float = 30.0,
-                             burst: int = 6, tail_s: float = 45.0) -> float:
-    """The Ray Serve scenario as a `t_s,case` trace: idle (long enough to be at zero replicas) -> a ramp
-    of three 1/3 steps at 0.3, 0.6 and 1.2 x one replica's rate (evenly spaced arrivals) -> `burst`
-    arrivals at once -> `tail_s` of idle for the scale-down to zero. Returns the scenario's length."""
-    rate = 1.0 / service_s
-    times: list[float] = []
-    step_s = ramp_s / 3
-    for i, share in enumerate((0.3, 0.6, 1.2)):
-        n = max(1, round(share * rate * step_s))
-        start = idle_s + i * step_s
-        times += [start + k * step_s / n for k in range(n)]
-    burst_at = idle_s + ramp_s + 5.0
-    times += [burst_at] * burst
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("t_s,case\n" + "".join(f"{t:.3f},light\n" for t in times))
-    return burst_at + tail_s
 
 
 # --- the plan ---------------------------------------------------------------------------------------------
@@ -288,32 +272,33 @@ def plan(args: argparse.Namespace) -> list[Step]:
                     "--calibration", str(calibration), "--out", str(simulated / f"validate-{name}.json")]
 
     # --- autoscaling (issue 14): a Ray Serve app, scaled from zero and back --------------------------
-    scenario = traces / "autoscale-scenario.csv"
+    ray_calibration = measured / "autoscale-rayserve-calibration.json"
+    ray_run = measured / "autoscale-rayserve.json"
+    settings = [arg for key, value in RAY_AUTOSCALING.items() for arg in (f"--{key.replace('_', '-')}", f"{value:g}")]
 
-    @add("Ray Serve: calibration, single requests through the Vertex contract", "rayserve")
+    @add("Ray Serve calibration: warm service times and replica cold starts (its own Ray cluster)")
     def _(url):
-        return ["-m", "bench", "single", "--url", url, "--target", "vertex", "--cases", "light", "--runs", runs,
-                "--warmup", "1", "--out", str(measured / "single-rayserve.json")]
+        full_only(RAY_SHORT_SKIP)
+        require_module("ray")
+        require_options(("-m", "bench", "autoscale"), "--calibrate")
+        return ["-m", "bench", "autoscale", "--calibrate", "--scenario", "demo", "--cases", "light", *settings,
+                "--out", str(ray_calibration)]
 
-    @add("Ray Serve: idle -> ramp -> burst -> idle until scaled to zero, max 2 replicas", "rayserve")
+    @add("Ray Serve: idle -> ramp -> burst -> idle until scaled to zero, max 2 replicas, replicas recorded")
     def _(url):
-        require_locust_options("--arrival", "--trace")
-        service_s, _e2e, _workers = calibrated_service_s(measured / "single-rayserve.json")
-        write_autoscale_scenario(scenario, service_s)
-        prefix = reports / "locust" / "autoscale-rayserve"
-        return ["-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary", "--host", url,
-                "--target", "vertex", "--cases", "light", "--arrival", "trace", "--trace", str(scenario),
-                "--time-scale", "1", "--stage-seconds", "15", "--stop-timeout", "300",
-                "--report-out", str(measured / "autoscale-rayserve.json"), "--csv", str(prefix),
-                "--html", f"{prefix}.html"]
+        full_only(RAY_SHORT_SKIP)
+        require_module("ray")
+        require_file(ray_calibration, "the Ray Serve calibration")
+        return ["-m", "bench", "autoscale", "--scenario", "demo", "--cases", "light", *settings,
+                "--calibration", str(ray_calibration), "--out", str(ray_run),
+                "--locust-dir", str(reports / "locust" / "rayserve")]
 
     @add("simulator validate: the autoscaling run through the ray-serve policy")
     def _(url):
-        full_only("--short: no autoscaling run to replay")
+        full_only(RAY_SHORT_SKIP)
+        require_file(ray_run, "the Ray Serve scenario")
         require_options(("-m", "simulator", "validate"), "--calibration")
-        require_file(measured / "autoscale-rayserve.json", "the Ray Serve scenario")
-        return ["-m", "simulator", "validate", "--measured", str(measured / "autoscale-rayserve.json"),
-                "--calibration", str(measured / "single-rayserve.json"),
+        return ["-m", "simulator", "validate", "--measured", str(ray_run), "--calibration", str(ray_calibration),
                 "--out", str(simulated / "validate-autoscale-rayserve.json")]
 
     @add("HTML report")
@@ -337,21 +322,6 @@ def job_server(reports: Path) -> Iterator[str]:
         yield server.url
 
 
-@contextlib.contextmanager
-def ray_server(short: bool) -> Iterator[str]:
-    """`python -m server.rayserve` with the scenario's autoscaling settings; raises Skip when it cannot."""
-    if short:
-        raise Skip("--short: the autoscaling scenario (Ray start-up and minutes of scaling) runs in the full demo")
-    require_module("ray")
-    require_module("server.rayserve.process")
-    from server.rayserve.process import RayServeProcess
-
-    print("\n==> starting the Ray Serve application (min 0, max 2 replicas)", flush=True)
-    with RayServeProcess(**RAY_AUTOSCALING) as rs:
-        print(f"    ready at {rs.url}", flush=True)
-        yield rs.url
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench demo", description=__doc__.split("\n")[0])
     parser.add_argument("--reports", type=Path, default=Path("reports"), help="output folder (default reports)")
@@ -368,16 +338,12 @@ def main(argv: list[str] | None = None) -> int:
             for step in group:
                 steps.run(step, None)
             continue
-        server = job_server(args.reports) if phase == "server" else ray_server(args.short)
         ran = 0
         try:
-            with server as url:
+            with job_server(args.reports) as url:
                 for step in group:
                     steps.run(step, url)
                     ran += 1
-        except Skip as why:
-            for step in group[ran:]:
-                steps.skip(step.title, str(why))
         except Exception as err:  # a server that did not start fails its phase, not the whole demo
             print(f"\n    FAILED: the {phase} server: {type(err).__name__}: {err}", flush=True)
             steps.failed.append(f"{phase} server")

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.autoscale import parse_args as autoscale_args
 from bench.demo import (
     LOADS,
     RAY_AUTOSCALING,
+    RAY_SHORT_SKIP,
     SLO_MULTIPLE,
     Skip,
     Step,
@@ -19,7 +21,6 @@ from bench.demo import (
     plan,
     require_locust_options,
     require_options,
-    write_autoscale_scenario,
 )
 from bench.htmlreport import load_reports
 from loadlab.schema import JobRecord, LoadConfig, Report, RunConfig, ServerConfig, Stage
@@ -46,24 +47,39 @@ def test_open_loop_rates_are_shares_of_the_calibrated_capacity(tmp_path):
         open_loop_rates(tmp_path / "absent.json")
 
 
-def test_the_autoscaling_scenario_goes_idle_ramp_burst_idle(tmp_path):
-    service_s = 2.0
-    path = tmp_path / "scenario.csv"
-    length = write_autoscale_scenario(path, service_s, idle_s=35.0, ramp_s=30.0, burst=6, tail_s=45.0)
-    lines = path.read_text().splitlines()
-    assert lines[0] == "t_s,case"
-    times = [float(line.split(",")[0]) for line in lines[1:]]
-    assert times == sorted(times)
-    # idle first, long enough for a deployment that starts at its minimum (0) to be there
-    assert times[0] == 35.0
-    assert RAY_AUTOSCALING["min_replicas"] == 0
-    # the ramp's last third arrives faster than one replica serves (1/S), so it must scale up
-    last_third = [t for t in times if 55.0 <= t < 65.0]
-    assert len(last_third) / 10.0 > 1 / service_s
-    # then a burst at once, then idle long enough for both scale-down delays and the stop
-    assert times.count(70.0) == 6 and times[-1] == 70.0
-    idle_tail = length - times[-1]
-    assert idle_tail > RAY_AUTOSCALING["downscale_delay_s"] + RAY_AUTOSCALING["downscale_to_zero_delay_s"]
+def test_the_ray_phase_calibrates_then_runs_the_scenario_then_validates(tmp_path):
+    steps = {s.title: s for s in plan(Namespace(reports=tmp_path, short=False))}
+    calibrate, scenario, validate = (steps[t] for t in steps if "Ray Serve" in t or "ray-serve" in t)
+    measured = tmp_path / "measured"
+    cal = calibrate.command(None)
+    assert cal[:3] == ["-m", "bench", "autoscale"] and "--calibrate" in cal
+    parsed = autoscale_args(cal[3:])                     # the demo's flags are the command's own
+    assert {k: getattr(parsed, k) for k in RAY_AUTOSCALING} == RAY_AUTOSCALING
+    assert parsed.out == measured / "autoscale-rayserve-calibration.json"
+    # the scenario waits for its calibration, then takes it (never runs without it)
+    with pytest.raises(Skip, match="calibration"):
+        scenario.command(None)
+    parsed.out.parent.mkdir(parents=True)
+    parsed.out.write_text("{}")
+    run = autoscale_args(scenario.command(None)[3:])
+    assert run.calibration == parsed.out and not run.calibrate and run.scenario == "demo"
+    assert {k: getattr(run, k) for k in RAY_AUTOSCALING} == RAY_AUTOSCALING
+    with pytest.raises(Skip, match="missing"):
+        validate.command(None)
+    run.out.write_text("{}")
+    try:
+        args = validate.command(None)
+    except Skip as why:     # a simulator without the calibrated validation yet: said, not run
+        assert "has no --calibration" in str(why)
+    else:
+        assert args[args.index("--measured") + 1] == str(run.out)
+        assert args[args.index("--calibration") + 1] == str(parsed.out)
+    # --short skips all three, saying why
+    short = {s.title: s for s in plan(Namespace(reports=tmp_path, short=True))}
+    for title in (calibrate.title, scenario.title, validate.title):
+        with pytest.raises(Skip) as why:
+            short[title].command(None)
+        assert str(why.value) == RAY_SHORT_SKIP
 
 
 def test_a_missing_command_is_skipped_and_a_failing_one_fails(capsys):
