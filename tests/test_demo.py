@@ -7,7 +7,7 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
-from test_report import Page
+from tests.test_report import Page
 
 from bench.demo import (
     LOADS,

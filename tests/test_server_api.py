@@ -12,7 +12,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from server_helpers import (
+from tests.server_helpers import (
     AppClients,
     FakeModel,
     assert_error,

@@ -11,7 +11,7 @@ import time
 
 import pytest
 import requests
-from server_helpers import png
+from tests.server_helpers import png
 
 from server.process import ServerProcess
 

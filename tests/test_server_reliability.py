@@ -10,7 +10,7 @@ import subprocess
 import threading
 
 import pytest
-from server_helpers import (
+from tests.server_helpers import (
     AppClients,
     FakeModel,
     assert_error,

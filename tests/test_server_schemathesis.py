@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 import uvicorn
-from server_helpers import FakeModel
+from tests.server_helpers import FakeModel
 
 from server.app import create_app
 from server.process import free_port
