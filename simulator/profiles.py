@@ -3,10 +3,11 @@ takes to provision and load the model, and the client-side overhead around a job
 
 Built-in: `seed-3090` and `seed-t4` from the article's benchmark 1 (mean, std per case; sampled from a
 normal truncated at 10% of the mean) and benchmark 2 (instance start 127 s + model load 43 s).
-From a measured report (bench/schema.py): the empirical per-case `service_s` of completed jobs (the
+From a measured report (loadlab/schema.py): the empirical per-case `service_s` of completed jobs (the
 N=1 stage when there is one, else every stage), the per-job overhead e2e - queue - service, and the
 measured cold-start stages from `report.coldstart`. Empirical sampling (resampling the measured
-values) is the default; `fit="normal"` fits a normal instead.
+values) is the default; `fit="normal"` fits a normal instead. `fitted_on` names the report and
+stages the values came from, so a validation never scores them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from loadlab import article
 from loadlab.schema import COMPLETED, Report
+from loadlab.stats import mean, summarize
 
 
 @dataclass
@@ -29,6 +31,7 @@ class ServiceTimeProfile:
     provision_s: float = 127.0        # instance start (article benchmark 2)
     load_s: float = 43.0              # model load (article benchmark 2)
     source: str = ""
+    fitted_on: tuple[str, list[str]] | None = None   # (report name, stage names) the values came from
 
     @property
     def cases(self) -> list[str]:
@@ -36,8 +39,7 @@ class ServiceTimeProfile:
 
     def mean_service_s(self, case: str) -> float:
         if case in self.service_samples:
-            s = self.service_samples[case]
-            return sum(s) / len(s)
+            return mean(self.service_samples[case])
         return self.service_normal[case][0]
 
     def sampler(self, rng: random.Random):
@@ -71,7 +73,7 @@ class ServiceTimeProfile:
         return {"profile": self.name, "source": self.source,
                 "service_mean_s": {c: round(self.mean_service_s(c), 4) for c in self.cases},
                 "samples": {c: len(v) for c, v in self.service_samples.items()},
-                "overhead_mean_s": {c: (sum(v) / len(v) if v else 0.0) for c, v in self.overhead_samples.items()},
+                "overhead_mean_s": {c: (mean(v) if v else 0.0) for c, v in self.overhead_samples.items()},
                 "provision_s": self.provision_s, "load_s": self.load_s}
 
 
@@ -108,12 +110,12 @@ def from_report(report: Report, fit: str = "empirical", stage: str = "n1") -> Se
     if not service:
         raise ValueError(f"report {report.name!r} has no completed job with a service time")
     prof = ServiceTimeProfile(name=f"report:{report.name}", overhead_samples=overhead,
-                              source=f"measured report {report.name} ({report.path or ''})")
+                              source=f"measured report {report.name} ({report.path or ''})",
+                              fitted_on=(report.name, [st.name for st in stages]))
     if fit == "normal":
         for case, vals in service.items():
-            mean = sum(vals) / len(vals)
-            std = (sum((v - mean) ** 2 for v in vals) / max(1, len(vals) - 1)) ** 0.5
-            prof.service_normal[case] = (mean, std)
+            fitted = summarize(vals, percentiles=())
+            prof.service_normal[case] = (fitted["mean"], fitted["std"])
     else:
         prof.service_samples = service
     cs = (report.coldstart or {}).get("stages_s") or {}

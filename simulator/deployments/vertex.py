@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 import simpy
 
 from loadlab.schema import FAILED
-from simulator.pricing import billed_seconds
+from simulator.deployments.base import Cost
+from simulator.pricing import billed_seconds, replica_price_per_hour
 
 ENDPOINT_LIMITS = {"dedicated": (3600.0, 10.0), "shared": (60.0, 1.5)}
 # base64 JPEG payload per case, MB: upload px^2 x ~0.5 byte/px (photo JPEG) x 4/3 (base64)
@@ -83,7 +84,7 @@ def hours_schedule(business: tuple[int, int], night: tuple[int, int], start: int
 
 class Replica:
     __slots__ = ("id", "state", "started_at", "ready_at", "stopped_at", "busy", "stop", "preempt_at", "spot",
-                 "proc", "waiting")
+                 "proc", "wake")
 
     def __init__(self, rid: int, now: float, stop_event, preempt_at: float, spot: bool):
         self.id, self.state, self.started_at = rid, "provisioning", now
@@ -93,10 +94,14 @@ class Replica:
         self.preempt_at = preempt_at
         self.spot = spot
         self.proc = None
-        self.waiting = False      # idle, waiting for a job: the only state a stop or preemption interrupts
+        self.wake = None          # idle: the event a request is handed over with (None otherwise)
 
 
 class VertexEndpoint:
+    """Requests wait in `waiting` (FIFO) until a ready replica takes one; an idle replica waits on its
+    own `wake` event in `idle` (longest idle first) and is handed the next request directly, so a stop or
+    preemption interrupts only replicas that hold no request."""
+
     def __init__(self, env: simpy.Environment, ledger, sample, config: VertexConfig, prices: dict,
                  provision_s: float = 127.0, load_s: float = 43.0, rng=None, name: str = "vertex",
                  on_fail=None):
@@ -105,7 +110,8 @@ class VertexEndpoint:
         self.provision_s, self.load_s, self.rng, self.name = provision_s, load_s, rng, name
         self.timeout_s, self.max_payload_mb = ENDPOINT_LIMITS[config.endpoint]
         self.on_fail = on_fail               # hybrid: a failed request goes there instead of failing
-        self.queue = simpy.Store(env)
+        self.waiting: deque = deque()        # requests not on a replica yet
+        self.idle: deque[Replica] = deque()  # ready replicas waiting for a request
         self.replicas: list[Replica] = []    # every replica ever started
         self.active: list[Replica] = []      # not stopped
         self.ready = 0
@@ -131,11 +137,23 @@ class VertexEndpoint:
             if hi > 0:
                 self.start_replica()
                 self.scaled_from_zero_at = now
-        self.queue.put(job)
+        self.dispatch(job)
+
+    def dispatch(self, job, first: bool = False) -> None:
+        """Hand the job to the longest-idle replica, else queue it (at the head when `first`: a retry)."""
+        if self.idle:
+            rep = self.idle.popleft()
+            wake, rep.wake = rep.wake, None
+            wake.succeed(job)
+        elif first:
+            self.waiting.appendleft(job)
+        else:
+            self.waiting.append(job)
 
     def withdraw(self, job) -> bool:
+        """Take back a request no replica has started (hybrid fallback)."""
         try:
-            self.queue.items.remove(job)
+            self.waiting.remove(job)
             return True
         except ValueError:
             return False
@@ -162,28 +180,34 @@ class VertexEndpoint:
         self.max_replicas = max(self.max_replicas, len(self.active))
         rep.proc = self.env.process(replica_life(self.env, self, rep))
         if preempt_at != math.inf:
-            self.env.process(preemptor(self.env, rep))
+            self.env.process(preemptor(self.env, self, rep))
         return rep
 
     def stop_replica(self, rep: Replica) -> None:
         if not rep.stop.triggered:
             rep.stop.succeed()
-            if rep.waiting:
-                rep.proc.interrupt("stop")
+            self.interrupt_if_idle(rep, "stop")
+
+    def interrupt_if_idle(self, rep: Replica, cause: str) -> None:
+        """A replica waiting for a request leaves the idle list and is interrupted; a busy one sees its
+        stop (or preemption time) when its request ends."""
+        if rep.wake is not None:
+            self.idle.remove(rep)
+            rep.wake = None
+            rep.proc.interrupt(cause)
 
     # -- outputs --------------------------------------------------------------------------------
     def uptimes(self, horizon_s: float) -> list[float]:
         return [((r.stopped_at if r.stopped_at is not None else horizon_s) - r.started_at) for r in self.replicas]
 
-    def cost(self, horizon_s: float) -> dict:
-        from simulator.pricing import replica_price_per_hour
-
+    def cost(self, horizon_s: float) -> Cost:
         gran = self.prices["billing_granularity_s"]
         billed = 0.0
         for r in self.replicas:
             up = (r.stopped_at if r.stopped_at is not None else horizon_s) - r.started_at
             billed += billed_seconds(up, gran) * replica_price_per_hour(self.prices, r.spot) / 3600
-        return {"monthly": billed, "replica_hours_billed": sum(billed_seconds(u, gran) for u in self.uptimes(horizon_s)) / 3600}
+        return {"usage": billed, "fixed_per_month": 0.0,
+                "replica_hours_billed": sum(billed_seconds(u, gran) for u in self.uptimes(horizon_s)) / 3600}
 
     def stats(self, horizon_s: float) -> dict:
         up = self.uptimes(horizon_s)
@@ -202,24 +226,21 @@ def replica_life(env: simpy.Environment, ep: VertexEndpoint, rep: Replica):
     yield env.timeout(ep.load_s)
     rep.state, rep.ready_at = "ready", env.now
     ep.ready += 1
-    queue, ledger, sample, timeout_s = ep.queue, ep.ledger, ep.sample, ep.timeout_s
+    ledger, sample, timeout_s = ep.ledger, ep.sample, ep.timeout_s
     label = f"{ep.name}-replica{rep.id}"
     while not rep.stop.triggered:
         if rep.preempt_at <= env.now:              # preempted while idle (or while loading)
             ep.preemptions += 1
             break
-        get = queue.get()
-        rep.waiting = True
-        try:
-            job = yield get
-        except simpy.Interrupt:
-            get.cancel()
-            if get.triggered:                       # a job was handed over in the same instant: give it back
-                queue.items.insert(0, get.value)
-                queue._trigger_get(None)
-            continue
-        finally:
-            rep.waiting = False
+        if ep.waiting:
+            job = ep.waiting.popleft()
+        else:
+            rep.wake = env.event()
+            ep.idle.append(rep)
+            try:
+                job = yield rep.wake
+            except simpy.Interrupt:                # stopped or preempted while idle: it holds no request
+                continue
         now = env.now
         if now - job.submitted >= timeout_s:       # dropped by the endpoint while waiting
             ep._fail(job, f"timeout {timeout_s:g} s ({ep.config.endpoint} endpoint)")
@@ -238,8 +259,7 @@ def replica_life(env: simpy.Environment, ep: VertexEndpoint, rep: Replica):
             ledger.retried += 1
             job.retries += 1
             job.started = job.service_s = None
-            queue.items.insert(0, job)
-            queue._trigger_get(None)
+            ep.dispatch(job, first=True)           # retried first, nothing lost
             break
         if now + service > limit:
             yield env.timeout(limit - now)
@@ -258,11 +278,10 @@ def replica_life(env: simpy.Environment, ep: VertexEndpoint, rep: Replica):
     ep.active.remove(rep)
 
 
-def preemptor(env: simpy.Environment, rep: Replica):
+def preemptor(env: simpy.Environment, ep: VertexEndpoint, rep: Replica):
     """A spot preemption of an idle replica (a busy one checks its own preempt_at)."""
     yield env.timeout(rep.preempt_at - env.now)
-    if rep.waiting:
-        rep.proc.interrupt("preempt")
+    ep.interrupt_if_idle(rep, "preempt")
 
 
 def autoscaler(env: simpy.Environment, ep: VertexEndpoint):
@@ -273,13 +292,13 @@ def autoscaler(env: simpy.Environment, ep: VertexEndpoint):
     while True:
         now = env.now
         lo, hi = cfg.schedule(int(now // 3600) % 24)
-        samples.append(ep.busy + len(ep.queue.items))
+        samples.append(ep.busy + len(ep.waiting))
         avg = sum(samples) / len(samples)
         wanted = math.ceil(avg / cfg.target_utilisation - 1e-9)
         if lo == 0 and wanted == 0 and ep.active:
             idle_long = now - ep.last_request_at >= cfg.idle_scaledown_period_s
             up_long = now - ep.scaled_from_zero_at >= cfg.min_scaleup_period_s
-            if not (idle_long and up_long) or ep.busy or ep.queue.items:
+            if not (idle_long and up_long) or ep.busy or ep.waiting:
                 wanted = 1
         wanted = max(lo, min(hi, wanted))
         current = len(ep.active)

@@ -1,16 +1,23 @@
-"""`python -m simulator run`: scenarios from flags, the month simulated, table + report."""
+"""`python -m simulator run`: scenarios from flags, the month simulated, the table, the article's
+arithmetic beside it, and the report (role "monthly": one stage per deployment; `extra["results"]`
+holds each deployment's figures as printed)."""
 
 from __future__ import annotations
 
 import argparse
 import copy
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+from loadlab.cases import ALL_CASES
+from loadlab.schema import Case, Report, RunConfig, SimulationConfig, Stage
 from simulator.deployments.vertex import VertexConfig, hours_schedule
+from simulator.engine import run_month
 from simulator.pricing import article_naive_cost, load_prices
 from simulator.profiles import builtin, load_profile
-from simulator.run import DEPLOYMENTS, Scenario, run_month, to_report
-from simulator.workload import MonthlyWorkload, parse_case_mix, parse_weights
+from simulator.scenarios import REGISTRY, Scenario, scenario
+from simulator.workload import MONTH_S, MonthlyWorkload, parse_case_mix, parse_weights
 
 
 def _pair(spec: str, what: str) -> tuple[int, int]:
@@ -40,7 +47,8 @@ def workload_from(args: argparse.Namespace, monthly: int) -> MonthlyWorkload:
     return wl
 
 
-def scenarios_from(args: argparse.Namespace) -> list[Scenario]:
+def base_scenario(args: argparse.Namespace) -> Scenario:
+    """Profiles, prices and the deployment flags of the command line: what every named scenario builds on."""
     prices = load_prices(args.prices, args.price)
     local_p, vertex_p = builtin("seed-3090"), builtin("seed-t4")
     if args.profile:
@@ -55,17 +63,19 @@ def scenarios_from(args: argparse.Namespace) -> list[Scenario]:
     cfg.check()
     if args.gpus < 1 or args.max_batch < 1:
         raise ValueError("--gpus and --max-batch must be >= 1")
-    kinds = [k.strip() for k in args.deployments.split(",") if k.strip()]
-    bad = [k for k in kinds if k not in DEPLOYMENTS]
-    if bad or not kinds:
-        raise ValueError(f"--deployments: unknown {bad}; choose from {DEPLOYMENTS}")
-    out = []
-    for kind in kinds:
-        out.append(Scenario(kind=kind, local_profile=local_p, vertex_profile=vertex_p, gpus=args.gpus,
-                            queue_limit=args.queue_limit, max_batch=args.max_batch,
-                            batch_marginal=args.batch_marginal, vertex=copy.copy(cfg),
-                            fallback_after_s=args.fallback_after, prices=prices))
-    return out
+    return Scenario(local_profile=local_p, vertex_profile=vertex_p, gpus=args.gpus, queue_limit=args.queue_limit,
+                    max_batch=args.max_batch, batch_marginal=args.batch_marginal, vertex=cfg,
+                    fallback_after_s=args.fallback_after, prices=prices)
+
+
+def scenarios_from(args: argparse.Namespace) -> list[Scenario]:
+    base = base_scenario(args)
+    names = [k.strip() for k in args.deployments.split(",") if k.strip()]
+    bad = [k for k in names if k not in REGISTRY]
+    if bad or not names:
+        raise ValueError(f"--deployments: unknown {bad}; choose from {', '.join(REGISTRY)}")
+    # each scenario gets a Vertex config of its own (a dataclass the deployment could change)
+    return [scenario(name, replace(base, vertex=copy.copy(base.vertex))) for name in names]
 
 
 def fmt(v, digits=1, unit=""):
@@ -115,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = []
     for sc in scenarios:
         r = run_month(sc, workload, seed=args.seed, progress=not args.no_progress and args.monthly >= 20000)
-        r["profile"] = (sc.local_profile if sc.kind == "local" else sc.vertex_profile).describe()
+        r["profile"] = sc.profile.describe()
         results.append(r)
     print(f"{args.monthly:,} requests/month, case mix {workload.case_mix}, cache hits {workload.cache_hit_ratio:.0%}, "
           f"seed {args.seed}")
@@ -128,3 +138,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     report.save(out)
     print(f"report: {out}")
     return 0
+
+
+def to_report(name: str, results: list[dict[str, Any]], workload: MonthlyWorkload, seed: int,
+              prices: dict, max_jobs: int = 200_000) -> Report:
+    """The shared schema: one stage per deployment (arrival rate = monthly volume / month)."""
+    used = sorted({c for c in workload.case_mix})
+    simulation = SimulationConfig(seed=seed, monthly=workload.monthly, days=workload.days,
+                                  case_mix=workload.case_mix, cache_hit_ratio=workload.cache_hit_ratio,
+                                  cache_ttl_s=workload.cache_ttl_s, hour_weights=workload.hour_weights,
+                                  day_weights=workload.day_weights, prices=prices)
+    report = Report(role="monthly", kind="simulated", name=name, target="+".join(r["deployment"] for r in results),
+                    cases=[ALL_CASES.get(c, Case(name=c, layers=0, resolution=0, image_px=0)) for c in used],
+                    environment={"simulator": "simpy", "seed": seed},
+                    model={"profiles": {r["deployment"]: r.get("profile") for r in results}},
+                    config=RunConfig(driver="simulator run", simulation=simulation),
+                    extra={"results": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results],
+                           "article_naive": article_naive_cost(workload.monthly),
+                           "article_optimized": article_naive_cost(workload.monthly, cache_hit_ratio=0.2,
+                                                                   spot_discount=0.7)})
+    horizon = workload.days * 86400
+    for r in results:
+        ledger = r["_ledger"]
+        stage = Stage(name=r["deployment"], arrival_rate_per_s=workload.monthly / MONTH_S, duration_s=horizon)
+        stage.jobs = [j.record() for j in ledger.jobs[:max_jobs]]
+        report.stages.append(stage)
+    return report
