@@ -17,6 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from simulator.pricing import PRICE_TABLE
+
 COMMANDS = ("run", "sweep", "validate", "article", "bench")
 
 
@@ -29,8 +31,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="with a report profile: resample measured values (default) or a fitted normal")
     p.add_argument("--prices", default=None, help="JSON file {key: value} overriding the price table")
     p.add_argument("--price", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one price (repeatable): machine_per_hour, accelerator_per_hour ($/h), "
-                        "spot_discount (0-1), local_fixed_per_month ($), billing_granularity_s (s)")
+                   help="override one price (repeatable): " + ", ".join(
+                       f"{key} ({p.unit}, default {p.value:g})" for key, p in PRICE_TABLE.items()))
     p.add_argument("--out", type=Path, default=None, help="JSON output path (default under reports/simulated/)")
 
 

@@ -14,7 +14,7 @@ from loadlab.cases import ALL_CASES
 from loadlab.schema import Case, Report, RunConfig, SimulationConfig, Stage
 from simulator.deployments.vertex import VertexConfig, hours_schedule
 from simulator.engine import run_month
-from simulator.pricing import article_naive_cost, load_prices
+from simulator.pricing import article_naive_cost, load_prices, price_sources
 from simulator.profiles import builtin, load_profile
 from simulator.scenarios import REGISTRY, Scenario, scenario
 from simulator.workload import MONTH_S, MonthlyWorkload, parse_case_mix, parse_weights
@@ -151,7 +151,8 @@ def to_report(name: str, results: list[dict[str, Any]], workload: MonthlyWorkloa
     report = Report(role="monthly", kind="simulated", name=name, target="+".join(r["deployment"] for r in results),
                     cases=[ALL_CASES.get(c, Case(name=c, layers=0, resolution=0, image_px=0)) for c in used],
                     environment={"simulator": "simpy", "seed": seed},
-                    model={"profiles": {r["deployment"]: r.get("profile") for r in results}},
+                    model={"profiles": {r["deployment"]: r.get("profile") for r in results},
+                           "prices": price_sources(prices)},
                     config=RunConfig(driver="simulator run", simulation=simulation),
                     extra={"results": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results],
                            "article_naive": article_naive_cost(workload.monthly),
