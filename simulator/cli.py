@@ -4,6 +4,7 @@ Commands (the first is the default):
   run       (default) simulate a month at --monthly requests for local / vertex / hybrid
   sweep     several volumes x settings, cheapest setting meeting a p95 SLO, cost-vs-volume PNG
   validate  replay the stages of a measured report, error % per stage
+  trace     an arrival trace (t_s,case CSV) drawn from the workload model, for Locust and `run --trace`
   article   the source article's scenario replayed from its own figures
   bench     speed of the simulator against a bare SimPy M/M/1 loop
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from simulator.pricing import PRICE_TABLE
 
-COMMANDS = ("run", "sweep", "validate", "article", "bench")
+COMMANDS = ("run", "sweep", "validate", "trace", "article", "bench")
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -37,11 +38,15 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 
 def add_workload(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--case-mix", default="small=0.3,medium=0.5,large=0.2",
-                   help="case weights (default small=0.3,medium=0.5,large=0.2)")
+    add_arrivals(p)
     p.add_argument("--cache-hit-ratio", type=float, default=0.0,
                    help="share of requests repeating earlier content, 0-1 (default 0; article: 0.2)")
     p.add_argument("--cache-ttl", type=float, default=86400.0, help="cache TTL in s (default 86400, article)")
+
+
+def add_arrivals(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--case-mix", default="small=0.3,medium=0.5,large=0.2",
+                   help="case weights (default small=0.3,medium=0.5,large=0.2)")
     p.add_argument("--hour-weights", default=None, help="24 comma-separated traffic weights by hour of day "
                    "(default: 1.0 in 9-18h, less evening, 0.05 at night)")
     p.add_argument("--day-weights", default=None, help="7 weights Monday..Sunday (default 1,1,1,1,1,0.3,0.3)")
@@ -84,6 +89,12 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="simulate a month (default command)")
     run.add_argument("--monthly", type=int, default=10000, help="requests per month (default 10000)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (shown from 20,000 requests/month)")
+    run.add_argument("--trace", default=None, metavar="CSV",
+                     help="replay the arrivals of a trace (t_s,case; e.g. from `simulator trace` or production "
+                          "logs; t=0 is Monday 00:00) instead of drawing --monthly from the workload model")
+    run.add_argument("--drain-s", type=float, default=3600.0,
+                     help="with --trace: simulated time after the last arrival, s (default 3600); the bill is "
+                          "scaled to 30 days from the trace's span")
     add_workload(run)
     add_deployment(run)
     add_common(run)
@@ -101,6 +112,13 @@ def parser() -> argparse.ArgumentParser:
                     help="service times from the N=1 stage (default; all stages when there is none) or from all stages")
     va.add_argument("--replications", type=int, default=5, help="simulated replications per stage, averaged (default 5)")
     add_common(va)
+    tr = sub.add_parser("trace", help="an arrival trace (t_s,case CSV) drawn from the workload model")
+    tr.add_argument("--monthly", type=int, default=10000, help="requests per month (default 10000)")
+    tr.add_argument("--time-scale", type=float, default=1.0,
+                    help="divide every arrival time by K (default 1: real time; 720 turns a day into 2 minutes)")
+    tr.add_argument("--out", type=Path, required=True, help="the trace CSV to write")
+    tr.add_argument("--seed", type=int, default=1, help="random seed; same seed, same arrivals as `run` (default 1)")
+    add_arrivals(tr)
     ar = sub.add_parser("article", help="the article's scenario replayed from its own figures")
     add_common(ar)
     be = sub.add_parser("bench", help="simulator speed vs a bare SimPy M/M/1 loop (prints, asserts nothing)")
@@ -124,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             from simulator.validate import cmd_validate
             return cmd_validate(args)
+        if args.command == "trace":
+            from simulator.trace_from_workload import cmd_trace
+            return cmd_trace(args)
         if args.command == "article":
             from simulator.article_replay import cmd_article
             return cmd_article(args)

@@ -53,6 +53,14 @@ def run_month(scenario: Scenario, workload: MonthlyWorkload, seed: int = 1, prog
     return run_arrivals(scenario, times, cases, hits, workload.days * 86400, rng, progress=progress)
 
 
+def run_trace(scenario: Scenario, rows: list[tuple[float, str]], horizon_s: float, seed: int = 1,
+              progress: bool = False) -> dict[str, Any]:
+    """Replay (t_s, case) arrivals (a trace; no cache hits) until horizon_s."""
+    times = np.asarray([t for t, _ in rows], dtype=float)
+    return run_arrivals(scenario, times, [c for _, c in rows], np.zeros(times.size, bool), horizon_s,
+                        random.Random(seed), progress=progress)
+
+
 def run_arrivals(scenario: Scenario, times, cases, hits, horizon_s: float, rng: random.Random,
                  progress: bool = False) -> dict[str, Any]:
     """Simulate the scenario's deployment under the given arrivals (sorted times in s) until horizon_s."""

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import argparse
 import copy
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from loadlab.cases import ALL_CASES
-from loadlab.schema import Case, Report, RunConfig, SimulationConfig, Stage
+from loadlab.schema import Case, LoadConfig, Report, RunConfig, SimulationConfig, Stage
+from loadlab.trace import read_trace
 from simulator.deployments.vertex import VertexConfig, hours_schedule
-from simulator.engine import run_month
+from simulator.engine import run_month, run_trace
 from simulator.pricing import article_naive_cost, load_prices, price_sources
 from simulator.profiles import builtin, load_profile
 from simulator.scenarios import REGISTRY, Scenario, scenario
@@ -33,10 +35,11 @@ def _pair(spec: str, what: str) -> tuple[int, int]:
 def workload_from(args: argparse.Namespace, monthly: int) -> MonthlyWorkload:
     if monthly < 0:
         raise ValueError("--monthly must be >= 0")
-    if not 0 <= args.cache_hit_ratio <= 1:
+    cache_hit_ratio = getattr(args, "cache_hit_ratio", 0.0)   # `trace` draws arrivals only
+    if not 0 <= cache_hit_ratio <= 1:
         raise ValueError("--cache-hit-ratio must be within 0..1")
-    wl = MonthlyWorkload(monthly=monthly, case_mix=parse_case_mix(args.case_mix), cache_hit_ratio=args.cache_hit_ratio,
-                         cache_ttl_s=args.cache_ttl, bursts_per_day=args.bursts_per_day,
+    wl = MonthlyWorkload(monthly=monthly, case_mix=parse_case_mix(args.case_mix), cache_hit_ratio=cache_hit_ratio,
+                         cache_ttl_s=getattr(args, "cache_ttl", 86400.0), bursts_per_day=args.bursts_per_day,
                          burst_size=args.burst_size, days=args.days)
     if args.hour_weights:
         wl.hour_weights = parse_weights(args.hour_weights, 24, "--hour-weights")
@@ -120,8 +123,11 @@ def article_lines(monthly: int, results: list[dict], prices: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    workload = workload_from(args, args.monthly)
     scenarios = scenarios_from(args)
+    prices = scenarios[0].prices
+    if args.trace:
+        return _run_trace(args, scenarios, prices)
+    workload = workload_from(args, args.monthly)
     results = []
     for sc in scenarios:
         r = run_month(sc, workload, seed=args.seed, progress=not args.no_progress and args.monthly >= 20000)
@@ -130,38 +136,62 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{args.monthly:,} requests/month, case mix {workload.case_mix}, cache hits {workload.cache_hit_ratio:.0%}, "
           f"seed {args.seed}")
     print(table(results))
-    prices = scenarios[0].prices
     print(article_lines(args.monthly, results, prices))
     name = f"monthly-{args.monthly}"
-    report = to_report(name, results, workload, args.seed, prices)
+    simulation = SimulationConfig(seed=args.seed, monthly=workload.monthly, days=workload.days,
+                                  case_mix=workload.case_mix, cache_hit_ratio=workload.cache_hit_ratio,
+                                  cache_ttl_s=workload.cache_ttl_s, hour_weights=workload.hour_weights,
+                                  day_weights=workload.day_weights, prices=prices)
+    report = to_report(name, results, simulation, None, workload.monthly / MONTH_S, workload.days * 86400)
     out = args.out or Path("reports/simulated") / f"{name}.json"
     report.save(out)
     print(f"report: {out}")
     return 0
 
 
-def to_report(name: str, results: list[dict[str, Any]], workload: MonthlyWorkload, seed: int,
-              prices: dict, max_jobs: int = 200_000) -> Report:
-    """The shared schema: one stage per deployment (arrival rate = monthly volume / month)."""
-    used = sorted({c for c in workload.case_mix})
-    simulation = SimulationConfig(seed=seed, monthly=workload.monthly, days=workload.days,
-                                  case_mix=workload.case_mix, cache_hit_ratio=workload.cache_hit_ratio,
-                                  cache_ttl_s=workload.cache_ttl_s, hour_weights=workload.hour_weights,
-                                  day_weights=workload.day_weights, prices=prices)
+def _run_trace(args: argparse.Namespace, scenarios: list[Scenario], prices: dict) -> int:
+    rows = read_trace(args.trace)
+    if args.drain_s < 0:
+        raise ValueError("--drain-s must be >= 0")
+    horizon = rows[-1][0] + args.drain_s
+    monthly = round(len(rows) * MONTH_S / horizon)
+    results = []
+    for sc in scenarios:
+        r = run_trace(sc, rows, horizon, seed=args.seed, progress=not args.no_progress and len(rows) >= 20000)
+        r["profile"] = sc.profile.describe()
+        results.append(r)
+    mix = Counter(c for _, c in rows)
+    print(f"{len(rows):,} arrivals from {args.trace} over {horizon:,.0f} s (as {monthly:,}/month), "
+          f"cases {dict(sorted(mix.items()))}, seed {args.seed}")
+    print(table(results))
+    print(article_lines(monthly, results, prices))
+    name = f"trace-{Path(args.trace).stem}"
+    simulation = SimulationConfig(seed=args.seed, monthly=monthly, days=horizon / 86400,
+                                  case_mix={c: n / len(rows) for c, n in mix.items()}, prices=prices)
+    load = LoadConfig(mode="trace", arrival="trace", trace=str(args.trace))
+    report = to_report(name, results, simulation, load, len(rows) / horizon, horizon)
+    out = args.out or Path("reports/simulated") / f"{name}.json"
+    report.save(out)
+    print(f"report: {out}")
+    return 0
+
+
+def to_report(name: str, results: list[dict[str, Any]], simulation: SimulationConfig, load: LoadConfig | None,
+              arrival_rate_per_s: float, horizon_s: float, max_jobs: int = 200_000) -> Report:
+    """The shared schema: one stage per deployment, its jobs (up to max_jobs) and the figures in extra."""
+    monthly = simulation.monthly or 0
     report = Report(role="monthly", kind="simulated", name=name, target="+".join(r["deployment"] for r in results),
-                    cases=[ALL_CASES.get(c, Case(name=c, layers=0, resolution=0, image_px=0)) for c in used],
-                    environment={"simulator": "simpy", "seed": seed},
+                    cases=[ALL_CASES.get(c, Case(name=c, layers=0, resolution=0, image_px=0))
+                           for c in sorted(simulation.case_mix or {})],
+                    environment={"simulator": "simpy", "seed": simulation.seed},
                     model={"profiles": {r["deployment"]: r.get("profile") for r in results},
-                           "prices": price_sources(prices)},
-                    config=RunConfig(driver="simulator run", simulation=simulation),
+                           "prices": price_sources(simulation.prices or {})},
+                    config=RunConfig(driver="simulator run", simulation=simulation, load=load),
                     extra={"results": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results],
-                           "article_naive": article_naive_cost(workload.monthly),
-                           "article_optimized": article_naive_cost(workload.monthly, cache_hit_ratio=0.2,
-                                                                   spot_discount=0.7)})
-    horizon = workload.days * 86400
+                           "article_naive": article_naive_cost(monthly),
+                           "article_optimized": article_naive_cost(monthly, cache_hit_ratio=0.2, spot_discount=0.7)})
     for r in results:
-        ledger = r["_ledger"]
-        stage = Stage(name=r["deployment"], arrival_rate_per_s=workload.monthly / MONTH_S, duration_s=horizon)
-        stage.jobs = [j.record() for j in ledger.jobs[:max_jobs]]
+        stage = Stage(name=r["deployment"], arrival_rate_per_s=arrival_rate_per_s, duration_s=horizon_s)
+        stage.jobs = [j.record() for j in r["_ledger"].jobs[:max_jobs]]
         report.stages.append(stage)
     return report

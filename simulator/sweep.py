@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
 from typing import TypedDict
 
@@ -26,7 +27,7 @@ from simulator.engine import run_month
 from simulator.pricing import load_prices
 from simulator.profiles import builtin, load_profile
 from simulator.scenarios import Scenario, scenario
-from simulator.workload import MonthlyWorkload, parse_case_mix
+from simulator.workload import MonthlyWorkload
 
 SETTINGS = ["local-1gpu", "local-2gpu", "local-1gpu-batch3",
             "vertex-article", "vertex-article-spot", "vertex-zero", "vertex-zero-spot",
@@ -74,9 +75,7 @@ def base(prices: dict, profile: str | None, fit: str) -> Scenario:
 
 def _one(task: dict) -> SweepRow:
     sc = scenario(task["setting"], base(task["prices"], task["profile"], task["fit"]))
-    wl = MonthlyWorkload(monthly=task["volume"], case_mix=task["case_mix"], cache_hit_ratio=task["cache_hit_ratio"],
-                         cache_ttl_s=task["cache_ttl"], days=task["days"])
-    r = run_month(sc, wl, seed=task["seed"])
+    r = run_month(sc, replace(task["workload"], monthly=task["volume"]), seed=task["seed"])
     return {"volume": task["volume"], "setting": task["setting"], "kind": sc.kind, "served": r["served"],
             "failed": r["failed"], "rejected": r["rejected"], "in_flight": r["in_flight"], "arrivals": r["arrivals"],
             "p95_s": r["latency_s"]["p95"], "mean_s": r["latency_s"]["mean"], "monthly_cost": r["monthly_cost"],
@@ -161,12 +160,13 @@ def plot(rows: list[dict], slo: float, be: float | None, path: Path) -> None:
     plt.close(fig)
 
 
-def sweep(volumes: list[int], slo: float, prices: dict, case_mix: dict, cache_hit_ratio: float = 0.0,
-          cache_ttl: float = 86400.0, days: float = 30.0, seed: int = 1, profile: str | None = None,
-          fit: str = "empirical", processes: int = 2, only: list[str] | None = None,
+def sweep(volumes: list[int], slo: float, prices: dict, workload: MonthlyWorkload, seed: int = 1,
+          profile: str | None = None, fit: str = "empirical", processes: int = 2, only: list[str] | None = None,
           progress: bool = False) -> Report:
-    tasks = [{"volume": v, "setting": s, "prices": prices, "profile": profile, "fit": fit, "case_mix": case_mix,
-              "cache_hit_ratio": cache_hit_ratio, "cache_ttl": cache_ttl, "days": days, "seed": seed}
+    """Every setting at every volume; `workload` gives everything but the volume (case mix, cache,
+    hour/day weights, bursts, days)."""
+    tasks = [{"volume": v, "setting": s, "prices": prices, "profile": profile, "fit": fit, "workload": workload,
+              "seed": seed}
              for v in volumes for s in (only or settings())]
     tasks.sort(key=lambda t: -t["volume"])   # big ones first for a balanced pool
     rows: list[SweepRow] = []
@@ -182,8 +182,10 @@ def sweep(volumes: list[int], slo: float, prices: dict, case_mix: dict, cache_hi
                 rows.append(_one(t))
                 bar.update()
     rows.sort(key=lambda r: (r["volume"], r["setting"]))
-    simulation = SimulationConfig(seed=seed, days=days, case_mix=case_mix, cache_hit_ratio=cache_hit_ratio,
-                                  cache_ttl_s=cache_ttl, prices=prices)
+    simulation = SimulationConfig(seed=seed, days=workload.days, case_mix=workload.case_mix,
+                                  cache_hit_ratio=workload.cache_hit_ratio, cache_ttl_s=workload.cache_ttl_s,
+                                  hour_weights=workload.hour_weights, day_weights=workload.day_weights,
+                                  prices=prices)
     return Report(role="sweep", kind="simulated", name="sweep", target="+".join(only or SETTINGS),
                   config=RunConfig(driver="simulator sweep", simulation=simulation),
                   environment={"simulator": "simpy", "seed": seed},
@@ -203,10 +205,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise ValueError("--slo-p95 must be > 0 s")
     if args.profile:
         load_profile(args.profile, args.fit)     # fail early on a bad path
+    from simulator.month import workload_from
+
     prices = load_prices(args.prices, args.price)
     print(f"sweep: {len(volumes)} volumes x {len(settings())} settings on {args.processes} processes ...", flush=True)
-    report = sweep(volumes, args.slo_p95, prices, parse_case_mix(args.case_mix), args.cache_hit_ratio, args.cache_ttl,
-                   args.days, args.seed, args.profile, args.fit, args.processes, progress=True)
+    report = sweep(volumes, args.slo_p95, prices, workload_from(args, 0), args.seed, args.profile, args.fit,
+                   args.processes, progress=True)
     result = report.extra
     print(f"{'volume':>8}  {'recommended':<22} {'$/month':>9} {'p95 s':>7}  runner-up / why")
     for rec in result["recommendations"]:

@@ -127,3 +127,15 @@ def test_run_shows_a_progress_bar_from_20000_requests(tmp_path, capsys):
                  "--out", str(tmp_path / "m.json")]) == 0
     err = capsys.readouterr().err
     assert "local" in err and "100%" in err
+
+
+def test_sweep_uses_the_workload_it_is_given():
+    from simulator.sweep import sweep
+    flat = MonthlyWorkload(monthly=0, days=2, hour_weights=[1.0] * 24, day_weights=[1.0] * 7)
+    peaky = MonthlyWorkload(monthly=0, days=2, hour_weights=[0.0] * 12 + [1.0] + [0.0] * 11)   # all at noon
+    rows = {}
+    for label, wl in (("flat", flat), ("peaky", peaky)):
+        report = sweep([3000], slo=300.0, prices=dict(DEFAULT_PRICES), workload=wl, processes=1, only=["local-1gpu"])
+        assert report.config.simulation.hour_weights == wl.hour_weights
+        rows[label] = report.extra["rows"][0]
+    assert rows["peaky"]["p95_s"] > 2 * rows["flat"]["p95_s"]    # the same volume in one hour a day queues

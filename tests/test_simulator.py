@@ -182,7 +182,8 @@ def test_help_documents_flags():
 
 def test_sweep_recommends_and_finds_break_even(tmp_path):
     from simulator.sweep import sweep
-    report = sweep([200, 20_000], slo=300.0, prices=dict(DEFAULT_PRICES), case_mix={"medium": 1.0}, days=3,
+    report = sweep([200, 20_000], slo=300.0, prices=dict(DEFAULT_PRICES),
+                   workload=MonthlyWorkload(monthly=0, case_mix={"medium": 1.0}, days=3),
                    processes=1, only=["local-1gpu", "vertex-zero-spot", "vertex-always1"])
     assert report.role == "sweep" and report.kind == "simulated"
     res = report.extra
