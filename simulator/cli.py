@@ -89,6 +89,9 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="simulate a month (default command)")
     run.add_argument("--monthly", type=int, default=10000, help="requests per month (default 10000)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (shown from 20,000 requests/month)")
+    run.add_argument("--slo-e2e", type=float, default=None, metavar="S",
+                     help="end-to-end SLO in s: adds SLO attainment (share of requests answered within S) and "
+                          "goodput (such requests per hour) to the table and the report's stages")
     run.add_argument("--trace", default=None, metavar="CSV",
                      help="replay the arrivals of a trace (t_s,case; e.g. from `simulator trace` or production "
                           "logs; t=0 is Monday 00:00) instead of drawing --monthly from the workload model")
@@ -106,10 +109,19 @@ def parser() -> argparse.ArgumentParser:
     add_workload(sw)
     add_common(sw)
     va = sub.add_parser("validate", help="replay a measured report's stages, error %% per stage")
-    va.add_argument("--measured", required=True, help="measured report (bench/schema.py JSON)")
-    va.add_argument("--max-error", type=float, default=None, help="exit 1 when any stage's mean/p95/throughput error exceeds PCT %%")
+    va.add_argument("--measured", required=True, help="measured report (loadlab/schema.py JSON)")
+    va.add_argument("--calibration", action="append", default=[], metavar="REPORT",
+                    help="measured report(s) of a separate run (e.g. bench single, bench coldstart) giving the service "
+                         "times, client overhead and replica start-up (repeatable); without it they come from the "
+                         "measured run's N=1 stage, which is then not scored")
+    va.add_argument("--slo-e2e", type=float, default=None, metavar="S",
+                    help="end-to-end SLO in s for every stage (default: each stage's own slo_e2e_s): adds SLO "
+                         "attainment rows")
+    va.add_argument("--max-error", type=float, default=None,
+                    help="exit 1 when any scored stage's mean/p95/throughput error exceeds PCT %%")
     va.add_argument("--service-from", choices=("n1", "all"), default="n1",
-                    help="service times from the N=1 stage (default; all stages when there is none) or from all stages")
+                    help="service times from the N=1 stage(s) of each report (default; all stages when there is none) "
+                         "or from all stages")
     va.add_argument("--replications", type=int, default=5, help="simulated replications per stage, averaged (default 5)")
     add_common(va)
     tr = sub.add_parser("trace", help="an arrival trace (t_s,case CSV) drawn from the workload model")

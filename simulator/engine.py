@@ -46,23 +46,25 @@ def cache_answer(env, ledger, job, cache_hit_s):
     ledger.complete(job, env.now, "cache")
 
 
-def run_month(scenario: Scenario, workload: MonthlyWorkload, seed: int = 1, progress: bool = False) -> dict[str, Any]:
+def run_month(scenario: Scenario, workload: MonthlyWorkload, seed: int = 1, progress: bool = False,
+              slo_e2e_s: float | None = None) -> dict[str, Any]:
     """Simulate a month (workload.days) and return the figures plus the ledger (key `_ledger`)."""
     rng = random.Random(seed)
     times, cases, hits = workload.generate(np.random.default_rng(seed))
-    return run_arrivals(scenario, times, cases, hits, workload.days * 86400, rng, progress=progress)
+    return run_arrivals(scenario, times, cases, hits, workload.days * 86400, rng, progress=progress,
+                        slo_e2e_s=slo_e2e_s)
 
 
 def run_trace(scenario: Scenario, rows: list[tuple[float, str]], horizon_s: float, seed: int = 1,
-              progress: bool = False) -> dict[str, Any]:
+              progress: bool = False, slo_e2e_s: float | None = None) -> dict[str, Any]:
     """Replay (t_s, case) arrivals (a trace; no cache hits) until horizon_s."""
     times = np.asarray([t for t, _ in rows], dtype=float)
     return run_arrivals(scenario, times, [c for _, c in rows], np.zeros(times.size, bool), horizon_s,
-                        random.Random(seed), progress=progress)
+                        random.Random(seed), progress=progress, slo_e2e_s=slo_e2e_s)
 
 
 def run_arrivals(scenario: Scenario, times, cases, hits, horizon_s: float, rng: random.Random,
-                 progress: bool = False) -> dict[str, Any]:
+                 progress: bool = False, slo_e2e_s: float | None = None) -> dict[str, Any]:
     """Simulate the scenario's deployment under the given arrivals (sorted times in s) until horizon_s."""
     env = simpy.Environment()
     ledger = Ledger()
@@ -77,16 +79,23 @@ def run_arrivals(scenario: Scenario, times, cases, hits, horizon_s: float, rng: 
     if bar is not None:
         bar.update(len(times) - bar.n)
         bar.close()
-    figures = collect(scenario, deployment, ledger, horizon_s)
+    figures = collect(scenario, deployment, ledger, horizon_s, slo_e2e_s)
     figures["wall_s"] = time.time() - t0
     figures["_ledger"] = ledger
     figures["_deployment"] = deployment
     return figures
 
 
-def collect(scenario: Scenario, deployment, ledger: Ledger, horizon: float) -> dict[str, Any]:
+def collect(scenario: Scenario, deployment, ledger: Ledger, horizon: float,
+            slo_e2e_s: float | None = None) -> dict[str, Any]:
     done = [j for j in ledger.jobs if j.status == COMPLETED]
     lat = summarize(j.finished - j.submitted for j in done)
+    slo = {}
+    if slo_e2e_s is not None:
+        # as Stage.summary defines them: every arrival counts (one still in flight missed the SLO)
+        good = sum(j.finished - j.submitted <= slo_e2e_s for j in done)
+        slo = {"slo_e2e_s": slo_e2e_s, "slo_attainment": good / ledger.arrivals if ledger.arrivals else None,
+               "goodput_per_s": good / horizon}
     month_scale = MONTH_S / horizon
     cost = deployment.cost(horizon)
     # replica time scales with the horizon; a GPU bought for the month does not
@@ -105,4 +114,5 @@ def collect(scenario: Scenario, deployment, ledger: Ledger, horizon: float) -> d
         "monthly_cost": monthly_cost,
         "cost_per_request": monthly_cost / ledger.served if ledger.served else None,
         "cost_breakdown": cost,
+        **slo,
     }

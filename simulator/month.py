@@ -101,6 +101,11 @@ def table(results: list[dict]) -> str:
                      fmt(r["mean_replicas"], 2), fmt(r["max_replicas"]), fmt(r["replica_hours"]),
                      fmt(None if r["utilisation"] is None else 100 * r["utilisation"]),
                      fmt(r["monthly_cost"], 2), fmt(r["cost_per_request"], 5)])
+    if any("slo_attainment" in r for r in results):
+        head += ["SLO %", "goodput /h"]
+        for row, r in zip(rows, results, strict=True):
+            att = r.get("slo_attainment")
+            row += [fmt(None if att is None else 100 * att), fmt(3600 * r["goodput_per_s"], 2)]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
     lines = ["  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)) for row in [head, *rows]]
     lines.insert(1, "-" * len(lines[0]))
@@ -123,6 +128,8 @@ def article_lines(monthly: int, results: list[dict], prices: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.slo_e2e is not None and args.slo_e2e <= 0:
+        raise ValueError("--slo-e2e must be > 0 s")
     scenarios = scenarios_from(args)
     prices = scenarios[0].prices
     if args.trace:
@@ -130,7 +137,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     workload = workload_from(args, args.monthly)
     results = []
     for sc in scenarios:
-        r = run_month(sc, workload, seed=args.seed, progress=not args.no_progress and args.monthly >= 20000)
+        r = run_month(sc, workload, seed=args.seed, progress=not args.no_progress and args.monthly >= 20000,
+                      slo_e2e_s=args.slo_e2e)
         r["profile"] = sc.profile.describe()
         results.append(r)
     print(f"{args.monthly:,} requests/month, case mix {workload.case_mix}, cache hits {workload.cache_hit_ratio:.0%}, "
@@ -157,7 +165,8 @@ def _run_trace(args: argparse.Namespace, scenarios: list[Scenario], prices: dict
     monthly = round(len(rows) * MONTH_S / horizon)
     results = []
     for sc in scenarios:
-        r = run_trace(sc, rows, horizon, seed=args.seed, progress=not args.no_progress and len(rows) >= 20000)
+        r = run_trace(sc, rows, horizon, seed=args.seed, progress=not args.no_progress and len(rows) >= 20000,
+                      slo_e2e_s=args.slo_e2e)
         r["profile"] = sc.profile.describe()
         results.append(r)
     mix = Counter(c for _, c in rows)
@@ -186,12 +195,14 @@ def to_report(name: str, results: list[dict[str, Any]], simulation: SimulationCo
                     environment={"simulator": "simpy", "seed": simulation.seed},
                     model={"profiles": {r["deployment"]: r.get("profile") for r in results},
                            "prices": price_sources(simulation.prices or {})},
-                    config=RunConfig(driver="simulator run", simulation=simulation, load=load),
+                    config=RunConfig(driver="simulator run", simulation=simulation, load=load,
+                                     slo_e2e_s=results[0].get("slo_e2e_s") if results else None),
                     extra={"results": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results],
                            "article_naive": article_naive_cost(monthly),
                            "article_optimized": article_naive_cost(monthly, cache_hit_ratio=0.2, spot_discount=0.7)})
     for r in results:
-        stage = Stage(name=r["deployment"], arrival_rate_per_s=arrival_rate_per_s, duration_s=horizon_s)
+        stage = Stage(name=r["deployment"], arrival_rate_per_s=arrival_rate_per_s, duration_s=horizon_s,
+                      slo_e2e_s=r.get("slo_e2e_s"), started_at=0.0)
         stage.jobs = [j.record() for j in r["_ledger"].jobs[:max_jobs]]
         report.stages.append(stage)
     return report
