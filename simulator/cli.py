@@ -78,6 +78,21 @@ def add_deployment(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stockout-probability", type=float, default=0.0, help="chance a spot replica cannot be obtained (default 0)")
     p.add_argument("--endpoint", choices=("dedicated", "shared"), default="dedicated",
                    help="Vertex endpoint: dedicated (3600 s, 10 MB) or shared public (60 s, 1.5 MB)")
+    p.add_argument("--ray-min-max", default="0,3", help="Ray Serve min,max replicas (default 0,3)")
+    p.add_argument("--ray-target-ongoing", type=float, default=1.0,
+                   help="Ray Serve target_ongoing_requests per replica (default 1: one pipeline call at a time)")
+    p.add_argument("--ray-max-ongoing", type=int, default=1, help="Ray Serve max_ongoing_requests per replica (default 1)")
+    p.add_argument("--ray-upscale-delay", type=float, default=30.0, help="Ray Serve upscale_delay_s (default 30, Ray's)")
+    p.add_argument("--ray-downscale-delay", type=float, default=600.0,
+                   help="Ray Serve downscale_delay_s (default 600, Ray's)")
+    p.add_argument("--ray-downscale-to-zero-delay", type=float, default=None,
+                   help="Ray Serve downscale_to_zero_delay_s, 1 -> 0 (default: the downscale delay)")
+    p.add_argument("--ray-look-back", type=float, default=30.0, help="Ray Serve look_back_period_s (default 30)")
+    p.add_argument("--ray-metrics-interval", type=float, default=10.0,
+                   help="Ray Serve metrics push interval, s (default 10, Ray's)")
+    p.add_argument("--ray-graceful-timeout", type=float, default=300.0,
+                   help="Ray Serve graceful_shutdown_timeout_s: a stopping replica's jobs are killed after it "
+                        "(default 300, above a Large job on a T4; Ray's own default is 20)")
     p.add_argument("--fallback-after", type=float, default=120.0,
                    help="hybrid: move a request to the local GPU when not started on Vertex after this many s (default 120)")
 

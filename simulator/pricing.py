@@ -30,6 +30,13 @@ PRICE_TABLE: dict[str, PriceInput] = {
                                         "depreciation of the RTX 3090 box)", "article"),
     "billing_granularity_s": PriceInput(30.0, "s", "Vertex AI prediction node-hours are billed in 30 s increments "
                                         "(Vertex AI pricing page)", "2026-11"),
+    "gpu_node_per_hour": PriceInput(0.54, "$/h", "a GPU node for a Ray Serve replica (GKE/Compute Engine "
+                                    "n1-standard-4 ~$0.19/h + NVIDIA T4 ~$0.35/h, us-central1 on-demand list "
+                                    "prices as quoted by secondary sources; not checked against the live price "
+                                    "list): a model input", "2026-11"),
+    "node_min_billed_s": PriceInput(60.0, "s", "Compute Engine bills vCPUs, GPUs and memory for at least 1 minute, "
+                                    "then per second (cloud.google.com/compute/vm-instance-pricing, billing model)",
+                                    "2026-11"),
 }
 DEFAULT_PRICES: dict[str, float] = {key: p.value for key, p in PRICE_TABLE.items()}
 

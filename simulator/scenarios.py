@@ -14,16 +14,27 @@ from dataclasses import dataclass, field, replace
 
 import simpy
 
+from simulator.autoscaling.ray_serve import RayServeConfig
+from simulator.autoscaling.vertex import fixed_schedule, hours_schedule
 from simulator.deployments import Deployment, Hybrid, LocalGPU, VertexConfig, VertexEndpoint
-from simulator.deployments.vertex import fixed_schedule, hours_schedule
+from simulator.deployments.ray_serve import RayServeDeployment
 from simulator.ledger import Ledger
 from simulator.pricing import DEFAULT_PRICES
 from simulator.profiles import ServiceTimeProfile, builtin
 
 
+def ray_defaults() -> RayServeConfig:
+    """Ray Serve settings for this app (one pipeline call at a time per replica): scale 0..3 on one ongoing
+    request per replica; Ray's own delays and look-back (30 s up, 600 s down, 30 s); a graceful shutdown
+    long enough for a Large job on a T4 (Ray's 20 s default would kill jobs in flight when scaling down)."""
+    return RayServeConfig(min_replicas=0, max_replicas=3, target_ongoing_requests=1.0, max_ongoing_requests=1,
+                          graceful_shutdown_timeout_s=300.0)
+
+
 @dataclass
 class Scenario:
-    """One way of serving. kind: local | vertex | hybrid."""
+    """One way of serving. kind: local | vertex | hybrid | ray. `vertex_profile` is the cloud GPU's
+    (Vertex replicas and Ray nodes: a T4 by default); its provision + load time is a replica's start."""
 
     kind: str = "vertex"
     name: str | None = None
@@ -34,6 +45,7 @@ class Scenario:
     max_batch: int = 1
     batch_marginal: float = 1.0
     vertex: VertexConfig = field(default_factory=VertexConfig)
+    ray: RayServeConfig = field(default_factory=ray_defaults)
     fallback_after_s: float | None = 120.0
     cache_hit_s: float = 0.05
     prices: dict = field(default_factory=lambda: dict(DEFAULT_PRICES))
@@ -72,7 +84,12 @@ def _hybrid(sc: Scenario, env, ledger, rng) -> Hybrid:
     return Hybrid(env, local, lambda on_fail: _vertex(sc, env, ledger, rng, on_fail), sc.fallback_after_s)
 
 
-KINDS: dict[str, Callable[..., Deployment]] = {"local": _local, "vertex": _vertex, "hybrid": _hybrid}
+def _ray(sc: Scenario, env, ledger, rng) -> RayServeDeployment:
+    return RayServeDeployment(env, ledger, sc.vertex_profile.sampler(rng), sc.ray, sc.prices,
+                              startup_s=sc.vertex_profile.provision_s + sc.vertex_profile.load_s, rng=rng)
+
+
+KINDS: dict[str, Callable[..., Deployment]] = {"local": _local, "vertex": _vertex, "hybrid": _hybrid, "ray": _ray}
 
 # -- the registry ----------------------------------------------------------------------------------
 ScenarioFactory = Callable[[Scenario], Scenario]
@@ -105,6 +122,8 @@ register("local", "k GPUs behind one FIFO queue, fixed monthly cost", lambda b: 
 register("vertex", "Vertex AI replicas with the target-utilisation autoscaler", lambda b: replace(b, kind="vertex"))
 register("hybrid", "Vertex first, the local GPU on failure or when not started in time",
          lambda b: replace(b, kind="hybrid"))
+register("ray", "Ray Serve replicas on GPU nodes with Ray Serve 2.60's autoscaler, billed per node-second",
+         lambda b: replace(b, kind="ray"))
 
 # The settings the sweep compares (micro-batches: each extra job +70 % of one).
 register("local-1gpu", "one local GPU", lambda b: replace(b, kind="local", gpus=1, max_batch=1, batch_marginal=0.7))
@@ -123,6 +142,10 @@ for _name, ((_business, _night), _what) in VERTEX_SCHEDULES.items():
     for _spot in (False, True):
         register(_name + ("-spot" if _spot else ""), _what + (", spot" if _spot else ""),
                  lambda b, s=_schedule, spot=_spot: _vertex_variant(b, s, spot))
+register("ray-zero", "Ray Serve on GPU nodes, 0..3 replicas, one request each, Ray's default delays",
+         lambda b: replace(b, kind="ray", ray=replace(b.ray, min_replicas=0, max_replicas=3)))
+register("ray-always1", "Ray Serve on GPU nodes, 1..3 replicas, one request each, Ray's default delays",
+         lambda b: replace(b, kind="ray", ray=replace(b.ray, min_replicas=1, max_replicas=3)))
 register("hybrid-article", "vertex-article first, local GPU on failure / after fallback_after_s not started",
          lambda b: replace(b, kind="hybrid", vertex=replace(b.vertex, schedule=hours_schedule((1, 3), (0, 1)))))
 

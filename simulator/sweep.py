@@ -32,7 +32,7 @@ from simulator.workload import MonthlyWorkload
 SETTINGS = ["local-1gpu", "local-2gpu", "local-1gpu-batch3",
             "vertex-article", "vertex-article-spot", "vertex-zero", "vertex-zero-spot",
             "vertex-always1", "vertex-always1-spot", "vertex-big", "vertex-big-spot",
-            "hybrid-article"]
+            "ray-zero", "ray-always1", "hybrid-article"]
 
 
 class SweepRow(TypedDict):

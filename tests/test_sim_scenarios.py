@@ -10,9 +10,9 @@ import pytest
 import simpy
 
 from loadlab.schema import Report
+from simulator.autoscaling.vertex import fixed_schedule
 from simulator.cli import main
 from simulator.deployments import Hybrid, LocalGPU, VertexConfig, VertexEndpoint
-from simulator.deployments.vertex import fixed_schedule
 from simulator.engine import run_month
 from simulator.ledger import Job, Ledger
 from simulator.pricing import DEFAULT_PRICES

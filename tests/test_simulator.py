@@ -12,8 +12,8 @@ import pytest
 import simpy
 
 from simulator.__main__ import main
+from simulator.autoscaling.vertex import fixed_schedule
 from simulator.deployments import LocalGPU, VertexConfig, VertexEndpoint
-from simulator.deployments.vertex import fixed_schedule
 from simulator.engine import run_month
 from simulator.ledger import Job, Ledger
 from simulator.pricing import DEFAULT_PRICES, article_naive_cost, billed_seconds, replica_price_per_hour
