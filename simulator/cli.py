@@ -123,7 +123,10 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--png", type=Path, default=Path("reports/simulated/sweep.png"), help="cost-vs-volume plot")
     add_workload(sw)
     add_common(sw)
-    va = sub.add_parser("validate", help="replay a measured report's stages, error %% per stage")
+    va = sub.add_parser("validate", help="replay a measured report's stages, error %% per stage",
+                        description="Replay a measured run in the simulator and compare, per stage and (autoscaling "
+                                    "runs: a report with replicas and config.server.autoscaling) for the whole "
+                                    "run through the ray-serve policy.")
     va.add_argument("--measured", required=True, help="measured report (loadlab/schema.py JSON)")
     va.add_argument("--calibration", action="append", default=[], metavar="REPORT",
                     help="measured report(s) of a separate run (e.g. bench single, bench coldstart) giving the service "
@@ -133,7 +136,8 @@ def parser() -> argparse.ArgumentParser:
                     help="end-to-end SLO in s for every stage (default: each stage's own slo_e2e_s): adds SLO "
                          "attainment rows")
     va.add_argument("--max-error", type=float, default=None,
-                    help="exit 1 when any scored stage's mean/p95/throughput error exceeds PCT %%")
+                    help="exit 1 when any scored stage's mean/p95/throughput error (autoscaling runs: also the "
+                         "replica-seconds) exceeds PCT %%")
     va.add_argument("--service-from", choices=("n1", "all"), default="n1",
                     help="service times from the N=1 stage(s) of each report (default; all stages when there is none) "
                          "or from all stages")

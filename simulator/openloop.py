@@ -27,10 +27,12 @@ def arrive(env: simpy.Environment, deployment, ledger: Ledger, arrivals: Sequenc
 
 def run_open_stage(make_deployment: Callable, arrivals: Sequence[tuple[float, str]], overhead, rng: random.Random,
                    name: str, duration_s: float | None = None, until_s: float | None = None,
-                   arrival_rate_per_s: float | None = None, slo_e2e_s: float | None = None):
+                   arrival_rate_per_s: float | None = None, slo_e2e_s: float | None = None,
+                   at_least_s: float | None = None):
     """(the simulated Stage, the deployment) of sorted (t, case) arrivals, t in s from the stage's start.
     `make_deployment(env, ledger, rng)` builds the server under test; `overhead(case)` is the client's
-    time added after the server's answer."""
+    time added after the server's answer. The simulation runs until every job ended (at most `until_s`)
+    and at least until `at_least_s` (an autoscaler's tail: replicas scaling down after the last job)."""
     env = simpy.Environment()
     ended = env.event()
     count = [0]
@@ -44,7 +46,10 @@ def run_open_stage(make_deployment: Callable, arrivals: Sequence[tuple[float, st
     deployment = make_deployment(env, ledger, rng)
     env.process(arrive(env, deployment, ledger, arrivals))
     stop = ended if until_s is None else env.any_of([ended, env.timeout(until_s)])
-    env.run(until=stop)
+    if arrivals:
+        env.run(until=stop)
+    if at_least_s is not None and env.now < at_least_s:
+        env.run(until=at_least_s)
     stage = Stage(name=name, duration_s=duration_s, started_at=0.0, arrival_rate_per_s=arrival_rate_per_s,
                   slo_e2e_s=slo_e2e_s)
     stage.jobs = [j.record(overhead(j.case) if j.finished is not None else 0.0) for j in ledger.jobs]

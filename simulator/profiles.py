@@ -21,6 +21,8 @@ from loadlab import article
 from loadlab.schema import COMPLETED, Report, Stage
 from loadlab.stats import mean, summarize
 
+ARTICLE_STARTUP = "the article, benchmark 2"
+
 
 @dataclass
 class ServiceTimeProfile:
@@ -32,7 +34,7 @@ class ServiceTimeProfile:
     load_s: float = 43.0              # model load (article benchmark 2)
     source: str = ""
     fitted_on: list[tuple[str, list[str]]] = field(default_factory=list)   # (report, stages) values came from
-    startup_from: str = "the article, benchmark 2"   # where provision_s + load_s came from
+    startup_from: str = ARTICLE_STARTUP   # where provision_s + load_s came from
 
     @property
     def cases(self) -> list[str]:

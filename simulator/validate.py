@@ -211,20 +211,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.slo_e2e is not None and args.slo_e2e <= 0:
         raise ValueError("--slo-e2e must be > 0 s")
     profile, calibration = profile_for(args, measured)
-    report = validate(measured, profile, seed=args.seed, replications=args.replications, slo_e2e_s=args.slo_e2e,
-                      calibration=calibration)
+    from simulator.validate_autoscaling import is_autoscaling_run, validate_autoscaling
+    if is_autoscaling_run(measured):
+        report = validate_autoscaling(measured, profile, seed=args.seed, replications=args.replications,
+                                      slo_e2e_s=args.slo_e2e, calibration=calibration)
+    else:
+        report = validate(measured, profile, seed=args.seed, replications=args.replications,
+                          slo_e2e_s=args.slo_e2e, calibration=calibration)
     print(report.extra["title"])
     print_table(*stage_table(report, measured))
     run_rows = [e for e in report.errors if e.stage is None]
     if run_rows:
         print("whole run:")
-        print_table(["metric", "measured", "simulated", "error %"],
-                    [[e.metric, _f(e.measured, 3), _f(e.simulated, 3), _pct(e.error)] for e in run_rows])
+        print_table(["metric", "measured", "simulated", "error %", "simulated - measured"],
+                    [[e.metric, _f(e.measured, 3), _f(e.simulated, 3), _pct(e.error), _f(e.difference, 3)]
+                     for e in run_rows])
     out = args.out or Path("reports/simulated") / f"validate-{Path(args.measured).stem}.json"
     report.save(out)
     print(f"validation report: {out}")
     worst = report.extra["max_abs_error_pct"]
-    print(f"largest |error| of the scored stages (mean, p95, throughput): {_f(worst, 1)} %")
+    print(f"largest |error| of the scored rows (stages' mean, p95, throughput; replica-seconds): {_f(worst, 1)} %")
     if args.max_error is not None and (worst is None or worst > args.max_error):
         print(f"FAIL: a stage is over --max-error {args.max_error:g} %" if worst is not None
               else "FAIL: no scored stage (every stage was fitted on)")
