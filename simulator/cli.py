@@ -104,6 +104,9 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="simulate a month (default command)")
     run.add_argument("--monthly", type=int, default=10000, help="requests per month (default 10000)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (shown from 20,000 requests/month)")
+    run.add_argument("--replications", type=int, default=1, metavar="N",
+                     help="independent months (seeds --seed .. --seed+N-1): adds the mean and 95 %% interval of "
+                          "each deployment's cost and p95 (default 1: the table of --seed alone)")
     run.add_argument("--slo-e2e", type=float, default=None, metavar="S",
                      help="end-to-end SLO in s: adds SLO attainment (share of requests answered within S) and "
                           "goodput (such requests per hour) to the table and the report's stages")
@@ -120,6 +123,10 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--volumes", default="100,1000,5000,10000,50000,100000", help="monthly volumes (default 100,...,100000)")
     sw.add_argument("--slo-p95", type=float, default=300.0, help="p95 latency SLO in s (default 300)")
     sw.add_argument("--processes", type=int, default=2, help="parallel processes (default 2)")
+    sw.add_argument("--replications", type=int, default=1, metavar="N",
+                    help="independent months per setting and volume (seeds --seed ..): cost and p95 become means "
+                         "with a 95 %% interval, and the recommendation says when the runner-up is within it "
+                         "(default 1)")
     sw.add_argument("--png", type=Path, default=Path("reports/simulated/sweep.png"), help="cost-vs-volume plot")
     add_workload(sw)
     add_common(sw)

@@ -11,7 +11,7 @@ import numpy as np
 import simpy
 
 from loadlab.schema import COMPLETED
-from loadlab.stats import mean, summarize
+from loadlab.stats import mean, mean_ci95, summarize
 from simulator.ledger import Job, Ledger
 from simulator.scenarios import Scenario
 from simulator.workload import MONTH_S, MonthlyWorkload
@@ -116,3 +116,16 @@ def collect(scenario: Scenario, deployment, ledger: Ledger, horizon: float,
         "cost_breakdown": cost,
         **slo,
     }
+
+
+def interval(values: list[float | None]) -> dict[str, Any]:
+    """Mean and 95 % half-width over replications (None when a replication had no value)."""
+    given = [v for v in values if v is not None]
+    m, half = mean_ci95(given)
+    return {"mean": m, "ci95": half, "n": len(given), "values": values}
+
+
+def replicate(results: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+    """The spread of one scenario's independent replications (seeds): its monthly cost and p95."""
+    return {"seeds": seeds, "monthly_cost": interval([r["monthly_cost"] for r in results]),
+            "p95_s": interval([r["latency_s"]["p95"] for r in results])}

@@ -17,7 +17,7 @@ from loadlab.trace import read_trace
 from simulator.autoscaling.ray_serve import RayServeConfig
 from simulator.autoscaling.vertex import hours_schedule
 from simulator.deployments.vertex import VertexConfig
-from simulator.engine import run_month, run_trace
+from simulator.engine import replicate, run_month, run_trace
 from simulator.pricing import article_naive_cost, load_prices, price_sources
 from simulator.profiles import builtin, load_profile
 from simulator.scenarios import REGISTRY, Scenario, scenario
@@ -145,21 +145,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.trace:
         return _run_trace(args, scenarios, prices)
     workload = workload_from(args, args.monthly)
+    seeds = replication_seeds(args)
     results = []
     for sc in scenarios:
         r = run_month(sc, workload, seed=args.seed, progress=not args.no_progress and args.monthly >= 20000,
                       slo_e2e_s=args.slo_e2e)
         r["profile"] = sc.profile.describe()
+        if len(seeds) > 1:
+            more = [run_month(sc, workload, seed=s, slo_e2e_s=args.slo_e2e) for s in seeds[1:]]
+            r["replications"] = replicate([r, *more], seeds)
         results.append(r)
     print(f"{args.monthly:,} requests/month, case mix {workload.case_mix}, cache hits {workload.cache_hit_ratio:.0%}, "
           f"seed {args.seed}")
     print(table(results))
+    if len(seeds) > 1:
+        print(interval_lines(results))
     print(article_lines(args.monthly, results, prices))
     name = f"monthly-{args.monthly}"
     simulation = SimulationConfig(seed=args.seed, monthly=workload.monthly, days=workload.days,
                                   case_mix=workload.case_mix, cache_hit_ratio=workload.cache_hit_ratio,
                                   cache_ttl_s=workload.cache_ttl_s, hour_weights=workload.hour_weights,
-                                  day_weights=workload.day_weights, prices=prices)
+                                  day_weights=workload.day_weights, prices=prices,
+                                  replications=len(seeds) if len(seeds) > 1 else None)
     report = to_report(name, results, simulation, None, workload.monthly / MONTH_S, workload.days * 86400)
     out = args.out or Path("reports/simulated") / f"{name}.json"
     report.save(out)
@@ -167,7 +174,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def replication_seeds(args: argparse.Namespace) -> list[int]:
+    """--seed, --seed + 1, ...: one independent month per replication."""
+    if args.replications < 1:
+        raise ValueError("--replications must be >= 1")
+    return [args.seed + i for i in range(args.replications)]
+
+
+def interval_lines(results: list[dict]) -> str:
+    """The 95 % intervals of the mean over the replications, per deployment."""
+    seeds = results[0]["replications"]["seeds"]
+    out = [f"Over {len(seeds)} replications (seeds {seeds[0]}..{seeds[-1]}), mean +- 95 % interval:"]
+    for r in results:
+        cost, p95 = r["replications"]["monthly_cost"], r["replications"]["p95_s"]
+        out.append(f"  {r['deployment']:>{max(len(x['deployment']) for x in results)}}: "
+                   f"${cost['mean']:,.2f} +- {cost['ci95']:,.2f} /month, p95 {_pm(p95)} s")
+    return "\n".join(out)
+
+
+def _pm(figure: dict) -> str:
+    if figure["mean"] is None:
+        return "-"
+    return f"{figure['mean']:,.1f} +- {figure['ci95']:,.1f}" if figure["ci95"] is not None else f"{figure['mean']:,.1f}"
+
+
 def _run_trace(args: argparse.Namespace, scenarios: list[Scenario], prices: dict) -> int:
+    if args.replications != 1:
+        raise ValueError("--replications draws new months; a --trace replay has one arrival sequence")
     rows = read_trace(args.trace)
     if args.drain_s < 0:
         raise ValueError("--drain-s must be >= 0")

@@ -5,8 +5,9 @@ the runner-up and why; a cost-vs-volume PNG with the local-GPU break-even point.
 Output: a `loadlab.schema.Report` with role "sweep" (reports/simulated/sweep.json). Its `extra` holds:
   slo_p95_s              float, the SLO in s
   volumes                list[int], requests per month
-  rows                   list[SweepRow]: one per (volume, setting), the figures of one simulated month
-  recommendations        list[Recommendation]: one per volume
+  rows                   list[SweepRow]: one per (volume, setting), the figures of a simulated month (with
+                         --replications N: means over N months, cost and p95 with 95 % intervals)
+  recommendations        list[Recommendation]: one per volume (whether the runner-up is within the interval)
   break_even_per_month   float | None: where the cheapest Vertex setting meeting the SLO costs as much
                          as local-1gpu (log-interpolated between volumes)
   png                    str: the plot's path
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from loadlab.schema import Report, RunConfig, SimulationConfig
+from loadlab.stats import mean, mean_ci95
 from simulator.engine import run_month
 from simulator.pricing import load_prices
 from simulator.profiles import builtin, load_profile
@@ -50,15 +52,20 @@ class SweepRow(TypedDict):
     cost_per_request: float | None
     replica_hours: float
     cold_start_share: float | None
+    replications: int                 # months simulated (seeds seed ..): the figures above are their means
+    monthly_cost_ci95: float | None   # half-width of the 95 % interval of the mean (None: one replication)
+    p95_ci95: float | None
 
 
 class Recommendation(TypedDict, total=False):
     volume: int
     recommended: str | None
     cost: float
+    cost_ci95: float | None
     p95_s: float
     runner_up: str | None
     runner_up_cost: float | None
+    runner_up_within_ci95: bool | None   # the two cost intervals overlap: the simulation does not separate them
     why: str
 
 
@@ -80,7 +87,22 @@ def _one(task: dict) -> SweepRow:
             "failed": r["failed"], "rejected": r["rejected"], "in_flight": r["in_flight"], "arrivals": r["arrivals"],
             "p95_s": r["latency_s"]["p95"], "mean_s": r["latency_s"]["mean"], "monthly_cost": r["monthly_cost"],
             "cost_per_request": r["cost_per_request"], "replica_hours": r["replica_hours"],
-            "cold_start_share": r["cold_start_share"]}
+            "cold_start_share": r["cold_start_share"], "replications": 1, "monthly_cost_ci95": None,
+            "p95_ci95": None}
+
+
+def combine(runs: list[SweepRow]) -> SweepRow:
+    """One row from the replications of a (volume, setting): means, and 95 % intervals of cost and p95."""
+    if len(runs) == 1:
+        return runs[0]
+    row = dict(runs[0])
+    for key in ("served", "failed", "rejected", "in_flight", "arrivals", "mean_s", "cost_per_request",
+                "replica_hours", "cold_start_share"):
+        row[key] = mean(v for r in runs if (v := r[key]) is not None)
+    row["monthly_cost"], row["monthly_cost_ci95"] = mean_ci95([r["monthly_cost"] for r in runs])
+    row["p95_s"], row["p95_ci95"] = mean_ci95([r["p95_s"] for r in runs if r["p95_s"] is not None])
+    row["replications"] = len(runs)
+    return row  # type: ignore[return-value]
 
 
 def recommend(rows: list[SweepRow], slo_p95: float) -> list[Recommendation]:
@@ -97,15 +119,24 @@ def recommend(rows: list[SweepRow], slo_p95: float) -> list[Recommendation]:
         first = ok[0]
         second = ok[1] if len(ok) > 1 else None
         why = f"{first['setting']}: ${first['monthly_cost']:.2f}/month, p95 {first['p95_s']:.0f} s"
+        within = None
+        if first.get("monthly_cost_ci95") is not None:
+            why += f" (+- ${first['monthly_cost_ci95']:.2f}, 95 % over {first['replications']} months)"
         if second:
             why += (f"; runner-up {second['setting']} costs ${second['monthly_cost'] - first['monthly_cost']:.2f} more "
                     f"(p95 {second['p95_s']:.0f} s)")
+            if first.get("monthly_cost_ci95") is not None and second.get("monthly_cost_ci95") is not None:
+                within = (second["monthly_cost"] - second["monthly_cost_ci95"]
+                          <= first["monthly_cost"] + first["monthly_cost_ci95"])
+                if within:
+                    why += ", within the 95 % interval of the recommended cost: the simulation does not separate them"
         failing = [r["setting"] for r in cands if not _meets(r, slo_p95) and r["monthly_cost"] < first["monthly_cost"]]
         if failing:
             why += f"; cheaper but missing the SLO or losing requests: {', '.join(failing)}"
         out.append({"volume": volume, "recommended": first["setting"], "cost": first["monthly_cost"],
-                    "p95_s": first["p95_s"], "runner_up": second and second["setting"],
-                    "runner_up_cost": second and second["monthly_cost"], "why": why})
+                    "cost_ci95": first.get("monthly_cost_ci95"), "p95_s": first["p95_s"],
+                    "runner_up": second and second["setting"], "runner_up_cost": second and second["monthly_cost"],
+                    "runner_up_within_ci95": within, "why": why})
     return out
 
 
@@ -162,12 +193,14 @@ def plot(rows: list[dict], slo: float, be: float | None, path: Path) -> None:
 
 def sweep(volumes: list[int], slo: float, prices: dict, workload: MonthlyWorkload, seed: int = 1,
           profile: str | None = None, fit: str = "empirical", processes: int = 2, only: list[str] | None = None,
-          progress: bool = False) -> Report:
-    """Every setting at every volume; `workload` gives everything but the volume (case mix, cache,
-    hour/day weights, bursts, days)."""
+          progress: bool = False, replications: int = 1) -> Report:
+    """Every setting at every volume, `replications` months each (seeds seed, seed + 1, ...); `workload`
+    gives everything but the volume (case mix, cache, hour/day weights, bursts, days)."""
+    if replications < 1:
+        raise ValueError("--replications must be >= 1")
     tasks = [{"volume": v, "setting": s, "prices": prices, "profile": profile, "fit": fit, "workload": workload,
-              "seed": seed}
-             for v in volumes for s in (only or settings())]
+              "seed": seed + i}
+             for v in volumes for s in (only or settings()) for i in range(replications)]
     tasks.sort(key=lambda t: -t["volume"])   # big ones first for a balanced pool
     rows: list[SweepRow] = []
     from tqdm import tqdm
@@ -181,11 +214,14 @@ def sweep(volumes: list[int], slo: float, prices: dict, workload: MonthlyWorkloa
             for t in tasks:
                 rows.append(_one(t))
                 bar.update()
-    rows.sort(key=lambda r: (r["volume"], r["setting"]))
+    by_key: dict[tuple[int, str], list[SweepRow]] = {}
+    for row in rows:
+        by_key.setdefault((row["volume"], row["setting"]), []).append(row)
+    rows = [combine(by_key[key]) for key in sorted(by_key)]
     simulation = SimulationConfig(seed=seed, days=workload.days, case_mix=workload.case_mix,
                                   cache_hit_ratio=workload.cache_hit_ratio, cache_ttl_s=workload.cache_ttl_s,
                                   hour_weights=workload.hour_weights, day_weights=workload.day_weights,
-                                  prices=prices)
+                                  prices=prices, replications=replications if replications > 1 else None)
     return Report(role="sweep", kind="simulated", name="sweep", target="+".join(only or SETTINGS),
                   config=RunConfig(driver="simulator sweep", simulation=simulation),
                   environment={"simulator": "simpy", "seed": seed},
@@ -210,7 +246,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     prices = load_prices(args.prices, args.price)
     print(f"sweep: {len(volumes)} volumes x {len(settings())} settings on {args.processes} processes ...", flush=True)
     report = sweep(volumes, args.slo_p95, prices, workload_from(args, 0), args.seed, args.profile, args.fit,
-                   args.processes, progress=True)
+                   args.processes, progress=True, replications=args.replications)
     result = report.extra
     print(f"{'volume':>8}  {'recommended':<22} {'$/month':>9} {'p95 s':>7}  runner-up / why")
     for rec in result["recommendations"]:
