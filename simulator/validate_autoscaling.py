@@ -109,18 +109,23 @@ def validate_autoscaling(measured: Report, profile: ServiceTimeProfile, seed: in
                                   initial_running=initial_running, router_at_start=initial_running > 0,
                                   record_timeline=True)
 
-    replays = []
+    replays, decisions = [], []
     for _ in range(max(1, replications)):
         stage, dep = run_open_stage(make, arrivals, profile.overhead_sampler(rng), rng, "run",
                                     until_s=window + 86400.0, at_least_s=window)
         replays.append((stage.jobs, dep.replica_run(window)))
+        if len(replays) == 1:
+            decisions = [{"t": t, "to": to, "total_requests": total} for t, to, total in dep.policy.decisions]
 
     report = base_report(measured, profile, seed, replications, measured.config.server or ServerConfig(),
                          calibration or [])
     report.extra.update(title=f"{measured.name}: measured vs simulated autoscaling (ray-serve policy)",
                         replay={"window": [t0, t1], "initial_running": initial_running, "startup_s": startup_s,
                                 "router_at_start": initial_running > 0, "settings": config.__dict__,
-                                "ignored_settings": ignored})
+                                "ignored_settings": ignored},
+                        # the first replication's decisions with the controller's total (queued + ongoing)
+                        # behind each, to read beside the controller log's "Current ongoing requests"
+                        simulated_decisions=decisions)
     report.replicas = replays[0][1]
     # per stage: the simulated jobs back in their measured stages
     for s_i, mstage in enumerate(measured.stages):

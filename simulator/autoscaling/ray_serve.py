@@ -298,6 +298,7 @@ class RayServePolicy(AutoscalingPolicy):
         self.decisions: list[tuple[float, int, float]] = []    # (t, decision, total) whenever the target changed
         self.inputs_changed = None
         self.push_wakeup = None
+        self.next_push_at: float | None = None    # the pusher's next push (None: idle, waiting for load)
 
     # -- wiring -------------------------------------------------------------------------------------
     def attach(self, pool) -> None:
@@ -372,14 +373,17 @@ class RayServePolicy(AutoscalingPolicy):
         while True:
             self.push()
             k += 1
-            yield env.timeout(created + k * cfg.metrics_interval_s - env.now)
+            self.next_push_at = created + k * cfg.metrics_interval_s
+            yield env.timeout(self.next_push_at - env.now)
             quiet_since = self._quiet_since()
             if quiet_since is not None and env.now - quiet_since > cfg.look_back_period_s + cfg.metrics_interval_s \
                     and self._idle_report():
+                self.next_push_at = None
                 self.push_wakeup = env.event()
                 yield self.push_wakeup
                 k = math.ceil((env.now - created) / cfg.metrics_interval_s)
-                yield env.timeout(created + k * cfg.metrics_interval_s - env.now)
+                self.next_push_at = created + k * cfg.metrics_interval_s
+                yield env.timeout(self.next_push_at - env.now)
 
     def _quiet_since(self) -> float | None:
         """Since when the router has held nothing (None: it holds requests now)."""
@@ -438,8 +442,12 @@ class RayServePolicy(AutoscalingPolicy):
             d, c, s = decide(total.at(t), current, target, self.counter, self.since, t, cfg)
             return d != target or ((c > 0) - (c < 0), s) != state
 
+        # no need to look past the next push: the controller looks again then
+        horizon = NO_CHANGE_HORIZON_TICKS
+        if self.next_push_at is not None:
+            horizon = max(1, math.ceil(self.next_push_at / period) + 1 - tick)
         lo, step = tick, 1
-        while step <= NO_CHANGE_HORIZON_TICKS:
+        while step <= horizon:
             if changes(tick + step):
                 hi = tick + step
                 while hi - lo > 1:
@@ -450,8 +458,8 @@ class RayServePolicy(AutoscalingPolicy):
                         lo = mid
                 return hi
             lo = tick + step
-            step *= 2
-        return tick + NO_CHANGE_HORIZON_TICKS
+            step = min(step * 2, horizon) if step < horizon else horizon + 1
+        return tick + horizon
 
     def apply(self, decision: int) -> None:
         """DeploymentState: start replicas up to the target, or stop the surplus (starting first, then the

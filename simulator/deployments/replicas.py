@@ -45,11 +45,11 @@ class GracefulStop:
 
 
 class Replica:
-    __slots__ = ("id", "state", "phase", "started_at", "ready_at", "stopping_at", "stopped_at", "ongoing", "inbox",
+    __slots__ = ("id", "state", "started_at", "ready_at", "stopping_at", "stopped_at", "ongoing", "inbox",
                  "busy", "stop_requested", "preempt_at", "spot", "proc", "wake")
 
     def __init__(self, rid: int, now: float, preempt_at: float, spot: bool):
-        self.id, self.state, self.phase, self.started_at = rid, STARTING, "", now
+        self.id, self.state, self.started_at = rid, STARTING, now
         self.ready_at = self.stopping_at = self.stopped_at = None
         self.ongoing = 0            # requests routed to it and not ended (Ray's "running requests")
         self.inbox: deque = deque()  # routed to it, not started yet (more than one with max_ongoing > 1)
@@ -254,8 +254,7 @@ class ReplicaPool:
 
 def replica_life(env: simpy.Environment, pool: ReplicaPool, rep: Replica, warm: bool = False):
     """starting (its phases) -> ready -> (busy <-> idle) -> (stopping ->) stopped."""
-    for phase, seconds in ([] if warm else pool.startup):
-        rep.phase = phase
+    for _phase, seconds in ([] if warm else pool.startup):
         try:
             yield env.timeout(seconds)
         except simpy.Interrupt:                   # stopped while starting
