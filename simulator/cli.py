@@ -15,12 +15,15 @@ Every flag of a command, with units and defaults: python -m simulator COMMAND --
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
 from simulator.pricing import PRICE_TABLE
 
-COMMANDS = ("run", "sweep", "validate", "trace", "article", "bench")
+COMMANDS = {"run": "simulator.month:cmd_run", "sweep": "simulator.sweep:cmd_sweep",
+            "validate": "simulator.validate:cmd_validate", "trace": "simulator.trace_from_workload:cmd_trace",
+            "article": "simulator.article_replay:cmd_article", "bench": "simulator.speed:cmd_bench"}
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -170,26 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv = ["run", *argv]
     args = parser().parse_args(argv)
+    module, _, function = COMMANDS[args.command].partition(":")
     try:
-        if args.command == "run":
-            from simulator.month import cmd_run
-            return cmd_run(args)
-        if args.command == "sweep":
-            from simulator.sweep import cmd_sweep
-            return cmd_sweep(args)
-        if args.command == "validate":
-            from simulator.validate import cmd_validate
-            return cmd_validate(args)
-        if args.command == "trace":
-            from simulator.trace_from_workload import cmd_trace
-            return cmd_trace(args)
-        if args.command == "article":
-            from simulator.article_replay import cmd_article
-            return cmd_article(args)
-        if args.command == "bench":
-            from simulator.speed import cmd_bench
-            return cmd_bench(args)
+        # each command's module is imported only when run (the parser stays quick to load)
+        return getattr(importlib.import_module(module), function)(args)
     except ValueError as err:   # a mistake in the command line or an input file: message, exit 2
         print(f"python -m simulator {args.command}: error: {err}", file=sys.stderr)
         return 2
-    return 2

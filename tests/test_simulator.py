@@ -210,7 +210,7 @@ def test_article_replay_numbers(tmp_path):
     assert res["cost"]["replica_second_bill"]["spot"]["monthly"] > 5 * res["cost"]["optimized_formula"]["monthly"]
 
 
-@pytest.mark.parametrize("command", ["", "run", "sweep", "validate", "article", "bench"])
+@pytest.mark.parametrize("command", ["", "run", "sweep", "validate", "trace", "article", "bench"])
 def test_every_help_renders(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"] if command else ["--help"])
