@@ -7,7 +7,6 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
-from tests.test_report import Page
 
 from bench.demo import (
     LOADS,
@@ -24,6 +23,7 @@ from bench.demo import (
 )
 from bench.htmlreport import load_reports
 from loadlab.schema import JobRecord, LoadConfig, Report, RunConfig, ServerConfig, Stage
+from tests.test_report import Page
 
 
 def calibration(path: Path, service_s: float, e2e: list[float], workers: int = 1) -> Path:

@@ -12,6 +12,9 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+
+from server.app import create_app
+from server.settings import Settings
 from tests.server_helpers import (
     AppClients,
     FakeModel,
@@ -21,9 +24,6 @@ from tests.server_helpers import (
     upload,
     wait_done,
 )
-
-from server.app import create_app
-from server.settings import Settings
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ import subprocess
 import threading
 
 import pytest
+
+from server.process import ServerProcess
 from tests.server_helpers import (
     AppClients,
     FakeModel,
@@ -21,8 +23,6 @@ from tests.server_helpers import (
     wait_done,
     wait_status,
 )
-
-from server.process import ServerProcess
 
 PREDICT = "/v1/projects/p/locations/l/endpoints/e:predict"
 
