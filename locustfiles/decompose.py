@@ -1,29 +1,54 @@
-"""Locust load test of the decomposition service: the source article's benchmark 3, done properly.
+"""Locust load test of the decomposition service: closed-loop and burst stages (the source article's
+benchmark 3, done properly) and open-loop arrivals (Poisson, gamma, constant rate, trace replay).
 
-    locust -f locustfiles/decompose.py --host http://127.0.0.1:8000                # web UI
+    locust -f locustfiles/decompose.py --host http://127.0.0.1:8000                # web UI on 127.0.0.1:8089
     locust -f locustfiles/decompose.py --host URL --headless --stages 1,5,10,20 \\
            --jobs-per-user 1 --cases medium --csv reports/locust/run --html reports/locust/run.html
+    locust -f locustfiles/decompose.py --host URL --headless --arrival poisson --rates 0.2,0.5 \\
+           --stage-seconds 120 --seed 7 --max-in-flight 20
+    locust -f locustfiles/decompose.py --host URL --headless --arrival trace --trace day.csv --time-scale 60
 
 What it does:
 
-- `LocalDecomposeUser` and `VertexDecomposeUser` call `decompose_image(image_path, num_layers,
-  resolution)` through `clients/` (one client per user; no HTTP or Vertex code here). One job is one
-  Locust entry of type `job`, timed from submit to result and named by case and stage
-  (`small [u=5]`), so every stage has its own row in the web UI and the CSV/HTML/JSON outputs.
-  Failed jobs and rejected ones (429 after the client's retries) are Locust failures with the reason.
-- `StageShape` runs the stages of `locustfiles/stages.py` (1, 5, 10, 20 users by default), each held
+- One job is one Locust entry of type `job` named by case and stage (`small [u=5]`, `small [r=0.5/s]`),
+  so every stage has its own row in the web UI and the CSV/HTML/JSON outputs. Failed and rejected
+  jobs (429 after the client's retries) are Locust failures with the reason; open-loop arrivals over
+  `--max-in-flight` are entries of type `dropped`. All jobs go through `clients/` (one client per
+  job in flight; no HTTP or Vertex code here).
+- `--arrival closed` (default): `LocalDecomposeUser` / `VertexDecomposeUser` / `FallbackDecomposeUser`
+  (the one of `--target`) run the stages of `locustfiles/stages.py` (1, 5, 10, 20 users), each held
   `--stage-seconds` (closed loop: `wait_time = constant(0)`, N jobs always in flight) or until each
-  user ran `--jobs-per-user` jobs (1 = the article's "all at once" burst). It stops by itself.
-  Only the user class of `--target` is spawned.
+  user ran `--jobs-per-user` jobs (1 = the article's "all at once" burst; bounded by
+  `--max-stage-seconds`).
+- `--arrival poisson|gamma|constant|trace`: open loop. The shape precomputes the arrival sequence
+  (`locustfiles/arrivals.py`: one stage per `--rates` entry, or per `--stage-seconds` window of the
+  trace; `--seed`) and hands it to one `ArrivalDispatcher` user per load-generator process. The
+  dispatcher sleeps until each arrival is due and spawns a greenlet for its job, so arrivals never
+  wait for responses. Each record carries `scheduled`; latency counts from it, and the dispatch
+  lateness (submitted - scheduled) is in every stage summary. The run ends when every arrival has
+  a record (or `--stop-timeout` after the last stage).
 - At test stop the master (or the single process) writes every job's exact times and the per-stage
-  summaries to `--report-out` (reports/measured/*.json, the schema of `bench/schema.py`). Locust's
-  own percentiles round times above 10 s to whole seconds; the report does not.
+  summaries to `--report-out` (reports/measured/*.json, `loadlab/schema.py`; built by
+  `locustfiles/report.py`). Locust's own percentiles round times above 10 s to whole seconds; the
+  report does not.
 - Stopping lets running jobs finish: without `--stop-timeout` it is set to 300 s (a job killed
   mid-call would be orphaned on the server). Give more when N x S is longer.
+- The web UI and a master listen on 127.0.0.1 unless `--web-host` / `--master-bind-host` say otherwise.
 
-Distributed (`--processes N`, or `--master` + `--worker`): the shape runs on the master, which tells
-the workers the current stage with a `loadlab_stage` message; workers send each finished job to the
-master as a `loadlab_job` message, so the master's report holds every worker's jobs.
+Distributed (`--processes N`, or `--master` + `--worker`): the shape runs on the master. Closed loop:
+it tells the workers the current stage with a `loadlab_stage` message. Open loop: it sends worker w
+(of n, by worker id) the arrivals i with i mod n = w in a `loadlab_arrivals` message, with the
+master's epoch origin, so together the workers send exactly the sequence one process would (their
+clocks are assumed in sync, as on one machine). Workers send each finished job to the master as a
+`loadlab_job` message, so the master's report holds every worker's jobs.
+
+Why a dispatcher user and not open-loop users that each wait for "their" arrival: a user runs one
+job at a time, so N users cap the jobs in flight at N and an arrival that finds them all busy waits —
+the coordinated omission an open loop must not have. One dispatcher per process spawning a greenlet
+per arrival keeps arrivals independent of responses, its sleep is Locust's own `wait_time` (a Stop
+ends it at once; jobs in flight then get `--stop-timeout` to finish), the jobs still fire
+`events.request` (stats, web UI, CSV/HTML, worker reports), and the user count stays non-zero while
+jobs run, which is what makes a master wait for its workers to finish.
 """
 
 from __future__ import annotations
@@ -32,38 +57,38 @@ import logging
 import os
 import re
 import socket
-import tempfile
 import time
 from itertools import count
-from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
+from gevent.pool import Group
 from locust import LoadTestShape, User, constant, events, task
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
-from clients.factory import make_client
-from clients.record import run_job
-from loadlab.cases import parse_cases, test_image
-from loadlab.schema import (
-    COMPLETED,
-    JobRecord,
-    LoadConfig,
-    Report,
-    RunConfig,
-    ServerConfig,
-    Stage,
-    environment,
+from loadlab.cases import ALL_CASES, parse_cases
+from loadlab.schema import COMPLETED, DROPPED, JobRecord
+from locustfiles.arrivals import ARRIVAL_MODES, Arrival, cap_share, split
+from locustfiles.jobs import ClientPool, failed_record, image_for, run_one
+from locustfiles.ledger import BOARD, INBOX, LEDGER, OpenLoopRun
+from locustfiles.report import (
+    build_report,
+    default_report_path,
+    open_plan_from_options,
+    plan_from_options,
+    summary_lines,
 )
-from locustfiles.stages import DEFAULT_STAGES, StagePlan
+from locustfiles.stages import DEFAULT_MAX_STAGE_S, DEFAULT_STAGES
 
 log = logging.getLogger("loadlab")
 
-STAGE_MSG, JOB_MSG = "loadlab_stage", "loadlab_job"
-REQUEST_TYPE = "job"
+STAGE_MSG, JOB_MSG, ARRIVALS_MSG = "loadlab_stage", "loadlab_job", "loadlab_arrivals"
+REQUEST_TYPE, DROPPED_TYPE = "job", "dropped"
 SPAWN_RATE = 100.0            # users per second when a stage starts: a burst starts all at once
-IDLE_POLL_S = 0.2             # how often a user that has run its burst jobs looks for the next stage
+IDLE_POLL_S = 0.2             # how often an idle user (burst done, no arrival left) looks again
+LEAD_S = 1.0                  # open loop: t_s = 0 is this far after planning, so that every dispatcher
+                              # is spawned and holds its arrivals before the first is due
+LOOPBACK = "127.0.0.1"
 DEFAULT_STOP_TIMEOUT_S = 300  # when --stop-timeout is not given: let running (and queued) jobs finish
 
 
@@ -71,116 +96,87 @@ DEFAULT_STOP_TIMEOUT_S = 300  # when --stop-timeout is not given: let running (a
 
 @events.init_command_line_parser.add_listener
 def _add_options(parser, **_kw):
+    # Locust listens on every interface by default; the load generator is a remote-control panel,
+    # so it listens on loopback unless --web-host / --master-bind-host say otherwise.
+    parser.set_defaults(web_host=LOOPBACK, master_bind_host=LOOPBACK)
+    parser.add_argument("--arrival", default="closed", choices=list(ARRIVAL_MODES),
+                        help="closed: --stages of N users (or bursts); poisson|gamma|constant: open loop at --rates; "
+                             "trace: replay --trace")
     parser.add_argument("--stages", default=",".join(map(str, DEFAULT_STAGES)),
-                       help="comma list of concurrent users per stage (default 1,5,10,20)")
+                        help="closed loop: comma list of concurrent users per stage (default 1,5,10,20)")
+    parser.add_argument("--rates", default="",
+                        help="open loop: comma list of arrival rates (per second), one stage each, e.g. 0.2,0.5,1")
     parser.add_argument("--stage-seconds", type=float, default=60.0,
-                       help="how long each closed-loop stage is held (ignored with --jobs-per-user)")
+                        help="how long each closed-loop or rate stage is held; the trace window per stage")
     parser.add_argument("--jobs-per-user", type=int, default=0,
-                       help="hold each stage until every user ran N jobs; 1 = all at once (article); 0 = closed loop")
-    parser.add_argument("--max-stage-seconds", type=float, default=0.0,
-                       help="upper bound on a --jobs-per-user stage (0 = none)")
+                        help="hold each stage until every user ran N jobs; 1 = all at once (article); 0 = closed loop")
+    parser.add_argument("--max-stage-seconds", type=float, default=DEFAULT_MAX_STAGE_S,
+                        help=f"upper bound on a --jobs-per-user stage (default {DEFAULT_MAX_STAGE_S:g} s; 0 = none)")
+    parser.add_argument("--burstiness", type=float, default=1.0,
+                        help="gamma arrivals: shape K (1 = Poisson, < 1 burstier), as vLLM bench serve defines it")
+    parser.add_argument("--trace", default="", help="trace arrivals: CSV with header t_s,case")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="trace arrivals: replay t_s / K")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the open-loop arrival sequence")
+    parser.add_argument("--max-in-flight", type=int, default=0,
+                        help="open loop: an arrival finding N jobs in flight is recorded as dropped, never delayed (0 = no cap)")
+    parser.add_argument("--slo-e2e", type=float, default=0.0,
+                        help="end-to-end SLO in seconds: each stage reports SLO attainment and goodput (0 = none)")
     parser.add_argument("--cases", default="light",
-                       help="case set or list: article | light | small | small,medium,large (bench/cases.py)")
+                        help="case set or list: article | light | small | small,medium,large (loadlab/cases.py)")
     parser.add_argument("--target", default="local", choices=["local", "vertex", "fallback"],
-                       help="client the users drive: the local job API or the Vertex AI adapter")
+                        help="client the users drive: the local job API or the Vertex AI adapter")
     parser.add_argument("--report-out", default="", help="measured report path (default reports/measured/locust-<target>-<mode>-<time>.json)")
     parser.add_argument("--report-name", default="", help="report name (default derived from target and mode)")
     parser.add_argument("--client-factory", default="", include_in_web_ui=False,
-                       help="module:function(target, url) building the client (default: clients/; "
-                            "tests use locustfiles.fakeclient:make_client)")
+                        help="module:function(target, url) building the client (default: clients/; "
+                             "tests use tests.fakeclient:make_client)")
 
 
-def plan_from_options(options) -> StagePlan:
-    return StagePlan(users=options.stages, stage_seconds=options.stage_seconds,
-                     jobs_per_user=options.jobs_per_user or None,
-                     max_stage_seconds=options.max_stage_seconds or None)
+# --- state of this process ------------------------------------------------------------------------
 
-
-# --- state shared by users, shape and event handlers of one process -----------------------------
-
-class StageBoard:
-    """The stage the users of this process are in: set by the shape (local runner) or by the
-    master's `loadlab_stage` message (worker). `seq` increases with every stage started."""
-
-    def __init__(self) -> None:
-        self.seq = -1
-        self.name: str | None = None
-        self.jobs_per_user: int | None = None
-
-    def set(self, data: dict[str, Any]) -> None:
-        self.seq, self.name, self.jobs_per_user = data["seq"], data["name"], data.get("jobs_per_user")
-
-
-class JobLedger:
-    """Every job record of the run, per stage, on the process that writes the report (the master or
-    the single local process). The shape reads `ended(stage)` to end a burst stage."""
-
-    def __init__(self) -> None:
-        self.jobs: dict[str, list[JobRecord]] = {}
-        self.started_at: dict[str, float] = {}
-
-    def reset(self) -> None:
-        self.jobs.clear()
-        self.started_at.clear()
-
-    def add(self, stage: str, record: dict[str, Any]) -> None:
-        self.jobs.setdefault(stage, []).append(JobRecord(**record))
-
-    def ended(self, stage: str) -> int:
-        return len(self.jobs.get(stage, ()))
-
-
-BOARD = StageBoard()
-LEDGER = JobLedger()
-_IMAGES: dict[str, str] = {}
 _ID_RE = re.compile(r"(?<=/)[0-9a-fA-F-]{8,}(?=/|$)")  # job and file ids in a path
 _CASE_COUNTER = count()
 
 
-def _images_for(cases) -> dict[str, str]:
-    """The white test image of each case, written once per process into a private folder (several
-    worker processes must not write the same file at once)."""
-    if not _IMAGES:
-        folder = Path(tempfile.mkdtemp(prefix=f"loadlab-images-{os.getpid()}-"))
-        for case in cases:
-            _IMAGES[case.name] = str(test_image(case, folder / case.name))
-    return _IMAGES
-
-
 @events.init.add_listener
 def _on_init(environment, runner=None, **_kw):
-    if environment.parsed_options is not None:
-        plan_from_options(environment.parsed_options)  # fail at start on a bad --stages
-        parse_cases(environment.parsed_options.cases)
+    options = environment.parsed_options
+    if options is not None and not isinstance(runner, WorkerRunner):  # fail at start on bad options
+        if options.arrival == "closed":
+            plan_from_options(options)
+            parse_cases(options.cases)
+        else:
+            open_plan_from_options(options)
     if not environment.stop_timeout:
         environment.stop_timeout = DEFAULT_STOP_TIMEOUT_S
     if runner is None:
         return
     if not isinstance(runner, MasterRunner):
         runner.register_message(STAGE_MSG, lambda environment, msg, **kw: BOARD.set(msg.data))
+        runner.register_message(ARRIVALS_MSG, lambda environment, msg, **kw: INBOX.load(msg.data))
     if not isinstance(runner, WorkerRunner):
         runner.register_message(JOB_MSG, lambda environment, msg, **kw: LEDGER.add(msg.data["stage"], msg.data["job"]))
 
 
 # --- users ---------------------------------------------------------------------------------------
 
-class DecomposeUser(User):
-    """One user = one client = at most one job in flight. Each task call runs one job of the next
-    case (round robin over `--cases`) and reports it as a `job` entry named `<case> [<stage>]`.
-    In a burst stage a user that has run its `jobs_per_user` jobs idles until the next stage."""
+class JobUser(User):
+    """What every user of this file shares: clients of `target` built on first need (raw HTTP calls
+    of a requests-based client shown as their own entries) and the recording of a finished job —
+    a Locust `job` entry, and a `loadlab_job` message to the process that writes the report."""
 
     abstract = True
-    wait_time = constant(0)
     target = "local"
 
     def on_start(self) -> None:
-        options = self.environment.parsed_options
-        self.cases = parse_cases(options.cases)
-        self.images = _images_for(self.cases)
-        self.next_case = next(_CASE_COUNTER)
-        self.jobs_in_stage: dict[int, int] = {}
-        self.client = make_client(self.target, self.host, factory=options.client_factory)
-        session = getattr(self.client, "session", None)
+        self.clients = ClientPool(self.target, self.host, self.environment.parsed_options.client_factory,
+                                  on_build=self._watch_http)
+
+    def on_stop(self) -> None:
+        self.clients.close()
+
+    def _watch_http(self, client) -> None:
+        session = getattr(client, "session", None)
         if session is not None and hasattr(session, "hooks"):  # a requests.Session: show its raw calls
             session.hooks.setdefault("response", []).append(self._raw_http)
 
@@ -197,10 +193,32 @@ class DecomposeUser(User):
             request_type="http", name=name, response_time=response.elapsed.total_seconds() * 1000.0,
             response_length=int(response.headers.get("content-length") or 0), exception=error, context={})
 
-    def on_stop(self) -> None:
-        close = getattr(self.client, "close", None)
-        if close:
-            close()
+    def record(self, record: JobRecord, stage: str) -> None:
+        record.extra["generator"] = f"{socket.gethostname()}:{os.getpid()}"  # which load-generator process
+        error = None
+        if record.status != COMPLETED:
+            error = (DroppedError if record.status == DROPPED else JobError)(f"{record.status}: {record.error}")
+        self.environment.events.request.fire(
+            request_type=DROPPED_TYPE if record.status == DROPPED else REQUEST_TYPE,
+            name=f"{record.case} [{stage}]", response_time=(record.e2e_s or 0.0) * 1000.0,
+            response_length=record.extra.get("layers", 0), exception=error,
+            context={"stage": stage, "case": record.case, "job_id": record.extra.get("job_id")})
+        self.environment.runner.send_message(JOB_MSG, {"stage": stage, "job": record.model_dump()})
+
+
+class DecomposeUser(JobUser):
+    """Closed loop and bursts: one user = one client = at most one job in flight. Each task call
+    runs one job of the next case (round robin over `--cases`), named `<case> [<stage>]`. In a burst
+    stage a user that has run its `jobs_per_user` jobs idles until the next stage."""
+
+    abstract = True
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.cases = parse_cases(self.environment.parsed_options.cases)
+        self.next_case = next(_CASE_COUNTER)
+        self.jobs_in_stage: dict[int, int] = {}
 
     @task
     def decompose(self) -> None:
@@ -211,27 +229,7 @@ class DecomposeUser(User):
         self.jobs_in_stage[seq] = self.jobs_in_stage.get(seq, 0) + 1
         case = self.cases[self.next_case % len(self.cases)]
         self.next_case += 1
-        self.run_job(case, stage)
-
-    def run_job(self, case, stage: str) -> None:
-        record = run_job(self.client, case, self.images[case.name], served_by=self.target)
-        record.extra["generator"] = f"{socket.gethostname()}:{os.getpid()}"  # which load-generator process
-        error = None
-        if record.status != COMPLETED:
-            error = JobError(f"{record.status}: {record.error}")
-        self.environment.events.request.fire(
-            request_type=REQUEST_TYPE, name=f"{case.name} [{stage}]", response_time=record.e2e_s * 1000.0,
-            response_length=record.extra.get("layers", 0), exception=error,
-            context={"stage": stage, "case": case.name, "job_id": record.extra.get("job_id")})
-        self.environment.runner.send_message(JOB_MSG, {"stage": stage, "job": record.model_dump()})
-
-
-class RawHTTPError(Exception):
-    """A 5xx answer to one of the client's raw HTTP calls."""
-
-
-class JobError(Exception):
-    """A failed or rejected job as Locust shows it: `rejected: RejectedError: ...`."""
+        self.record(run_one(self.clients, case, served_by=self.target), stage)
 
 
 class LocalDecomposeUser(DecomposeUser):
@@ -257,28 +255,90 @@ class FallbackDecomposeUser(DecomposeUser):
 USER_CLASSES = {"local": LocalDecomposeUser, "vertex": VertexDecomposeUser, "fallback": FallbackDecomposeUser}
 
 
+class ArrivalDispatcher(JobUser):
+    """Open loop: dispatches this process's arrivals (`INBOX`) at their scheduled times, one greenlet
+    per job, against `--target`. Its wait between tasks is the time to the next arrival; an arrival
+    that finds this process's share of `--max-in-flight` jobs running is recorded as dropped."""
+
+    def on_start(self) -> None:
+        self.target = self.environment.parsed_options.target
+        super().on_start()
+        self.jobs = Group()
+        # the first arrival must not pay for writing a test image or building a client: that
+        # would be dispatch lateness of the load generator's own making. If either fails, each job
+        # fails with the reason instead (run_one).
+        try:
+            for name in sorted({a.case for a in INBOX.pending}):
+                image_for(ALL_CASES[name])
+            self.clients.release(self.clients.acquire())
+        except Exception as err:
+            log.warning("[loadlab] dispatcher warm-up failed (%s: %s); each job will report it", type(err).__name__, err)
+
+    def wait_time(self) -> float:
+        due = INBOX.next_due()
+        return IDLE_POLL_S if due is None else max(0.0, due - time.time())
+
+    @task
+    def dispatch(self) -> None:
+        for arrival in INBOX.pop_due(time.time()):
+            if INBOX.max_in_flight is not None and INBOX.in_flight >= INBOX.max_in_flight:
+                now = time.time()
+                self.record(JobRecord(case=arrival.case, status=DROPPED, scheduled=INBOX.scheduled(arrival),
+                                      submitted=now, error=f"{INBOX.in_flight} jobs in flight (cap {INBOX.max_in_flight})",
+                                      extra={"arrival": arrival.index}), arrival.stage)
+                continue
+            INBOX.in_flight += 1
+            self.jobs.spawn(self._job, arrival)
+
+    def _job(self, arrival: Arrival) -> None:
+        scheduled = INBOX.scheduled(arrival)
+        try:
+            record = run_one(self.clients, ALL_CASES[arrival.case], served_by=self.target, scheduled=scheduled)
+        except Exception as err:   # a case unknown to this worker: still a record
+            record = failed_record(arrival.case, err, time.time(), self.target, scheduled)
+        finally:
+            INBOX.in_flight -= 1
+        record.extra["arrival"] = arrival.index
+        self.record(record, arrival.stage)
+
+    def on_stop(self) -> None:
+        # Stopped (end of run, or Stop in the web UI) while waiting for the next arrival: no new
+        # arrival is sent, the jobs in flight get --stop-timeout to finish.
+        if not self.jobs.join(timeout=self.environment.stop_timeout or None):
+            log.warning("[loadlab] %d job(s) still in flight after %s s; stopping them", len(self.jobs),
+                        self.environment.stop_timeout)
+            self.jobs.kill(block=True)
+        super().on_stop()
+
+
+class RawHTTPError(Exception):
+    """A 5xx answer to one of the client's raw HTTP calls."""
+
+
+class JobError(Exception):
+    """A failed or rejected job as Locust shows it: `rejected: RejectedError: ...`."""
+
+
+class DroppedError(Exception):
+    """An open-loop arrival over `--max-in-flight`: `dropped: 20 jobs in flight (cap 20)`."""
+
+
 # --- shape ---------------------------------------------------------------------------------------
 
-class StageShape(LoadTestShape):
-    """Runs the `StagePlan` built from the command line: returns `(users, spawn_rate, [user class
-    of --target])` for the current stage, announces every new stage to all users (and workers)
-    before spawning for it, and returns None after the last stage, which stops the test. A burst
-    stage ends when the job ledger holds all of its jobs. The plan is read from the options at the
-    first tick of each run (so a run started from the web UI uses the options entered there)."""
+class ClosedLoopStages:
+    """Closed-loop and burst stages: `(users, spawn_rate, [user class of --target])` per stage;
+    each new stage is announced to all users (and workers) before spawning for it. A burst stage
+    ends when the job ledger holds all of its jobs (or at `--max-stage-seconds`)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.plan: StagePlan | None = None
+    def __init__(self, runner, options) -> None:
+        self.runner, self.options = runner, options
+        self.plan = plan_from_options(options)
         self.index = 0
         self.stage_started = 0.0
+        log.info("[loadlab] %s, target %s, cases %s", self.plan.describe(), options.target, options.cases)
+        self._announce(0)
 
     def tick(self):
-        options = self.runner.environment.parsed_options
-        if self.plan is None:
-            self.plan = plan_from_options(options)
-            LEDGER.reset()
-            log.info("[loadlab] %s, target %s, cases %s", self.plan.describe(), options.target, options.cases)
-            self._announce(0)
         stage = self.plan.stages[self.index]
         nxt = self.plan.step(self.index, time.monotonic() - self.stage_started, LEDGER.ended(stage.name))
         if nxt is None:
@@ -288,7 +348,7 @@ class StageShape(LoadTestShape):
             log.info("[loadlab] stage %s done (%d jobs)", stage.name, LEDGER.ended(stage.name))
             self._announce(nxt)
             stage = self.plan.stages[nxt]
-        return stage.users, SPAWN_RATE, [USER_CLASSES[options.target]]
+        return stage.users, SPAWN_RATE, [USER_CLASSES[self.options.target]]
 
     def _announce(self, index: int) -> None:
         self.index = index
@@ -302,40 +362,91 @@ class StageShape(LoadTestShape):
                                              "jobs_per_user": stage.jobs_per_user})
 
 
+class OpenLoopArrivals:
+    """Open loop: plans the whole arrival sequence once, hands each load-generator process its
+    share (arrival i to process i mod n), then runs one `ArrivalDispatcher` per process until the
+    last stage is over and every arrival has a record (or `--stop-timeout` later)."""
+
+    def __init__(self, runner, options) -> None:
+        self.runner = runner
+        self.plan = open_plan_from_options(options)
+        arrivals = self.plan.arrivals()
+        workers = self._workers()
+        self.dispatchers = len(workers)
+        self.origin = time.time() + LEAD_S
+        LEDGER.open_loop = OpenLoopRun(plan=self.plan, origin=self.origin, arrivals=arrivals)
+        for stage in self.plan.stages:
+            LEDGER.started_at[stage.name] = self.origin + stage.start_s
+            LEDGER.jobs.setdefault(stage.name, [])
+        for w, (worker, share) in enumerate(zip(workers, split(arrivals, len(workers)), strict=True)):
+            data = {"origin": self.origin, "arrivals": [a.to_wire() for a in share],
+                    "max_in_flight": cap_share(options.max_in_flight, len(workers), w)}
+            if worker is None:
+                INBOX.load(data)
+            else:
+                runner.send_message(ARRIVALS_MSG, data, client_id=worker)
+        self.total = len(arrivals)
+        self.current = -1
+        log.info("[loadlab] %s arrivals, %d stages of %g s (%s), %d arrivals over %d process(es), target %s",
+                 self.plan.arrival, len(self.plan.stages), self.plan.stage_seconds,
+                 ", ".join(s.name for s in self.plan.stages), self.total, len(workers), options.target)
+
+    def _workers(self) -> list[str | None]:
+        if not isinstance(self.runner, MasterRunner):
+            return [None]
+        workers = sorted(c.id for c in self.runner.clients.values() if c.state != STATE_MISSING)
+        if not workers:
+            raise RuntimeError("open loop on a master needs connected workers")
+        return workers
+
+    def tick(self):
+        elapsed = time.time() - self.origin
+        stages = self.plan.stages
+        now_index = next((i for i, s in enumerate(stages) if elapsed < s.end_s), len(stages)) if elapsed >= 0 else -1
+        while self.current < now_index:   # log the stages passed since the last tick
+            if self.current >= 0:
+                done = stages[self.current]
+                log.info("[loadlab] stage %s done (%d jobs recorded so far)", done.name, LEDGER.ended(done.name))
+            self.current += 1
+            if self.current < len(stages):
+                stage = stages[self.current]
+                arrivals = sum(1 for a in LEDGER.open_loop.arrivals if a.stage == stage.name)
+                log.info("[loadlab] stage %s started (%g arrivals/s, %d arrivals, %g s)", stage.name,
+                         stage.rate_per_s, arrivals, stage.duration_s)
+        if now_index == len(stages):
+            if LEDGER.recorded() >= self.total:
+                log.info("[loadlab] all %d arrivals recorded; all stages done", self.total)
+                return None
+            if elapsed >= self.plan.end_s + self.runner.environment.stop_timeout:
+                log.warning("[loadlab] %d of %d arrivals without a record %g s after the last stage; all stages done",
+                            self.total - LEDGER.recorded(), self.total, self.runner.environment.stop_timeout)
+                return None
+        return self.dispatchers, SPAWN_RATE, [ArrivalDispatcher]
+
+
+class StageShape(LoadTestShape):
+    """Runs the stages of the command line (or of the web UI's form: the plan is read from the
+    options at the first tick of each run) and returns None after the last one, which stops the test."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stages: ClosedLoopStages | OpenLoopArrivals | None = None
+
+    def tick(self):
+        if self.stages is None:
+            options = self.runner.environment.parsed_options
+            LEDGER.reset()
+            self.stages = (ClosedLoopStages if options.arrival == "closed" else OpenLoopArrivals)(self.runner, options)
+        return self.stages.tick()
+
+
 # --- report --------------------------------------------------------------------------------------
 
-def build_report(options, ledger: JobLedger, stopped_at: float | None = None) -> Report:
-    """The measured report of a run: one `Stage` per planned stage that started, with its jobs."""
-    plan = plan_from_options(options)
-    cases = parse_cases(options.cases)
-    stages = []
-    for planned in plan.stages:
-        if planned.name not in ledger.started_at:
-            continue
-        duration = None
-        if planned.duration_s:
-            # a stage cut short by a stop is only as long as it ran
-            duration = planned.duration_s
-            following = [t for t in ledger.started_at.values() if t > ledger.started_at[planned.name]]
-            end = min(following) if following else (stopped_at or time.time())
-            duration = min(duration, end - ledger.started_at[planned.name])
-        stages.append(Stage(name=planned.name, concurrency=planned.users, duration_s=duration,
-                            jobs_per_user=planned.jobs_per_user, started_at=ledger.started_at[planned.name],
-                            jobs=list(ledger.jobs.get(planned.name, []))))
-    name = options.report_name or f"locust-{options.target}-{plan.mode}"
-    config = RunConfig(
-        driver="locust", cases=options.cases,
-        server=ServerConfig(url=options.host),
-        load=LoadConfig(mode=plan.mode, users=list(plan.users),
-                        stage_seconds=None if plan.jobs_per_user else plan.stage_seconds,
-                        jobs_per_user=plan.jobs_per_user))
-    return Report(role="load", kind="measured", name=name, target=options.target, cases=cases, stages=stages,
-                  environment=environment(), config=config)
-
-
-def default_report_path(options) -> Path:
-    mode = "burst" if options.jobs_per_user else "closed"
-    return Path("reports/measured") / f"locust-{options.target}-{mode}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+@events.test_stopping.add_listener
+def _on_test_stopping(environment, **_kw):
+    # a stage ends when the stop is asked for, not when the jobs then in flight have finished
+    if not isinstance(environment.runner, WorkerRunner) and LEDGER.stopping_at is None:
+        LEDGER.stopping_at = time.time()
 
 
 @events.test_stop.add_listener
@@ -343,14 +454,12 @@ def _on_test_stop(environment, **_kw):
     if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
         return
     if isinstance(environment.shape_class, StageShape):
-        environment.shape_class.plan = None  # the next run (web UI) starts a new plan and ledger
+        environment.shape_class.stages = None  # the next run (web UI) starts a new plan and ledger
     if not LEDGER.started_at:
         return
     options = environment.parsed_options
-    report = build_report(options, LEDGER, stopped_at=time.time())
+    report = build_report(options, LEDGER, stopped_at=LEDGER.stopping_at or time.time())
     path = report.save(options.report_out or default_report_path(options))
-    for stage in report.stages:
-        s = stage.summary
-        mean = f"{s['mean']:.2f} s" if s["mean"] is not None else "-"
-        log.info("[loadlab] %s: %d/%d completed, mean %s", stage.name, s["completed"], s["jobs"], mean)
+    for line in summary_lines(report):
+        log.info("[loadlab] %s", line)
     log.info("[loadlab] measured report written to %s", path)

@@ -1,5 +1,6 @@
-"""The stage plan behind the Locust shape, kept free of any locust import so it can be tested (and
-read by `bench`) without gevent's monkey-patching.
+"""The stage plan behind the Locust shape for closed-loop and burst stages, and the names of every
+kind of stage (`u=5`, `r=0.5/s`, `t=0-60s`); kept free of any locust import so it can be tested (and
+read by `bench`) without gevent's monkey-patching. Open-loop stages are planned in `arrivals.py`.
 
 A plan is a list of stages of N concurrent users, run one after the other, each held either
 
@@ -19,12 +20,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 DEFAULT_STAGES = (1, 5, 10, 20)
+# A burst stage ends when all its jobs ended, or after this long: a job that never ends (a hung
+# server) must not hold the test forever. 0 / None = no bound.
+DEFAULT_MAX_STAGE_S = 600.0
 CLOSED, BURST = "closed", "burst"
 
 
 def stage_name(users: int) -> str:
     """The tag every job entry of a stage carries: `u=5`."""
     return f"u={users}"
+
+
+def rate_stage_name(rate_per_s: float) -> str:
+    """The tag of an open-loop stage: `r=0.5/s`."""
+    return f"r={rate_per_s:g}/s"
+
+
+def window_stage_name(start_s: float, end_s: float) -> str:
+    """The tag of a trace-replay window: `t=0-60s` (seconds of the scaled trace)."""
+    return f"t={start_s:g}-{end_s:g}s"
 
 
 def parse_stages(spec: str | list[int] | tuple[int, ...]) -> list[int]:
@@ -67,12 +81,12 @@ class PlannedStage:
 class StagePlan:
     """The stages in order. With `jobs_per_user` set every stage is a burst of that many jobs per
     user; otherwise every stage is held for `stage_seconds`. `max_stage_seconds` bounds a burst
-    stage (a hung server must not hang the test); None means no bound."""
+    stage (a hung server must not hang the test); None or 0 means no bound."""
 
     users: list[int] = field(default_factory=lambda: list(DEFAULT_STAGES))
     stage_seconds: float = 60.0
     jobs_per_user: int | None = None
-    max_stage_seconds: float | None = None
+    max_stage_seconds: float | None = DEFAULT_MAX_STAGE_S
 
     def __post_init__(self) -> None:
         self.users = parse_stages(self.users)
@@ -102,7 +116,7 @@ class StagePlan:
             done = elapsed_s >= stage.duration_s
         else:
             done = jobs_ended >= stage.jobs_expected or (
-                self.max_stage_seconds is not None and elapsed_s >= self.max_stage_seconds)
+                bool(self.max_stage_seconds) and elapsed_s >= self.max_stage_seconds)
         if not done:
             return index
         return index + 1 if index + 1 < len(stages) else None

@@ -4,7 +4,9 @@ capacity search) in seconds and without a server or a model: `--client-factory t
 
 Each process holds one simulated FIFO worker: jobs queue for it and take `LOADLAB_FAKE_SERVICE_S`
 seconds each (default 0.2), so a run against it is a single-server queue with a fixed service time
-whose figures are known analytically; a negative value rejects every job (429)."""
+whose figures are known analytically; a negative value rejects every job (429). With `LOADLAB_FAKE_HTTP=1`
+each job also makes one real HTTP GET to the client's URL (a tiny local endpoint), so the load
+generator does a real client's network work (the dispatch-lateness benchmark, `locustfiles/lateness.py`)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,11 @@ class FakeClient:
     def __init__(self, url: str = "") -> None:
         self.url = url
         self.service_s = float(os.environ.get("LOADLAB_FAKE_SERVICE_S", "0.2"))
+        self.session = None
+        if os.environ.get("LOADLAB_FAKE_HTTP") == "1":
+            import requests
+
+            self.session = requests.Session()
 
     @classmethod
     def _lock(cls) -> threading.Lock:
@@ -40,6 +47,8 @@ class FakeClient:
             raise RejectedError("queue full (stand-in: LOADLAB_FAKE_SERVICE_S < 0)", status=429)
         submitted = time.time()
         t0 = time.perf_counter()
+        if self.session is not None:
+            self.session.get(self.url, timeout=10).raise_for_status()
         with self._lock():
             started = time.perf_counter()
             time.sleep(self.service_s)
@@ -50,7 +59,8 @@ class FakeClient:
                      "transfer_s": 0.0, "total_s": total})
 
     def close(self) -> None:
-        pass
+        if self.session is not None:
+            self.session.close()
 
 
 def make_client(target: str, url: str) -> FakeClient:

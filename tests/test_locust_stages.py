@@ -37,7 +37,7 @@ def test_closed_loop_stages_are_held_for_their_duration_then_stop():
 
 
 def test_burst_stage_ends_when_all_its_jobs_ended():
-    plan = StagePlan(users=[1, 5], jobs_per_user=2)
+    plan = StagePlan(users=[1, 5], jobs_per_user=2, max_stage_seconds=None)
     assert plan.mode == "burst"
     assert [s.jobs_expected for s in plan.stages] == [2, 10]
     assert plan.step(0, 999.0, 1) == 0          # time does not end a burst stage
