@@ -28,7 +28,17 @@ from bench.pinning import service_inflation
 from bench.single import run_cases, single_report
 from clients.factory import make_client
 from loadlab.cases import parse_cases
-from loadlab.schema import COMPLETED, DROPPED, JobRecord, LoadConfig, Report, RunConfig, Stage, environment
+from loadlab.schema import (
+    COMPLETED,
+    DROPPED,
+    REJECTED,
+    JobRecord,
+    LoadConfig,
+    Report,
+    RunConfig,
+    Stage,
+    environment,
+)
 from loadlab.stats import format_s, mean, pct_key, relative_error
 
 # --- the search (pure: a probe is any function rate -> Probe) ----------------------------------------
@@ -112,53 +122,35 @@ def search(probe: Callable[[float], Probe], start_per_s: float, max_per_s: float
 def simulated_stage(calibration: Report, rate_per_s: float, seconds: float, seed: int, max_in_flight: int,
                     case_names: list[str], workers: int = 1, replications: int = 20) -> Stage:
     """Poisson arrivals at `rate_per_s` for `seconds` into `workers` FIFO workers whose service times
-    (and the client's overhead around them) are resampled from the calibration run; `replications`
-    independent runs pooled into one stage (their clocks 10^6 s apart).
-
-    The one place where bench calls simulator code (its profile, local deployment and ledger), so that
-    the simulator's refactoring changes this function only. After the merge it should go through the
-    simulator's public open-loop replay instead (what `python -m simulator validate --measured PROBE
-    --calibration SINGLE` runs per measured stage)."""
+    (and the client's overhead around them) are resampled from the calibration run, replayed by the
+    simulator's open-loop stage; `replications` independent runs pooled into one stage (their clocks
+    10^6 s apart). The load generator's in-flight cap becomes the queue bound (over it: a miss)."""
     import random
 
     import numpy as np
-    import simpy
 
     from simulator.deployments.local import LocalGPU
-    from simulator.ledger import Job, Ledger
+    from simulator.openloop import run_open_stage
     from simulator.profiles import from_report
 
-    def arrivals(env, ledger, deployment, times, cases, dropped, offset):
-        for t, case in zip(times.tolist(), cases, strict=True):
-            yield env.timeout(t - env.now)
-            if ledger.in_flight >= max_in_flight:
-                dropped.append(JobRecord(case=case, status=DROPPED, scheduled=offset + t, submitted=offset + t))
-                continue
-            job = Job(case, env.now)
-            ledger.arrive(job)
-            deployment.submit(job)
-
     profile = from_report(calibration)
+    queue_limit = max(0, max_in_flight - workers)
     records: list[JobRecord] = []
     for rep in range(replications):
         offset = rep * 1e6
         rng, prng = np.random.default_rng(seed + rep), random.Random(seed + rep)
-        env, ledger = simpy.Environment(), Ledger()
-        deployment = LocalGPU(env, ledger, profile.sampler(prng), gpus=workers)
-        overhead = profile.overhead_sampler(prng)
         n = int(rng.poisson(rate_per_s * seconds))
         times = np.sort(rng.uniform(0.0, seconds, n))  # a Poisson process, conditioned on its count
-        cases = [prng.choice(case_names) for _ in range(n)]
-        dropped: list[JobRecord] = []
-        env.process(arrivals(env, ledger, deployment, times, cases, dropped, offset))
-        env.run()
-        for job in ledger.jobs:
-            rec = job.record(overhead(job.case))
-            records.append(rec.model_copy(update={
-                "scheduled": offset + rec.submitted, "submitted": offset + rec.submitted,
-                "finished": None if rec.finished is None else offset + rec.finished,
-                "started": None if rec.started is None else offset + rec.started}))
-        records += dropped
+        arrivals = [(t, prng.choice(case_names)) for t in times.tolist()]
+        stage, _ = run_open_stage(
+            lambda env, ledger, r: LocalGPU(env, ledger, profile.sampler(r), gpus=workers, queue_limit=queue_limit),
+            arrivals, profile.overhead_sampler(prng), prng, name="probe")
+        for rec in stage.jobs:
+            update = {k: None if getattr(rec, k) is None else offset + getattr(rec, k)
+                      for k in ("scheduled", "submitted", "started", "finished")}
+            if rec.status == REJECTED:  # turned away by the queue bound = dropped by the load generator's cap
+                update["status"] = DROPPED
+            records.append(rec.model_copy(update=update))
     records.sort(key=lambda r: r.submitted)
     return Stage(name=f"simulated {rate_per_s:.4g}/s", arrival_rate_per_s=rate_per_s, jobs=records)
 

@@ -243,6 +243,7 @@ class ErrorRow(_Model):
     simulated: float | None
     error: float | None              # (simulated - measured) / measured
     scored: bool = True
+    difference: float | None = None  # simulated - measured, in the metric's unit (decision times: seconds)
 
 
 class Report(_Model):

@@ -69,7 +69,7 @@ from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 from loadlab.cases import ALL_CASES, parse_cases
 from loadlab.schema import COMPLETED, DROPPED, JobRecord
 from locustfiles.arrivals import ARRIVAL_MODES, Arrival, cap_share, split
-from locustfiles.jobs import ClientPool, image_for, run_one
+from locustfiles.jobs import ClientPool, failed_record, image_for, run_one
 from locustfiles.ledger import BOARD, INBOX, LEDGER, OpenLoopRun
 from locustfiles.report import (
     build_report,
@@ -265,10 +265,14 @@ class ArrivalDispatcher(JobUser):
         super().on_start()
         self.jobs = Group()
         # the first arrival must not pay for writing a test image or building a client: that
-        # would be dispatch lateness of the load generator's own making
-        for name in sorted({a.case for a in INBOX.pending}):
-            image_for(ALL_CASES[name])
-        self.clients.release(self.clients.acquire())
+        # would be dispatch lateness of the load generator's own making. If either fails, each job
+        # fails with the reason instead (run_one).
+        try:
+            for name in sorted({a.case for a in INBOX.pending}):
+                image_for(ALL_CASES[name])
+            self.clients.release(self.clients.acquire())
+        except Exception as err:
+            log.warning("[loadlab] dispatcher warm-up failed (%s: %s); each job will report it", type(err).__name__, err)
 
     def wait_time(self) -> float:
         due = INBOX.next_due()
@@ -287,9 +291,11 @@ class ArrivalDispatcher(JobUser):
             self.jobs.spawn(self._job, arrival)
 
     def _job(self, arrival: Arrival) -> None:
+        scheduled = INBOX.scheduled(arrival)
         try:
-            record = run_one(self.clients, ALL_CASES[arrival.case], served_by=self.target,
-                             scheduled=INBOX.scheduled(arrival))
+            record = run_one(self.clients, ALL_CASES[arrival.case], served_by=self.target, scheduled=scheduled)
+        except Exception as err:   # a case unknown to this worker: still a record
+            record = failed_record(arrival.case, err, time.time(), self.target, scheduled)
         finally:
             INBOX.in_flight -= 1
         record.extra["arrival"] = arrival.index

@@ -74,8 +74,13 @@ def run_one(pool: ClientPool, case: Case, served_by: str, scheduled: float | Non
         finally:
             pool.release(client)
     except Exception as err:
-        now = time.time()
-        return JobRecord(case=case.name, status=FAILED, scheduled=scheduled, submitted=submitted, finished=now,
-                         e2e_s=now - (scheduled if scheduled is not None else submitted),
-                         error=f"{type(err).__name__}: {err}", served_by=served_by or None,
-                         extra={"client_bug": True})
+        return failed_record(case.name, err, submitted, served_by, scheduled)
+
+
+def failed_record(case: str, err: Exception, submitted: float, served_by: str = "",
+                  scheduled: float | None = None) -> JobRecord:
+    """A job that raised outside the client's own error handling, as a failed record with the reason."""
+    now = time.time()
+    return JobRecord(case=case, status=FAILED, scheduled=scheduled, submitted=submitted, finished=now,
+                     e2e_s=now - (scheduled if scheduled is not None else submitted),
+                     error=f"{type(err).__name__}: {err}", served_by=served_by or None, extra={"client_bug": True})

@@ -7,7 +7,7 @@ from loadlab.schema import COMPLETED, FAILED, REJECTED, JobRecord
 
 class Job:
     __slots__ = ("case", "submitted", "started", "finished", "status", "service_s", "cold_start",
-                 "served_by", "retries", "error", "done", "user")
+                 "served_by", "retries", "error", "done", "user", "scheduled")
 
     def __init__(self, case: str, submitted: float, done=None, user: int | None = None):
         self.case = case
@@ -22,12 +22,13 @@ class Job:
         self.error = None
         self.done = done      # a SimPy event for closed-loop users, else None
         self.user = user
+        self.scheduled = None  # open-loop replay: the arrival's due time (= submitted in the simulator)
 
     def record(self, overhead_s: float = 0.0) -> JobRecord:
         e2e = (self.finished - self.submitted + overhead_s) if self.finished is not None and self.status == COMPLETED else None
         queue = (self.started - self.submitted) if self.started is not None else None
         return JobRecord(case=self.case, status=self.status if self.status in (COMPLETED, FAILED, REJECTED) else "in_flight",
-                         submitted=self.submitted, started=self.started,
+                         submitted=self.submitted, scheduled=self.scheduled, started=self.started,
                          finished=(self.finished + overhead_s) if self.finished is not None else None,
                          queue_s=queue, service_s=self.service_s, e2e_s=e2e, error=self.error,
                          served_by=self.served_by, cold_start=self.cold_start,
@@ -35,9 +36,10 @@ class Job:
 
 
 class Ledger:
-    """Every job that arrived, and how it ended."""
+    """Every job that arrived, and how it ended. `on_end(job)`, when set, hears of every job that ended."""
 
-    def __init__(self):
+    def __init__(self, on_end=None):
+        self.on_end = on_end
         self.jobs: list[Job] = []
         self.served = 0
         self.failed = 0
@@ -55,6 +57,8 @@ class Ledger:
         self.served += 1
         if job.done is not None:
             job.done.succeed(job)
+        if self.on_end is not None:
+            self.on_end(job)
 
     def fail(self, job: Job, now: float, error: str, status: str = FAILED) -> None:
         job.finished = now
@@ -66,6 +70,8 @@ class Ledger:
             self.failed += 1
         if job.done is not None:
             job.done.succeed(job)
+        if self.on_end is not None:
+            self.on_end(job)
 
     @property
     def arrivals(self) -> int:

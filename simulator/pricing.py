@@ -1,38 +1,55 @@
-"""Prices, in one table with source and date. Override with `--price KEY=VALUE` or `--prices FILE.json`.
-
-| key                      | default | unit        | source (date)                                                        |
-|--------------------------|---------|-------------|----------------------------------------------------------------------|
-| machine_per_hour         | 0.219   | $/h         | n1-standard-4 on Vertex AI prediction, us-central1; secondary sources quoted in issue #6 (2026-11), not checked against the live list |
-| accelerator_per_hour     | 0.40    | $/h         | NVIDIA T4 on Vertex AI prediction, us-central1; same secondary sources (2026-11) |
-| article_gpu_per_hour     | 0.45    | $/h         | the source article's figure (benchmark 4)                            |
-| spot_discount            | 0.70    | fraction    | the source article ("spot VMs at 70% off")                           |
-| local_fixed_per_month    | 80.0    | $/month/GPU | the source article (power, depreciation of the RTX 3090 box)         |
-| billing_granularity_s    | 30      | s           | Vertex AI prediction node-hours are billed in 30 s increments (docs)  |
-"""
+"""Prices: `PRICE_TABLE`, the one table of every price input with its unit, source and date (all model
+inputs, none measured here). Override with `--price KEY=VALUE` or `--prices FILE.json`; billing rules
+(replica-hours rounded to the billing increment, the article's busy-time arithmetic) below."""
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
-PRICES_DATE = "2026-11"
-DEFAULT_PRICES: dict[str, float] = {
-    "machine_per_hour": 0.219,
-    "accelerator_per_hour": 0.40,
-    "article_gpu_per_hour": 0.45,
-    "spot_discount": 0.70,
-    "local_fixed_per_month": 80.0,
-    "billing_granularity_s": 30.0,
+
+@dataclass(frozen=True)
+class PriceInput:
+    value: float
+    unit: str
+    source: str
+    date: str      # when the source was read (or the article's date for its own figures)
+
+
+PRICE_TABLE: dict[str, PriceInput] = {
+    "machine_per_hour": PriceInput(0.219, "$/h", "n1-standard-4 on Vertex AI prediction, us-central1; secondary "
+                                   "sources quoted in issue #6, not checked against the live price list", "2026-11"),
+    "accelerator_per_hour": PriceInput(0.40, "$/h", "NVIDIA T4 on Vertex AI prediction, us-central1; same secondary "
+                                       "sources", "2026-11"),
+    "article_gpu_per_hour": PriceInput(0.45, "$/h", "the source article, benchmark 4", "article"),
+    "spot_discount": PriceInput(0.70, "fraction", "the source article, benchmark 4 (\"spot VMs at 70% off\")",
+                                "article"),
+    "local_fixed_per_month": PriceInput(80.0, "$/month/GPU", "the source article, benchmark 4 (power, "
+                                        "depreciation of the RTX 3090 box)", "article"),
+    "billing_granularity_s": PriceInput(30.0, "s", "Vertex AI prediction node-hours are billed in 30 s increments "
+                                        "(Vertex AI pricing page)", "2026-11"),
+    "gpu_node_per_hour": PriceInput(0.54, "$/h", "a GPU node for a Ray Serve replica (GKE/Compute Engine "
+                                    "n1-standard-4 ~$0.19/h + NVIDIA T4 ~$0.35/h, us-central1 on-demand list "
+                                    "prices as quoted by secondary sources; not checked against the live price "
+                                    "list): a model input", "2026-11"),
+    "node_min_billed_s": PriceInput(60.0, "s", "Compute Engine bills vCPUs, GPUs and memory for at least 1 minute, "
+                                    "then per second (cloud.google.com/compute/vm-instance-pricing, billing model)",
+                                    "2026-11"),
 }
-SOURCES = {
-    "machine_per_hour": "n1-standard-4, Vertex AI prediction us-central1, secondary sources (issue #6)",
-    "accelerator_per_hour": "NVIDIA T4, Vertex AI prediction us-central1, secondary sources (issue #6)",
-    "article_gpu_per_hour": "source article, benchmark 4",
-    "spot_discount": "source article, benchmark 4 (70% off)",
-    "local_fixed_per_month": "source article, benchmark 4 ($80/month fixed)",
-    "billing_granularity_s": "Vertex AI pricing: 30-second increments",
-}
+DEFAULT_PRICES: dict[str, float] = {key: p.value for key, p in PRICE_TABLE.items()}
+
+
+def price_sources(prices: dict[str, float]) -> dict[str, dict]:
+    """The prices a run used, each with its unit and source ("given on the command line" when overridden)."""
+    out = {}
+    for key, value in prices.items():
+        entry = PRICE_TABLE[key]
+        given = value != entry.value
+        out[key] = {"value": value, "unit": entry.unit, "source": "given by the user" if given else entry.source,
+                    "date": None if given else entry.date}
+    return out
 
 
 def load_prices(path: str | None = None, overrides: list[str] | None = None) -> dict[str, float]:

@@ -3,10 +3,11 @@ takes to provision and load the model, and the client-side overhead around a job
 
 Built-in: `seed-3090` and `seed-t4` from the article's benchmark 1 (mean, std per case; sampled from a
 normal truncated at 10% of the mean) and benchmark 2 (instance start 127 s + model load 43 s).
-From a measured report (bench/schema.py): the empirical per-case `service_s` of completed jobs (the
+From a measured report (loadlab/schema.py): the empirical per-case `service_s` of completed jobs (the
 N=1 stage when there is one, else every stage), the per-job overhead e2e - queue - service, and the
 measured cold-start stages from `report.coldstart`. Empirical sampling (resampling the measured
-values) is the default; `fit="normal"` fits a normal instead.
+values) is the default; `fit="normal"` fits a normal instead. `fitted_on` names the report and
+stages the values came from, so a validation never scores them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from loadlab import article
-from loadlab.schema import COMPLETED, Report
+from loadlab.schema import COMPLETED, Report, Stage
+from loadlab.stats import mean, summarize
+
+ARTICLE_STARTUP = "the article, benchmark 2"
 
 
 @dataclass
@@ -29,6 +33,8 @@ class ServiceTimeProfile:
     provision_s: float = 127.0        # instance start (article benchmark 2)
     load_s: float = 43.0              # model load (article benchmark 2)
     source: str = ""
+    fitted_on: list[tuple[str, list[str]]] = field(default_factory=list)   # (report, stages) values came from
+    startup_from: str = ARTICLE_STARTUP   # where provision_s + load_s came from
 
     @property
     def cases(self) -> list[str]:
@@ -36,8 +42,7 @@ class ServiceTimeProfile:
 
     def mean_service_s(self, case: str) -> float:
         if case in self.service_samples:
-            s = self.service_samples[case]
-            return sum(s) / len(s)
+            return mean(self.service_samples[case])
         return self.service_normal[case][0]
 
     def sampler(self, rng: random.Random):
@@ -71,8 +76,9 @@ class ServiceTimeProfile:
         return {"profile": self.name, "source": self.source,
                 "service_mean_s": {c: round(self.mean_service_s(c), 4) for c in self.cases},
                 "samples": {c: len(v) for c, v in self.service_samples.items()},
-                "overhead_mean_s": {c: (sum(v) / len(v) if v else 0.0) for c, v in self.overhead_samples.items()},
-                "provision_s": self.provision_s, "load_s": self.load_s}
+                "overhead_mean_s": {c: (mean(v) if v else 0.0) for c, v in self.overhead_samples.items()},
+                "provision_s": self.provision_s, "load_s": self.load_s, "startup_from": self.startup_from,
+                "fitted_on": [{"report": r, "stages": st} for r, st in self.fitted_on]}
 
 
 def builtin(name: str) -> ServiceTimeProfile:
@@ -85,41 +91,72 @@ def builtin(name: str) -> ServiceTimeProfile:
                               source=f"quoted from the article ({article.SOURCE}), benchmarks 1-2")
 
 
-def from_report(report: Report, fit: str = "empirical", stage: str = "n1") -> ServiceTimeProfile:
-    """Service times from a measured report. stage='n1': the concurrency-1 stage(s) when present (the
+def fit_stages(report: Report, stage: str = "n1") -> list[Stage]:
+    """The stages service times are taken from. stage='n1': the concurrency-1 stage(s) when present (the
     single-request part), else all stages; stage='all': every stage."""
-    stages = report.stages
     if stage == "n1":
-        ones = [s for s in stages if (s.concurrency or 1) == 1]
-        stages = ones or stages
+        ones = [s for s in report.stages if (s.concurrency or 1) == 1]
+        return ones or list(report.stages)
+    return list(report.stages)
+
+
+def from_report(report: Report, fit: str = "empirical", stage: str = "n1") -> ServiceTimeProfile:
+    """Service times from one measured report (see `from_reports`)."""
+    return from_reports([report], fit, stage)
+
+
+def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1") -> ServiceTimeProfile:
+    """Service times, client overhead and replica start-up from measured reports (calibration runs).
+
+    Per case, the `service_s` of completed jobs of each report's `fit_stages` (a job that met a cold
+    start is left out when warm ones exist: the start is modelled on its own). The overhead is
+    e2e - queue - service. The start-up comes from the first report that measured one: a replicated run's
+    replica intervals (start -> ready, the mean) or a cold-start run's process start + model load."""
     service: dict[str, list[float]] = {}
+    cold: dict[str, list[float]] = {}
     overhead: dict[str, list[float]] = {}
-    for st in stages:
-        for job in st.jobs:
-            if job.status != COMPLETED:
-                continue
-            s = job.service_s if job.service_s is not None else job.e2e_s
-            if s is None:
-                continue
-            service.setdefault(job.case, []).append(float(s))
-            if job.e2e_s is not None and job.service_s is not None:
-                over = job.e2e_s - job.service_s - (job.queue_s or 0.0)
-                overhead.setdefault(job.case, []).append(max(0.0, float(over)))
+    fitted_on: list[tuple[str, list[str]]] = []
+    for report in reports:
+        stages = fit_stages(report, stage)
+        fitted_on.append((report.name, [st.name for st in stages]))
+        for st in stages:
+            for job in st.jobs:
+                if job.status != COMPLETED:
+                    continue
+                s = job.service_s if job.service_s is not None else job.e2e_s
+                if s is None:
+                    continue
+                (cold if job.cold_start else service).setdefault(job.case, []).append(float(s))
+                if job.e2e_s is not None and job.service_s is not None:
+                    over = job.e2e_s - job.service_s - (job.queue_s or 0.0)
+                    overhead.setdefault(job.case, []).append(max(0.0, float(over)))
+    for case, values in cold.items():
+        service.setdefault(case, values)          # only cold samples of this case: better than none
+    names = ", ".join(r.name for r in reports)
     if not service:
-        raise ValueError(f"report {report.name!r} has no completed job with a service time")
-    prof = ServiceTimeProfile(name=f"report:{report.name}", overhead_samples=overhead,
-                              source=f"measured report {report.name} ({report.path or ''})")
+        raise ValueError(f"report(s) {names} have no completed job with a service time")
+    prof = ServiceTimeProfile(name=f"report:{names}", overhead_samples=overhead,
+                              source="measured report(s) " + ", ".join(f"{r.name} ({r.path or ''})" for r in reports),
+                              fitted_on=fitted_on)
     if fit == "normal":
         for case, vals in service.items():
-            mean = sum(vals) / len(vals)
-            std = (sum((v - mean) ** 2 for v in vals) / max(1, len(vals) - 1)) ** 0.5
-            prof.service_normal[case] = (mean, std)
+            fitted = summarize(vals, percentiles=())
+            prof.service_normal[case] = (fitted["mean"], fitted["std"])
     else:
         prof.service_samples = service
-    cs = (report.coldstart or {}).get("stages_s") or {}
-    if cs:
-        prof.provision_s = float(cs.get("instance_start") or cs.get("process_start") or 0.0)
-        prof.load_s = float(cs.get("model_load") or cs.get("load") or 0.0)
+    for report in reports:
+        startups = [i.ready - i.start for i in (report.replicas.intervals if report.replicas else [])
+                    if i.ready is not None]
+        cs = (report.coldstart or {}).get("stages_s") or {}
+        if startups:
+            prof.provision_s, prof.load_s = mean(startups), 0.0
+            prof.startup_from = f"replica start -> ready in {report.name} ({len(startups)} replicas)"
+            break
+        if cs:
+            prof.provision_s = float(cs.get("instance_start") or cs.get("process_start") or 0.0)
+            prof.load_s = float(cs.get("model_load") or cs.get("load") or 0.0)
+            prof.startup_from = f"cold start of {report.name}"
+            break
     return prof
 
 

@@ -1,78 +1,111 @@
-"""`python -m simulator sweep`: for each monthly volume, every deployment setting below; the cheapest one
-meeting the p95 SLO (and every request served), the runner-up and why; a cost-vs-volume PNG with the
-local-GPU break-even point; the table as JSON (reports/simulated/sweep.json) for the HTML report.
+"""`python -m simulator sweep`: for each monthly volume, every setting of `SETTINGS` (named scenarios of
+simulator/scenarios.py); the cheapest one meeting the p95 SLO (and losing at most 0.1 % of requests),
+the runner-up and why; a cost-vs-volume PNG with the local-GPU break-even point.
 
-Settings tried (Vertex: dedicated endpoint, T4 + n1-standard-4, seed-t4 profile unless --profile):
-  local-1gpu, local-2gpu, local-1gpu-batch3 (micro-batches of 3, each extra job +70% of one)
-  vertex-article     9-18h min=1 max=3, night min=0 max=1 (scale-to-zero rules)
-  vertex-zero        min=0 max=3 all day (scale-to-zero preview)
-  vertex-always1     min=1 max=3 all day (what a GA endpoint allows)
-  vertex-big         9-18h min=1 max=8, night min=0 max=2
-  ... each Vertex setting also with spot (-spot)
-  hybrid-article     vertex-article first, local GPU on failure / after 120 s not started
+Output: a `loadlab.schema.Report` with role "sweep" (reports/simulated/sweep.json). Its `extra` holds:
+  slo_p95_s              float, the SLO in s
+  volumes                list[int], requests per month
+  rows                   list[SweepRow]: one per (volume, setting), the figures of a simulated month (with
+                         --replications N: means over N months, cost and p95 with 95 % intervals)
+  recommendations        list[Recommendation]: one per volume (whether the runner-up is within the interval)
+  break_even_per_month   float | None: where the cheapest Vertex setting meeting the SLO costs as much
+                         as local-1gpu (log-interpolated between volumes)
+  png                    str: the plot's path
+Prices, case mix, cache and seed are in `config.simulation`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
-from simulator.deployments.vertex import VertexConfig, fixed_schedule, hours_schedule
+from loadlab.schema import Report, RunConfig, SimulationConfig
+from loadlab.stats import mean, mean_ci95
+from simulator.engine import run_month
 from simulator.pricing import load_prices
 from simulator.profiles import builtin, load_profile
-from simulator.run import Scenario, progress_bar, run_month
-from simulator.workload import MonthlyWorkload, parse_case_mix
+from simulator.scenarios import Scenario, scenario
+from simulator.workload import MonthlyWorkload
 
-VERTEX_SCHEDULES = {
-    "vertex-article": ((1, 3), (0, 1)),
-    "vertex-zero": ((0, 3), (0, 3)),
-    "vertex-always1": ((1, 3), (1, 3)),
-    "vertex-big": ((1, 8), (0, 2)),
-}
+SETTINGS = ["local-1gpu", "local-2gpu", "local-1gpu-batch3",
+            "vertex-article", "vertex-article-spot", "vertex-zero", "vertex-zero-spot",
+            "vertex-always1", "vertex-always1-spot", "vertex-big", "vertex-big-spot",
+            "ray-zero", "ray-always1", "hybrid-article"]
+
+
+class SweepRow(TypedDict):
+    volume: int
+    setting: str
+    kind: str
+    served: int
+    failed: int
+    rejected: int
+    in_flight: int
+    arrivals: int
+    p95_s: float | None
+    mean_s: float | None
+    monthly_cost: float
+    cost_per_request: float | None
+    replica_hours: float
+    cold_start_share: float | None
+    replications: int                 # months simulated (seeds seed ..): the figures above are their means
+    monthly_cost_ci95: float | None   # half-width of the 95 % interval of the mean (None: one replication)
+    p95_ci95: float | None
+
+
+class Recommendation(TypedDict, total=False):
+    volume: int
+    recommended: str | None
+    cost: float
+    cost_ci95: float | None
+    p95_s: float
+    runner_up: str | None
+    runner_up_cost: float | None
+    runner_up_within_ci95: bool | None   # the two cost intervals overlap: the simulation does not separate them
+    why: str
 
 
 def settings() -> list[str]:
-    names = ["local-1gpu", "local-2gpu", "local-1gpu-batch3"]
-    for v in VERTEX_SCHEDULES:
-        names += [v, f"{v}-spot"]
-    return names + ["hybrid-article"]
+    return list(SETTINGS)
 
 
-def scenario(name: str, prices: dict, profile: str | None, fit: str) -> Scenario:
+def base(prices: dict, profile: str | None, fit: str) -> Scenario:
     local_p, vertex_p = builtin("seed-3090"), builtin("seed-t4")
     if profile:
         local_p = vertex_p = load_profile(profile, fit)
-    base = dict(name=name, local_profile=local_p, vertex_profile=vertex_p, prices=prices)
-    if name.startswith("local"):
-        gpus = 2 if "2gpu" in name else 1
-        batch = 3 if "batch3" in name else 1
-        return Scenario(kind="local", gpus=gpus, max_batch=batch, batch_marginal=0.7, **base)
-    if name == "hybrid-article":
-        return Scenario(kind="hybrid", vertex=VertexConfig(), **base)
-    key = name.removesuffix("-spot")
-    business, night = VERTEX_SCHEDULES[key]
-    sched = fixed_schedule(*business) if business == night else hours_schedule(business, night)
-    return Scenario(kind="vertex", vertex=VertexConfig(schedule=sched, spot=name.endswith("-spot")), **base)
+    return Scenario(local_profile=local_p, vertex_profile=vertex_p, prices=prices)
 
 
-def _one(task: dict) -> dict[str, Any]:
-    prices = task["prices"]
-    sc = scenario(task["setting"], prices, task["profile"], task["fit"])
-    wl = MonthlyWorkload(monthly=task["volume"], case_mix=task["case_mix"], cache_hit_ratio=task["cache_hit_ratio"],
-                         cache_ttl_s=task["cache_ttl"], days=task["days"])
-    r = run_month(sc, wl, seed=task["seed"])
+def _one(task: dict) -> SweepRow:
+    sc = scenario(task["setting"], base(task["prices"], task["profile"], task["fit"]))
+    r = run_month(sc, replace(task["workload"], monthly=task["volume"]), seed=task["seed"])
     return {"volume": task["volume"], "setting": task["setting"], "kind": sc.kind, "served": r["served"],
             "failed": r["failed"], "rejected": r["rejected"], "in_flight": r["in_flight"], "arrivals": r["arrivals"],
             "p95_s": r["latency_s"]["p95"], "mean_s": r["latency_s"]["mean"], "monthly_cost": r["monthly_cost"],
             "cost_per_request": r["cost_per_request"], "replica_hours": r["replica_hours"],
-            "cold_start_share": r["cold_start_share"]}
+            "cold_start_share": r["cold_start_share"], "replications": 1, "monthly_cost_ci95": None,
+            "p95_ci95": None}
 
 
-def recommend(rows: list[dict], slo_p95: float) -> list[dict]:
+def combine(runs: list[SweepRow]) -> SweepRow:
+    """One row from the replications of a (volume, setting): means, and 95 % intervals of cost and p95."""
+    if len(runs) == 1:
+        return runs[0]
+    row = dict(runs[0])
+    for key in ("served", "failed", "rejected", "in_flight", "arrivals", "mean_s", "cost_per_request",
+                "replica_hours", "cold_start_share"):
+        row[key] = mean(v for r in runs if (v := r[key]) is not None)
+    row["monthly_cost"], row["monthly_cost_ci95"] = mean_ci95([r["monthly_cost"] for r in runs])
+    row["p95_s"], row["p95_ci95"] = mean_ci95([r["p95_s"] for r in runs if r["p95_s"] is not None])
+    row["replications"] = len(runs)
+    return row  # type: ignore[return-value]
+
+
+def recommend(rows: list[SweepRow], slo_p95: float) -> list[Recommendation]:
     out = []
     for volume in sorted({r["volume"] for r in rows}):
         cands = [r for r in rows if r["volume"] == volume]
@@ -86,15 +119,24 @@ def recommend(rows: list[dict], slo_p95: float) -> list[dict]:
         first = ok[0]
         second = ok[1] if len(ok) > 1 else None
         why = f"{first['setting']}: ${first['monthly_cost']:.2f}/month, p95 {first['p95_s']:.0f} s"
+        within = None
+        if first.get("monthly_cost_ci95") is not None:
+            why += f" (+- ${first['monthly_cost_ci95']:.2f}, 95 % over {first['replications']} months)"
         if second:
             why += (f"; runner-up {second['setting']} costs ${second['monthly_cost'] - first['monthly_cost']:.2f} more "
                     f"(p95 {second['p95_s']:.0f} s)")
+            if first.get("monthly_cost_ci95") is not None and second.get("monthly_cost_ci95") is not None:
+                within = (second["monthly_cost"] - second["monthly_cost_ci95"]
+                          <= first["monthly_cost"] + first["monthly_cost_ci95"])
+                if within:
+                    why += ", within the 95 % interval of the recommended cost: the simulation does not separate them"
         failing = [r["setting"] for r in cands if not _meets(r, slo_p95) and r["monthly_cost"] < first["monthly_cost"]]
         if failing:
             why += f"; cheaper but missing the SLO or losing requests: {', '.join(failing)}"
         out.append({"volume": volume, "recommended": first["setting"], "cost": first["monthly_cost"],
-                    "p95_s": first["p95_s"], "runner_up": second and second["setting"],
-                    "runner_up_cost": second and second["monthly_cost"], "why": why})
+                    "cost_ci95": first.get("monthly_cost_ci95"), "p95_s": first["p95_s"],
+                    "runner_up": second and second["setting"], "runner_up_cost": second and second["monthly_cost"],
+                    "runner_up_within_ci95": within, "why": why})
     return out
 
 
@@ -149,31 +191,43 @@ def plot(rows: list[dict], slo: float, be: float | None, path: Path) -> None:
     plt.close(fig)
 
 
-def sweep(volumes: list[int], slo: float, prices: dict, case_mix: dict, cache_hit_ratio: float = 0.0,
-          cache_ttl: float = 86400.0, days: float = 30.0, seed: int = 1, profile: str | None = None,
-          fit: str = "empirical", processes: int = 2, only: list[str] | None = None,
-          progress=None) -> dict[str, Any]:
-    tasks = [{"volume": v, "setting": s, "prices": prices, "profile": profile, "fit": fit, "case_mix": case_mix,
-              "cache_hit_ratio": cache_hit_ratio, "cache_ttl": cache_ttl, "days": days, "seed": seed}
-             for v in volumes for s in (only or settings())]
+def sweep(volumes: list[int], slo: float, prices: dict, workload: MonthlyWorkload, seed: int = 1,
+          profile: str | None = None, fit: str = "empirical", processes: int = 2, only: list[str] | None = None,
+          progress: bool = False, replications: int = 1) -> Report:
+    """Every setting at every volume, `replications` months each (seeds seed, seed + 1, ...); `workload`
+    gives everything but the volume (case mix, cache, hour/day weights, bursts, days)."""
+    if replications < 1:
+        raise ValueError("--replications must be >= 1")
+    tasks = [{"volume": v, "setting": s, "prices": prices, "profile": profile, "fit": fit, "workload": workload,
+              "seed": seed + i}
+             for v in volumes for s in (only or settings()) for i in range(replications)]
     tasks.sort(key=lambda t: -t["volume"])   # big ones first for a balanced pool
-    rows = []
-    if processes > 1:
-        with ProcessPoolExecutor(processes) as pool:
-            futures = [pool.submit(_one, t) for t in tasks]
-            for fut in as_completed(futures):
-                rows.append(fut.result())
-                if progress:
-                    progress(len(rows), len(tasks))
-    else:
-        for t in tasks:
-            rows.append(_one(t))
-            if progress:
-                progress(len(rows), len(tasks))
-    rows.sort(key=lambda r: (r["volume"], r["setting"]))
-    return {"slo_p95_s": slo, "volumes": volumes, "rows": rows, "recommendations": recommend(rows, slo),
-            "break_even_per_month": break_even(rows, slo), "prices": prices, "case_mix": case_mix,
-            "cache_hit_ratio": cache_hit_ratio, "seed": seed, "origin": "simulated"}
+    rows: list[SweepRow] = []
+    from tqdm import tqdm
+    with tqdm(total=len(tasks), desc="  sweep runs", unit="run", disable=not progress) as bar:
+        if processes > 1:
+            with ProcessPoolExecutor(processes) as pool:
+                for fut in as_completed([pool.submit(_one, t) for t in tasks]):
+                    rows.append(fut.result())
+                    bar.update()
+        else:
+            for t in tasks:
+                rows.append(_one(t))
+                bar.update()
+    by_key: dict[tuple[int, str], list[SweepRow]] = {}
+    for row in rows:
+        by_key.setdefault((row["volume"], row["setting"]), []).append(row)
+    rows = [combine(by_key[key]) for key in sorted(by_key)]
+    simulation = SimulationConfig(seed=seed, days=workload.days, case_mix=workload.case_mix,
+                                  cache_hit_ratio=workload.cache_hit_ratio, cache_ttl_s=workload.cache_ttl_s,
+                                  hour_weights=workload.hour_weights, day_weights=workload.day_weights,
+                                  prices=prices, replications=replications if replications > 1 else None)
+    return Report(role="sweep", kind="simulated", name="sweep", target="+".join(only or SETTINGS),
+                  config=RunConfig(driver="simulator sweep", simulation=simulation),
+                  environment={"simulator": "simpy", "seed": seed},
+                  model={"profile": profile or "seed-3090 (local), seed-t4 (Vertex)", "fit": fit},
+                  extra={"slo_p95_s": slo, "volumes": volumes, "rows": rows, "recommendations": recommend(rows, slo),
+                         "break_even_per_month": break_even(rows, slo)})
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -187,11 +241,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise ValueError("--slo-p95 must be > 0 s")
     if args.profile:
         load_profile(args.profile, args.fit)     # fail early on a bad path
+    from simulator.month import workload_from
+
     prices = load_prices(args.prices, args.price)
     print(f"sweep: {len(volumes)} volumes x {len(settings())} settings on {args.processes} processes ...", flush=True)
-    result = sweep(volumes, args.slo_p95, prices, parse_case_mix(args.case_mix), args.cache_hit_ratio, args.cache_ttl,
-                   args.days, args.seed, args.profile, args.fit, args.processes,
-                   progress=progress_bar("sweep runs"))
+    report = sweep(volumes, args.slo_p95, prices, workload_from(args, 0), args.seed, args.profile, args.fit,
+                   args.processes, progress=True, replications=args.replications)
+    result = report.extra
     print(f"{'volume':>8}  {'recommended':<22} {'$/month':>9} {'p95 s':>7}  runner-up / why")
     for rec in result["recommendations"]:
         print(f"{rec['volume']:>8,}  {rec['recommended'] or '-':<22} {rec.get('cost') or 0:>9.2f} "
@@ -199,9 +255,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     be = result["break_even_per_month"]
     print("local-GPU break-even: " + (f"~{be:,.0f} requests/month" if be else "not within the volumes swept"))
     out = args.out or Path("reports/simulated/sweep.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
     plot(result["rows"], args.slo_p95, be, args.png)
     result["png"] = str(args.png)
-    out.write_text(json.dumps(result, indent=1))
+    report.save(out)
     print(f"table: {out}\nplot: {args.png}")
     return 0

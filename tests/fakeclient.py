@@ -6,8 +6,7 @@ Each process holds one simulated FIFO worker: jobs queue for it and take `LOADLA
 seconds each (default 0.2), so a run against it is a single-server queue with a fixed service time
 whose figures are known analytically; a negative value rejects every job (429). With `LOADLAB_FAKE_HTTP=1`
 each job also makes one real HTTP GET to the client's URL (a tiny local endpoint), so the load
-generator does a real client's network work (the dispatch-lateness benchmark, `locustfiles/lateness.py`).
-Not a measurement of the service."""
+generator does a real client's network work (the dispatch-lateness benchmark, `locustfiles/lateness.py`)."""
 
 from __future__ import annotations
 

@@ -116,23 +116,26 @@ def test_web_ui_rerun_with_other_cases_runs_and_records_every_job(tmp_path):
         stop(ui)
 
 
-def test_a_job_that_raises_outside_the_client_call_is_a_failed_job(tmp_path):
+@pytest.mark.parametrize("load, stage", [
+    (["--stages", "2", "--jobs-per-user", "1"], "u=2"),
+    (["--arrival", "constant", "--rates", "2", "--stage-seconds", "1"], "r=2/s"),
+], ids=["burst", "open-loop"])
+def test_a_job_that_raises_outside_the_client_call_is_a_failed_job(tmp_path, load, stage):
     """`--target fallback` with no URL makes building the client raise (ValueError): each job is
-    recorded as failed with the reason, and the burst stage ends instead of waiting forever."""
+    recorded as failed with the reason, and the stage ends instead of waiting forever."""
     out = tmp_path / "report.json"
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "--host", " , ", "--target", "fallback",
-             "--stages", "2", "--jobs-per-user", "1", "--cases", "light", "--report-out", str(out),
-             "--json-file", str(tmp_path / "run")],
+             *load, "--cases", "light", "--report-out", str(out), "--json-file", str(tmp_path / "run")],
             cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired:
-        pytest.fail("the burst stage waited for jobs that were never recorded")
+        pytest.fail("the stage waited for jobs that were never recorded")
     assert proc.returncode == 1, proc.stderr[-3000:]  # Locust's exit code when requests failed
-    jobs = Report.load(out).stage("u=2").jobs
+    jobs = Report.load(out).stage(stage).jobs
     assert len(jobs) == 2 and all(j.status == "failed" and "fallback needs" in j.error for j in jobs)
     stats = {e["name"]: e for e in json.loads((tmp_path / "run.json").read_text())}
-    assert stats["light [u=2]"]["num_failures"] == 2
+    assert stats[f"light [{stage}]"]["num_failures"] == 2
 
 
 def test_a_burst_stage_has_an_upper_bound_by_default():

@@ -160,3 +160,28 @@ def test_distributed_master_and_two_workers_on_loopback(server_url, tmp_path):
     jobs = report.stage("u=2").jobs
     assert len(jobs) == 2 and all(j.status == "completed" for j in jobs)
     assert len({j.extra["generator"] for j in jobs}) == 2  # one user on each worker
+
+
+def test_open_loop_poisson_against_the_server_records_every_arrival(server_url, tmp_path):
+    """Open loop with the real LocalClient: a client per job in flight, every planned arrival
+    recorded from its scheduled time, raw HTTP calls as their own entries."""
+    from locustfiles.arrivals import OpenLoopPlan
+
+    out = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "--host", server_url,
+         "--arrival", "poisson", "--rates", "1.5", "--stage-seconds", "4", "--seed", "4", "--cases", "light",
+         "--slo-e2e", "30", "--report-out", str(out), "--json-file", str(tmp_path / "run")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    plan = OpenLoopPlan(arrival="poisson", rates=[1.5], stage_seconds=4, cases=["light"], seed=4)
+    report = Report.load(out)
+    stage = report.stage("r=1.5/s")
+    assert len(stage.jobs) == len(plan.arrivals()) >= 2
+    for job in stage.jobs:
+        assert job.status == "completed", job.error
+        assert job.scheduled is not None and 0 <= job.lateness_s < 0.5 and job.service_s > 0
+        assert job.e2e_s == pytest.approx(job.finished - job.scheduled, abs=1e-3)
+    assert stage.summary["slo_attainment"] is not None and stage.arrival_rate_per_s == 1.5
+    names = {(e["method"], e["name"]) for e in json.loads((tmp_path / "run.json").read_text())}
+    assert ("job", "light [r=1.5/s]") in names and ("http", "POST /api/decompose") in names

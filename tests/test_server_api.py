@@ -12,7 +12,10 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from server_helpers import (
+
+from server.app import create_app
+from server.settings import Settings
+from tests.server_helpers import (
     AppClients,
     FakeModel,
     assert_error,
@@ -21,9 +24,6 @@ from server_helpers import (
     upload,
     wait_done,
 )
-
-from server.app import create_app
-from server.settings import Settings
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import time
 
 import pytest
 import requests
-from server_helpers import png
 
 from server.process import ServerProcess
+from tests.server_helpers import png
 
 pytestmark = pytest.mark.slow
 KEY = "process-test-key"

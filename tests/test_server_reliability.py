@@ -10,7 +10,9 @@ import subprocess
 import threading
 
 import pytest
-from server_helpers import (
+
+from server.process import ServerProcess
+from tests.server_helpers import (
     AppClients,
     FakeModel,
     assert_error,
@@ -21,8 +23,6 @@ from server_helpers import (
     wait_done,
     wait_status,
 )
-
-from server.process import ServerProcess
 
 PREDICT = "/v1/projects/p/locations/l/endpoints/e:predict"
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import requests
 import uvicorn
-from server_helpers import FakeModel
 
 from server.app import create_app
 from server.process import free_port
 from server.settings import Settings
+from tests.server_helpers import FakeModel
 
 pytestmark = pytest.mark.slow
 KEY = "schemathesis-key"

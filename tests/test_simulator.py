@@ -12,11 +12,12 @@ import pytest
 import simpy
 
 from simulator.__main__ import main
+from simulator.autoscaling.vertex import fixed_schedule
 from simulator.deployments import LocalGPU, VertexConfig, VertexEndpoint
-from simulator.deployments.vertex import fixed_schedule
+from simulator.engine import run_month
 from simulator.ledger import Job, Ledger
 from simulator.pricing import DEFAULT_PRICES, article_naive_cost, billed_seconds, replica_price_per_hour
-from simulator.run import Scenario, run_month
+from simulator.scenarios import Scenario
 from simulator.workload import MonthlyWorkload
 
 
@@ -124,8 +125,8 @@ def test_replica_up_one_hour_is_billed_one_hour():
     env.run(until=3600)
     assert len(ep.replicas) == 1 and ep.replicas[0].started_at == 0
     price = DEFAULT_PRICES["machine_per_hour"] + DEFAULT_PRICES["accelerator_per_hour"]
-    assert ep.cost(3600)["monthly"] == pytest.approx(price, abs=1e-12)
-    assert ep.cost(3601)["monthly"] == pytest.approx(price * 3630 / 3600)   # 30 s increments
+    assert ep.cost(3600)["usage"] == pytest.approx(price, abs=1e-12)
+    assert ep.cost(3601)["usage"] == pytest.approx(price * 3630 / 3600)   # 30 s increments
     assert billed_seconds(3600.0, 30) == 3600.0
     assert replica_price_per_hour(DEFAULT_PRICES, spot=True) == pytest.approx(price * 0.3)
 
@@ -181,8 +182,11 @@ def test_help_documents_flags():
 
 def test_sweep_recommends_and_finds_break_even(tmp_path):
     from simulator.sweep import sweep
-    res = sweep([200, 20_000], slo=300.0, prices=dict(DEFAULT_PRICES), case_mix={"medium": 1.0}, days=3,
-                processes=1, only=["local-1gpu", "vertex-zero-spot", "vertex-always1"])
+    report = sweep([200, 20_000], slo=300.0, prices=dict(DEFAULT_PRICES),
+                   workload=MonthlyWorkload(monthly=0, case_mix={"medium": 1.0}, days=3),
+                   processes=1, only=["local-1gpu", "vertex-zero-spot", "vertex-always1"])
+    assert report.role == "sweep" and report.kind == "simulated"
+    res = report.extra
     recs = {r["volume"]: r for r in res["recommendations"]}
     assert recs[200]["recommended"] == "vertex-zero-spot"      # a few requests: pay only when up
     assert recs[20_000]["recommended"] == "local-1gpu"          # many: the fixed-cost GPU wins
@@ -190,18 +194,23 @@ def test_sweep_recommends_and_finds_break_even(tmp_path):
     assert 200 < res["break_even_per_month"] < 20_000
 
 
-def test_article_replay_numbers():
-    from simulator.article import replay
-    res = replay(seed=1, replications=5)
+def test_article_replay_numbers(tmp_path):
+    from loadlab.schema import Report
+    assert main(["article", "--out", str(tmp_path / "article.json")]) == 0
+    report = Report.load(tmp_path / "article.json")
+    assert report.role == "article" and report.kind == "simulated"
+    res = report.extra
     local = {row["concurrency"]: row for row in res["local"]}
+    # the simulated FIFO server lands on the closed form (N+1)/2 x S, not on the article's means
     assert local[5]["fifo_simulated_mean_s"] == pytest.approx(3 * 28.7, rel=0.05)
-    assert local[10]["processor_sharing_mean_s"] == pytest.approx(287.0)
+    assert local[10]["fifo_simulated_mean_s"] == pytest.approx(5.5 * 28.7, rel=0.05)
     assert local[10]["quoted_over_fifo"] > 1.7
+    assert local[20]["bounded_queue_16"]["served"] == 16 and local[20]["bounded_queue_16"]["rejected"] == 4
     assert res["vertex"]["three_warm_replicas_simulated_mean_s"] > 2.5 * res["vertex"]["quoted_mean_s"]
     assert res["cost"]["replica_second_bill"]["spot"]["monthly"] > 5 * res["cost"]["optimized_formula"]["monthly"]
 
 
-@pytest.mark.parametrize("command", ["", "run", "sweep", "validate", "article", "bench"])
+@pytest.mark.parametrize("command", ["", "run", "sweep", "validate", "trace", "article", "bench"])
 def test_every_help_renders(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"] if command else ["--help"])

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import random
 
 from loadlab.cases import ARTICLE_CASES
-from loadlab.schema import Case, JobRecord, LoadConfig, Report, RunConfig, ServerConfig, Stage
+from loadlab.schema import Case, ErrorRow, JobRecord, LoadConfig, Report, RunConfig, ServerConfig, Stage
 from simulator.__main__ import main
 
 OVERHEAD_S = 0.3
@@ -46,16 +45,26 @@ def fifo_report(path, scale_concurrent: float = 1.0, seed: int = 11, workers: in
     return str(path)
 
 
+def errors(path, metric: str) -> dict[str, ErrorRow]:
+    """The validation report's error rows of one metric, by stage."""
+    report = Report.load(path)
+    assert report.role == "validation" and report.kind == "simulated"
+    return {e.stage: e for e in report.errors if e.metric == metric}
+
+
 def test_known_fifo_process_validates_with_small_error(tmp_path, capsys):
     measured = fifo_report(tmp_path / "known.json")
     out = tmp_path / "sim.json"
     rc = main(["validate", "--measured", measured, "--max-error", "10", "--replications", "20", "--out", str(out)])
     text = capsys.readouterr().out
     assert rc == 0, text
-    table = json.loads((tmp_path / "validation-known.json").read_text())
-    for stage in table["stages"]:
-        assert abs(stage["error_pct"]["mean"]) < 5, stage
-    assert Report.load(out).kind == "simulated"
+    means = errors(out, "mean_s")
+    assert set(means) == {"u=1", "u=5", "u=10", "u=20"}
+    for row in means.values():
+        assert abs(row.error) < 0.05, row
+    # the u=1 stage gave the service times: shown, never scored
+    assert not means["u=1"].scored and all(means[s].scored for s in ("u=5", "u=10", "u=20"))
+    assert [s.name for s in Report.load(out).stages] == ["u=1", "u=5", "u=10", "u=20"]
     assert "u=20" in text
 
 
@@ -70,8 +79,8 @@ def test_doubled_latencies_give_large_error_and_nonzero_exit(tmp_path, capsys):
     measured = fifo_report(tmp_path / "doubled.json", scale_concurrent=2.0)
     rc = main(["validate", "--measured", measured, "--max-error", "10", "--out", str(tmp_path / "s.json")])
     assert rc == 1
-    table = json.loads((tmp_path / "validation-doubled.json").read_text())
-    assert all(s["error_pct"]["mean"] < -40 for s in table["stages"] if s["concurrency"] > 1)
+    means = errors(tmp_path / "s.json", "mean_s")
+    assert all(means[s].error < -0.40 for s in ("u=5", "u=10", "u=20"))
     assert "FAIL" in capsys.readouterr().out
 
 
@@ -97,8 +106,7 @@ def test_closed_loop_stage_and_missing_config_keys(tmp_path):
     rep.save(tmp_path / "closed.json")
     rc = main(["validate", "--measured", str(tmp_path / "closed.json"), "--max-error", "10",
                "--out", str(tmp_path / "s.json")])
-    table = json.loads((tmp_path / "validation-closed.json").read_text())
-    assert rc == 0, table["rows"]
+    assert rc == 0, Report.load(tmp_path / "s.json").errors
 
 
 def test_unreadable_report_is_a_user_error(tmp_path, capsys):

@@ -3,14 +3,24 @@ started on Vertex within `fallback_after_s` (the article's announced next step).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import simpy
+
+from simulator.deployments.base import Cost
+from simulator.deployments.local import LocalGPU
+from simulator.deployments.vertex import VertexEndpoint
 
 
 class Hybrid:
-    def __init__(self, env: simpy.Environment, vertex, local, fallback_after_s: float | None = 120.0):
-        self.env, self.vertex, self.local, self.fallback_after_s = env, vertex, local, fallback_after_s
+    """`make_vertex(on_fail)` builds the Vertex endpoint with this hybrid's fallback as its failure
+    handler, so the two are wired when constructed."""
+
+    def __init__(self, env: simpy.Environment, local: LocalGPU,
+                 make_vertex: Callable[[Callable], VertexEndpoint], fallback_after_s: float | None = 120.0):
+        self.env, self.local, self.fallback_after_s = env, local, fallback_after_s
         self.fallbacks = 0
-        vertex.on_fail = self._to_local
+        self.vertex = make_vertex(self._to_local)
 
     def submit(self, job) -> None:
         self.vertex.submit(job)
@@ -22,10 +32,10 @@ class Hybrid:
         job.error = f"fell back: {error}"
         self.local.submit(job)
 
-    def cost(self, horizon_s: float) -> dict:
+    def cost(self, horizon_s: float) -> Cost:
         v, lo = self.vertex.cost(horizon_s), self.local.cost(horizon_s)
-        return {"monthly": v["monthly"] + lo["monthly"], "vertex": v["monthly"], "local": lo["monthly"],
-                "replica_hours_billed": v["replica_hours_billed"]}
+        return {"usage": v["usage"], "fixed_per_month": lo["fixed_per_month"], "vertex": v["usage"],
+                "local": lo["fixed_per_month"], "replica_hours_billed": v["replica_hours_billed"]}
 
     def stats(self, horizon_s: float) -> dict:
         s = self.vertex.stats(horizon_s)

@@ -1,13 +1,17 @@
 """The local GPU server: k GPUs (workers) pulling from one FIFO queue, optional queue bound (arrivals
 finding `queue_limit` jobs waiting are rejected, like the server's 429), optional micro-batching
 (a worker takes up to `max_batch` waiting jobs of the same case; a batch of b takes
-S x (1 + batch_marginal x (b - 1)), S one sampled single-job time), fixed monthly cost per GPU."""
+S x (1 + batch_marginal x (b - 1)), S one sampled single-job time), fixed monthly cost per GPU.
+
+The queue is a SimPy `Store`; a worker collects same-case followers for its batch from the Store's
+public `items` list (the jobs nobody has taken yet)."""
 
 from __future__ import annotations
 
 import simpy
 
 from loadlab.schema import REJECTED
+from simulator.deployments.base import Cost
 
 
 class LocalGPU:
@@ -30,11 +34,8 @@ class LocalGPU:
             return
         self.queue.put(job)
 
-    def withdraw(self, job) -> bool:
-        return False
-
-    def cost(self, horizon_s: float) -> dict:
-        return {"monthly": self.fixed_per_month * self.gpus, "fixed_per_month": self.fixed_per_month * self.gpus}
+    def cost(self, horizon_s: float) -> Cost:
+        return {"usage": 0.0, "fixed_per_month": self.fixed_per_month * self.gpus}
 
     def stats(self, horizon_s: float) -> dict:
         return {"gpus": self.gpus, "utilisation": self.busy_s / (self.gpus * horizon_s) if horizon_s else None,

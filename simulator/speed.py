@@ -12,8 +12,8 @@ import time
 
 import simpy
 
-from simulator.deployments.vertex import VertexConfig, fixed_schedule
-from simulator.run import Scenario, run_month
+from simulator.engine import run_month
+from simulator.scenarios import scenario
 from simulator.workload import MonthlyWorkload
 
 
@@ -46,8 +46,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"bare SimPy M/M/1 loop: {n_bare:,} requests in {bare:.2f} s = {1e6 * per_bare:.2f} us/request")
     wl = MonthlyWorkload(monthly=n)
     ratios = {}
-    for sc in (Scenario(kind="local", name="local-48gpu", gpus=48),
-               Scenario(kind="vertex", name="vertex-1..40", vertex=VertexConfig(schedule=fixed_schedule(1, 40)))):
+    for sc in (scenario("local-48gpu"), scenario("vertex-1to40")):
         t0 = time.perf_counter()
         r = run_month(sc, wl, seed=args.seed)
         wall = time.perf_counter() - t0

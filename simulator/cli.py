@@ -1,0 +1,182 @@
+"""The command line of `python -m simulator`: what each way of serving costs per month and what latency users see.
+
+Commands (the first is the default):
+  run       (default) simulate a month at --monthly requests for local / vertex / hybrid
+  sweep     several volumes x settings, cheapest setting meeting a p95 SLO, cost-vs-volume PNG
+  validate  replay the stages of a measured report, error % per stage
+  trace     an arrival trace (t_s,case CSV) drawn from the workload model, for Locust and `run --trace`
+  article   the source article's scenario replayed from its own figures
+  bench     speed of the simulator against a bare SimPy M/M/1 loop
+
+Every flag of a command, with units and defaults: python -m simulator COMMAND --help
+(e.g. python -m simulator run --help). Prices: simulator/pricing.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from simulator.pricing import PRICE_TABLE
+
+COMMANDS = {"run": "simulator.month:cmd_run", "sweep": "simulator.sweep:cmd_sweep",
+            "validate": "simulator.validate:cmd_validate", "trace": "simulator.trace_from_workload:cmd_trace",
+            "article": "simulator.article_replay:cmd_article", "bench": "simulator.speed:cmd_bench"}
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=1, help="random seed; same seed, same output (default 1)")
+    p.add_argument("--profile", default=None,
+                   help="service times: seed-3090 | seed-t4 | PATH of a measured report (default: seed-3090 "
+                        "for the local GPU, seed-t4 for Vertex)")
+    p.add_argument("--fit", choices=("empirical", "normal"), default="empirical",
+                   help="with a report profile: resample measured values (default) or a fitted normal")
+    p.add_argument("--prices", default=None, help="JSON file {key: value} overriding the price table")
+    p.add_argument("--price", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one price (repeatable): " + ", ".join(
+                       f"{key} ({p.unit}, default {p.value:g})" for key, p in PRICE_TABLE.items()))
+    p.add_argument("--out", type=Path, default=None, help="JSON output path (default under reports/simulated/)")
+
+
+def add_workload(p: argparse.ArgumentParser) -> None:
+    add_arrivals(p)
+    p.add_argument("--cache-hit-ratio", type=float, default=0.0,
+                   help="share of requests repeating earlier content, 0-1 (default 0; article: 0.2)")
+    p.add_argument("--cache-ttl", type=float, default=86400.0, help="cache TTL in s (default 86400, article)")
+
+
+def add_arrivals(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--case-mix", default="small=0.3,medium=0.5,large=0.2",
+                   help="case weights (default small=0.3,medium=0.5,large=0.2)")
+    p.add_argument("--hour-weights", default=None, help="24 comma-separated traffic weights by hour of day "
+                   "(default: 1.0 in 9-18h, less evening, 0.05 at night)")
+    p.add_argument("--day-weights", default=None, help="7 weights Monday..Sunday (default 1,1,1,1,1,0.3,0.3)")
+    p.add_argument("--bursts-per-day", type=float, default=0.0, help="bursts per day (default 0)")
+    p.add_argument("--burst-size", type=int, default=0, help="requests per burst, all at once (default 0)")
+    p.add_argument("--days", type=float, default=30.0, help="simulated days (default 30; cost scaled to 30 days)")
+
+
+def add_deployment(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--deployments", default="local,vertex,hybrid",
+                   help="which to run, comma-separated scenario names (default local,vertex,hybrid; any name of "
+                        "simulator/scenarios.py, e.g. vertex-zero-spot, local-2gpu)")
+    p.add_argument("--gpus", type=int, default=1, help="local GPUs (default 1)")
+    p.add_argument("--queue-limit", type=int, default=None, help="local queue bound, jobs waiting; over it -> rejected (default none)")
+    p.add_argument("--max-batch", type=int, default=1, help="local micro-batch size (default 1)")
+    p.add_argument("--batch-marginal", type=float, default=1.0,
+                   help="extra time of each further job in a batch, fraction of one job (default 1.0: no gain)")
+    p.add_argument("--business-min-max", default="1,3", help="Vertex min,max replicas 9-18h (default 1,3, article)")
+    p.add_argument("--night-min-max", default="0,1", help="Vertex min,max replicas 18-9h (default 0,1, article)")
+    p.add_argument("--target-utilisation", type=float, default=0.6, help="autoscaler target, 0-1 (default 0.6)")
+    p.add_argument("--window", type=float, default=60.0, help="autoscaler look-back window, s (default 60)")
+    p.add_argument("--scale-down-delay", type=float, default=300.0, help="scale-down stabilisation, s (default 300)")
+    p.add_argument("--idle-scaledown-period", type=float, default=3600.0,
+                   help="scale-to-zero: idle time before the last replica stops, 300..28800 s (default 3600)")
+    p.add_argument("--min-scaleup-period", type=float, default=3600.0,
+                   help="scale-to-zero: least up time after scaling from zero, 300..28800 s (default 3600)")
+    p.add_argument("--spot", action="store_true", help="spot replicas (price x (1 - spot_discount))")
+    p.add_argument("--preemptions-per-hour", type=float, default=0.0, help="spot preemption rate per replica-hour (default 0)")
+    p.add_argument("--stockout-probability", type=float, default=0.0, help="chance a spot replica cannot be obtained (default 0)")
+    p.add_argument("--endpoint", choices=("dedicated", "shared"), default="dedicated",
+                   help="Vertex endpoint: dedicated (3600 s, 10 MB) or shared public (60 s, 1.5 MB)")
+    p.add_argument("--ray-min-max", default="0,3", help="Ray Serve min,max replicas (default 0,3)")
+    p.add_argument("--ray-target-ongoing", type=float, default=1.0,
+                   help="Ray Serve target_ongoing_requests per replica (default 1: one pipeline call at a time)")
+    p.add_argument("--ray-max-ongoing", type=int, default=1, help="Ray Serve max_ongoing_requests per replica (default 1)")
+    p.add_argument("--ray-upscale-delay", type=float, default=30.0, help="Ray Serve upscale_delay_s (default 30, Ray's)")
+    p.add_argument("--ray-downscale-delay", type=float, default=600.0,
+                   help="Ray Serve downscale_delay_s (default 600, Ray's)")
+    p.add_argument("--ray-downscale-to-zero-delay", type=float, default=None,
+                   help="Ray Serve downscale_to_zero_delay_s, 1 -> 0 (default: the downscale delay)")
+    p.add_argument("--ray-look-back", type=float, default=30.0, help="Ray Serve look_back_period_s (default 30)")
+    p.add_argument("--ray-metrics-interval", type=float, default=10.0,
+                   help="Ray Serve metrics push interval, s (default 10, Ray's)")
+    p.add_argument("--ray-graceful-timeout", type=float, default=300.0,
+                   help="Ray Serve graceful_shutdown_timeout_s: a stopping replica's jobs are killed after it "
+                        "(default 300, above a Large job on a T4; Ray's own default is 20)")
+    p.add_argument("--fallback-after", type=float, default=120.0,
+                   help="hybrid: move a request to the local GPU when not started on Vertex after this many s (default 120)")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m simulator", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = top.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="simulate a month (default command)")
+    run.add_argument("--monthly", type=int, default=10000, help="requests per month (default 10000)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar (shown from 20,000 requests/month)")
+    run.add_argument("--replications", type=int, default=1, metavar="N",
+                     help="independent months (seeds --seed .. --seed+N-1): adds the mean and 95 %% interval of "
+                          "each deployment's cost and p95 (default 1: the table of --seed alone)")
+    run.add_argument("--slo-e2e", type=float, default=None, metavar="S",
+                     help="end-to-end SLO in s: adds SLO attainment (share of requests answered within S) and "
+                          "goodput (such requests per hour) to the table and the report's stages")
+    run.add_argument("--trace", default=None, metavar="CSV",
+                     help="replay the arrivals of a trace (t_s,case; e.g. from `simulator trace` or production "
+                          "logs; t=0 is Monday 00:00) instead of drawing --monthly from the workload model")
+    run.add_argument("--drain-s", type=float, default=3600.0,
+                     help="with --trace: simulated time after the last arrival, s (default 3600); the bill is "
+                          "scaled to 30 days from the trace's span")
+    add_workload(run)
+    add_deployment(run)
+    add_common(run)
+    sw = sub.add_parser("sweep", help="cheapest setting meeting the SLO per volume")
+    sw.add_argument("--volumes", default="100,1000,5000,10000,50000,100000", help="monthly volumes (default 100,...,100000)")
+    sw.add_argument("--slo-p95", type=float, default=300.0, help="p95 latency SLO in s (default 300)")
+    sw.add_argument("--processes", type=int, default=2, help="parallel processes (default 2)")
+    sw.add_argument("--replications", type=int, default=1, metavar="N",
+                    help="independent months per setting and volume (seeds --seed ..): cost and p95 become means "
+                         "with a 95 %% interval, and the recommendation says when the runner-up is within it "
+                         "(default 1)")
+    sw.add_argument("--png", type=Path, default=Path("reports/simulated/sweep.png"), help="cost-vs-volume plot")
+    add_workload(sw)
+    add_common(sw)
+    va = sub.add_parser("validate", help="replay a measured report's stages, error %% per stage",
+                        description="Replay a measured run in the simulator and compare, per stage and (autoscaling "
+                                    "runs: a report with replicas and config.server.autoscaling) for the whole "
+                                    "run through the ray-serve policy.")
+    va.add_argument("--measured", required=True, help="measured report (loadlab/schema.py JSON)")
+    va.add_argument("--calibration", action="append", default=[], metavar="REPORT",
+                    help="measured report(s) of a separate run (e.g. bench single, bench coldstart) giving the service "
+                         "times, client overhead and replica start-up (repeatable); without it they come from the "
+                         "measured run's N=1 stage, which is then not scored")
+    va.add_argument("--slo-e2e", type=float, default=None, metavar="S",
+                    help="end-to-end SLO in s for every stage (default: each stage's own slo_e2e_s): adds SLO "
+                         "attainment rows")
+    va.add_argument("--max-error", type=float, default=None,
+                    help="exit 1 when any scored stage's mean/p95/throughput error (autoscaling runs: also the "
+                         "replica-seconds) exceeds PCT %%")
+    va.add_argument("--service-from", choices=("n1", "all"), default="n1",
+                    help="service times from the N=1 stage(s) of each report (default; all stages when there is none) "
+                         "or from all stages")
+    va.add_argument("--replications", type=int, default=5, help="simulated replications per stage, averaged (default 5)")
+    add_common(va)
+    tr = sub.add_parser("trace", help="an arrival trace (t_s,case CSV) drawn from the workload model")
+    tr.add_argument("--monthly", type=int, default=10000, help="requests per month (default 10000)")
+    tr.add_argument("--time-scale", type=float, default=1.0,
+                    help="divide every arrival time by K (default 1: real time; 720 turns a day into 2 minutes)")
+    tr.add_argument("--out", type=Path, required=True, help="the trace CSV to write")
+    tr.add_argument("--seed", type=int, default=1, help="random seed; same seed, same arrivals as `run` (default 1)")
+    add_arrivals(tr)
+    ar = sub.add_parser("article", help="the article's scenario replayed from its own figures")
+    add_common(ar)
+    be = sub.add_parser("bench", help="simulator speed vs a bare SimPy M/M/1 loop (prints, asserts nothing)")
+    be.add_argument("--requests", type=int, default=1_000_000, help="requests in the month (default 1,000,000)")
+    be.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv = ["run", *argv]
+    args = parser().parse_args(argv)
+    module, _, function = COMMANDS[args.command].partition(":")
+    try:
+        # each command's module is imported only when run (the parser stays quick to load)
+        return getattr(importlib.import_module(module), function)(args)
+    except ValueError as err:   # a mistake in the command line or an input file: message, exit 2
+        print(f"python -m simulator {args.command}: error: {err}", file=sys.stderr)
+        return 2

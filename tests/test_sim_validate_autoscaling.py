@@ -1,0 +1,146 @@
+"""`simulator validate` on autoscaling runs: synthetic measured Ray Serve reports (written out by hand,
+epoch times) replayed through the ray-serve policy with their own autoscaler settings and a separate
+calibration run for the service time and the replica start-up."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadlab.cases import ARTICLE_CASES
+from loadlab.schema import (
+    JobRecord,
+    LoadConfig,
+    ReplicaInterval,
+    ReplicaRun,
+    Report,
+    RunConfig,
+    ScaleEvent,
+    ServerConfig,
+    Stage,
+)
+from simulator.cli import main
+
+T0 = 1_700_000_000.0
+OVERHEAD_S = 0.2
+SETTINGS = {"min_replicas": 0, "max_replicas": 2, "target_ongoing_requests": 1, "upscale_delay_s": 2,
+            "downscale_delay_s": 10, "downscale_to_zero_delay_s": 15, "look_back_period_s": 30,
+            "max_ongoing_requests": 1}
+
+
+def job(arrival: float, started: float, replica: str, service: float = 25.0) -> JobRecord:
+    finished = started + service + OVERHEAD_S
+    return JobRecord(case="medium", status="completed", scheduled=T0 + arrival, submitted=T0 + arrival + 0.001,
+                     started=T0 + started, finished=T0 + finished, queue_s=started - arrival, service_s=service,
+                     e2e_s=finished - arrival, served_by="rayserve", cold_start=True,
+                     extra={"replica_id": replica})
+
+
+def ray_run(path, settings=SETTINGS) -> str:
+    """The scripted load of tests/test_sim_ray_policy.py as a real run would record it: A at 1 s, B and C
+    at 100 s; three replicas, six scale decisions, every request met a replica start."""
+    stages = [Stage(name="0-60 s", started_at=T0, duration_s=60.0, jobs=[job(1.0, 3.1, "r0")]),
+              Stage(name="60-300 s", started_at=T0 + 60, duration_s=240.0,
+                    jobs=[job(100.0, 113.1, "r1"), job(100.0, 125.1, "r2")])]
+    intervals = [ReplicaInterval(replica=r, start=T0 + a, ready=T0 + b, end=T0 + c)
+                 for r, a, b, c in (("r0", 1.1, 3.1, 78.1), ("r1", 111.1, 113.1, 188.2), ("r2", 123.1, 125.1, 173.1))]
+    events = [ScaleEvent(t=T0 + t, from_replicas=f, to_replicas=to)
+              for t, f, to in ((1.1, 0, 1), (76.1, 1, 0), (111.1, 0, 1), (123.1, 1, 2), (171.1, 2, 1), (186.2, 1, 0))]
+    replicas = ReplicaRun(window=(T0, T0 + 300.0), intervals=intervals, events=events,
+                          replica_seconds=77.0 + 77.1 + 50.0)
+    Report(role="load", kind="measured", name="ray-scripted", target="rayserve", cases=[ARTICLE_CASES["medium"]],
+           stages=stages, replicas=replicas,
+           config=RunConfig(driver="test", server=ServerConfig(autoscaling=dict(settings)),
+                            load=LoadConfig(mode="trace", arrival="trace"))).save(path)
+    return str(path)
+
+
+def calibration(path, startup_s: float | None = 2.0) -> str:
+    """A separate single-request run on the Ray app: 25 s per job, 0.2 s client overhead, one replica
+    start measured (start -> RUNNING in `startup_s`)."""
+    stage = Stage(name="medium [u=1]", concurrency=1, jobs_per_user=10)
+    for i in range(10):
+        t = T0 - 5000 + 30 * i
+        stage.jobs.append(JobRecord(case="medium", status="completed", submitted=t, started=t, finished=t + 25.2,
+                                    queue_s=0.0, service_s=25.0, e2e_s=25.2))
+    replicas = None
+    if startup_s is not None:
+        replicas = ReplicaRun(window=(T0 - 5010, T0 - 4600), replica_seconds=400.0,
+                              intervals=[ReplicaInterval(replica="c0", start=T0 - 5010, ready=T0 - 5010 + startup_s)])
+    Report(role="single", kind="measured", name="single-ray", target="rayserve", cases=[ARTICLE_CASES["medium"]],
+           stages=[stage], replicas=replicas, config=RunConfig(driver="test", load=LoadConfig(mode="single"))).save(path)
+    return str(path)
+
+
+def rows(path) -> dict[tuple[str | None, str], object]:
+    return {(e.stage, e.metric): e for e in Report.load(path).errors}
+
+
+def test_a_run_that_follows_ray_serve_validates_exactly(tmp_path, capsys):
+    out = tmp_path / "v.json"
+    assert main(["validate", "--measured", ray_run(tmp_path / "ray.json"), "--calibration",
+                 calibration(tmp_path / "cal.json"), "--replications", "2", "--max-error", "1",
+                 "--out", str(out)]) == 0
+    errors = rows(out)
+    for metric in ("replica_seconds", "scale_ups", "scale_downs", "cold_starts", "first_request_at_zero_e2e_s"):
+        row = errors[(None, metric)]
+        assert row.simulated == pytest.approx(row.measured, abs=1e-6), row
+    assert errors[(None, "first_request_at_zero_e2e_s")].measured == pytest.approx((27.3 + 38.3) / 2)
+    assert errors[(None, "scale_ups")].measured == 3 and errors[(None, "cold_starts")].measured == 3
+    decisions = [e for (stage, metric), e in errors.items() if stage is None and metric.startswith("scale_")
+                 and metric.endswith("_t_s")]
+    assert len(decisions) == 6 and all(abs(e.difference) < 1e-6 for e in decisions)
+    assert errors[(None, "scale_up_2_t_s")].measured == pytest.approx(111.1, abs=1e-6)
+    for stage in ("0-60 s", "60-300 s"):
+        assert abs(errors[(stage, "mean_s")].error) < 1e-6 and errors[(stage, "mean_s")].scored
+    sim = Report.load(out)
+    assert sim.role == "validation" and sim.target == "rayserve"
+    assert sim.replicas.window == (0.0, 300.0) and len(sim.replicas.intervals) == 3
+    assert sim.replicas.timeline and sim.replicas.timeline[-1].running == 0
+    assert [len(s.jobs) for s in sim.stages] == [1, 2]
+    text = capsys.readouterr().out
+    assert "whole run" in text and "scale_down_3_t_s" in text
+
+
+def test_the_replay_uses_the_runs_own_autoscaler_settings(tmp_path):
+    """The same recorded run, claiming upscale_delay_s = 12: the simulated 1 -> 2 comes 10 s later than the
+    recorded one, and the second replica's shorter life shows in the replica-seconds."""
+    out = tmp_path / "v.json"
+    main(["validate", "--measured", ray_run(tmp_path / "ray.json", {**SETTINGS, "upscale_delay_s": 12}),
+          "--calibration", calibration(tmp_path / "cal.json"), "--replications", "1", "--out", str(out)])
+    errors = rows(out)
+    assert errors[(None, "scale_up_3_t_s")].difference == pytest.approx(10.0, abs=1e-6)
+    assert errors[(None, "scale_up_1_t_s")].difference == pytest.approx(0.0, abs=1e-6)
+    assert errors[(None, "replica_seconds")].error < 0
+
+
+def test_a_start_up_is_needed_from_the_calibration(tmp_path, capsys):
+    assert main(["validate", "--measured", ray_run(tmp_path / "ray.json"), "--calibration",
+                 calibration(tmp_path / "cal.json", startup_s=None), "--out", str(tmp_path / "v.json")]) == 2
+    assert "replica start-up" in capsys.readouterr().err
+
+
+def test_a_run_that_starts_warm_starts_warm_in_the_replay(tmp_path):
+    settings = {**SETTINGS, "min_replicas": 1, "max_replicas": 1}
+    stage = Stage(name="all", started_at=T0, duration_s=120.0, jobs=[job(0.5, 0.5, "w0")])
+    stage.jobs[0].cold_start = False
+    replicas = ReplicaRun(window=(T0, T0 + 120.0), replica_seconds=120.0,
+                          intervals=[ReplicaInterval(replica="w0", start=T0 - 50, ready=T0 - 40)])
+    Report(role="load", kind="measured", name="warm", target="rayserve", stages=[stage], replicas=replicas,
+           config=RunConfig(driver="test", server=ServerConfig(autoscaling=settings))).save(tmp_path / "warm.json")
+    out = tmp_path / "v.json"
+    assert main(["validate", "--measured", str(tmp_path / "warm.json"), "--calibration",
+                 calibration(tmp_path / "cal.json"), "--replications", "1", "--out", str(out)]) == 0
+    errors = rows(out)
+    assert errors[(None, "replica_seconds")].simulated == pytest.approx(120.0)
+    assert errors[(None, "cold_starts")].simulated == 0 and errors[(None, "scale_ups")].simulated == 0
+    assert errors[("all", "mean_s")].simulated == pytest.approx(25.2)   # served at once: no start-up wait
+
+
+def test_first_request_of_each_period_at_zero_replicas():
+    from simulator.validate_autoscaling import first_requests_at_zero, running_at
+    run = ReplicaRun(window=(0.0, 100.0), intervals=[ReplicaInterval(replica="a", start=4, ready=5, end=20),
+                                                     ReplicaInterval(replica="b", start=40, ready=45, end=60)])
+    arrivals = [1.0, 2.0, 10.0, 30.0, 31.0, 50.0, 70.0]
+    jobs = [JobRecord(case="medium", status="completed", submitted=t, e2e_s=1.0) for t in arrivals]
+    assert [running_at(run, t) for t in arrivals] == [0, 0, 1, 0, 0, 1, 0]
+    assert [j.submitted for j in first_requests_at_zero(jobs, run)] == [1.0, 30.0, 70.0]
