@@ -52,6 +52,7 @@ from loadlab.schema import (
     environment,
 )
 from loadlab.stats import format_s, mean, summarize
+from loadlab.trace import write_trace
 
 # Ramp steps as shares of one replica's rate 1/S: well under, near, and over what one replica serves.
 RAMP_SHARES = (0.3, 0.6, 1.2)
@@ -132,10 +133,8 @@ def build_scenario(shape: ScenarioShape, service_s: float, cases: list[str]) -> 
 
 
 def write_scenario(scenario: Scenario, path: Path) -> Path:
-    """The scenario as an arrival trace (`t_s,case`, the format of loadlab/trace.py)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("t_s,case\n" + "".join(f"{t:.6f},{case}\n" for t, case, _ in scenario.rows()))
-    return path
+    """The scenario as an arrival trace (`t_s,case`, loadlab/trace.py)."""
+    return write_trace(path, ((t, case) for t, case, _ in scenario.rows()))
 
 
 def phase_stages(jobs: list[JobRecord], scenario: Scenario, origin: float, slo_e2e_s: float | None) -> list[Stage]:
