@@ -51,7 +51,7 @@ from loadlab.schema import (
     Stage,
     environment,
 )
-from loadlab.stats import format_s, mean, summarize
+from loadlab.stats import format_s, mean
 from loadlab.trace import write_trace
 
 # Ramp steps as shares of one replica's rate 1/S: well under, near, and over what one replica serves.
@@ -524,7 +524,7 @@ def print_summary(report: Report, calibrated_service_s: float | None) -> None:
     print(f"run ({w1 - w0:.0f} s window): replica-seconds {report.replicas.replica_seconds:.1f}, "
           f"scale-ups {figures['scale_ups']}, scale-downs {figures['scale_downs']}, most replicas {figures['max_replicas']}, "
           f"cold starts {figures['cold_starts']}, first request at zero "
-          + (f"{summarize(firsts)['mean']:.2f} s (n={len(firsts)})" if firsts else "-")
+          + (f"{mean(firsts):.2f} s (n={len(firsts)})" if firsts else "-")
           + ("" if report.extra.get("back_at_rest") else "; NOT back at rest within the bound"))
     print("infl = the stage's mean service time / the calibration's warm mean (contention from the 2nd replica, "
           "Ray's control plane and the load generator)")
@@ -606,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
         print_calibration(calibration)
         print(f"calibration report: {calibration_out}")
     if report is None:
-        return 0 if calibration.coldstart.get("back_at_rest") else 1
+        return 0 if calibration.coldstart.get("back_at_rest") and not target.info.get("leftover_pids") else 1
     report.extra["rayserve"] = target.info
     report.save(out)
     print_summary(report, warm_service_s(calibration))
