@@ -72,7 +72,7 @@ def single_report(args: argparse.Namespace, target: Target, cases: list[Case], s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench single", description=__doc__.split("\n")[0])
-    parser.add_argument("--cases", default="article", help="article | light | small | small,medium,... (bench/cases.py)")
+    parser.add_argument("--cases", default="article", help="article | light | small | small,medium,... (loadlab/cases.py)")
     parser.add_argument("--runs", type=int, default=5, help="measured runs per case (article: 5)")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured runs per case first (warm target)")
     parser.add_argument("--out", type=Path, default=None, help="report path (default reports/measured/single-<target>-<time>.json)")

@@ -3,6 +3,7 @@ at test stop, and the summary lines the locustfile logs at the end."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -55,10 +56,19 @@ def build_report(options, ledger: JobLedger, stopped_at: float | None = None) ->
     for stage in stages:
         stage.slo_e2e_s = slo
     name = options.report_name or f"locust-{options.target}-{load.mode}"
+    load.cpus = _pinned_cpus()
     config = RunConfig(driver="locust", cases=options.cases, slo_e2e_s=slo, server=ServerConfig(url=options.host),
                        load=load)
     return Report(role="load", kind="measured", name=name, target=options.target, cases=cases, stages=stages,
                   environment=environment(), config=config)
+
+
+def _pinned_cpus() -> list[int] | None:
+    """The CPUs this load generator was pinned to (`bench`, `make demo` pin it); None when it may use all."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    mine = os.sched_getaffinity(0)
+    return sorted(mine) if len(mine) < (os.cpu_count() or 0) else None
 
 
 def _closed_loop_stages(options, ledger: JobLedger, stopped_at: float):

@@ -1,5 +1,7 @@
 """The stage plan behind the Locust shape (no locust import: locustfiles/stages.py is plain Python)."""
 
+import os
+
 import pytest
 
 from locustfiles.stages import StagePlan, parse_stages, stage_name
@@ -67,3 +69,16 @@ def test_bad_jobs_per_user_is_refused():
 def test_stage_name():
     assert stage_name(20) == "u=20"
     assert parse_stages(" 1, 5 ,10") == [1, 5, 10]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2, reason="needs 2 CPUs")
+def test_report_records_the_load_generators_pinning():
+    from locustfiles.report import _pinned_cpus
+
+    before = os.sched_getaffinity(0)
+    try:
+        assert _pinned_cpus() is None or len(before) < os.cpu_count()
+        os.sched_setaffinity(0, {min(before)})
+        assert _pinned_cpus() == [min(before)]
+    finally:
+        os.sched_setaffinity(0, before)
