@@ -478,9 +478,7 @@ def run_scenario(args: argparse.Namespace, target: RayTarget, scenario: Scenario
     report.name, report.target = out.stem, "rayserve"
     report.model = _model(target, args)
     report.config.driver = "bench autoscale"
-    report.config.server = _server_config(target, args)
-    if report.config.load is not None:
-        report.config.load.cpus = target.load_cpus
+    report.config.server = _server_config(target, args)   # config.load (and its cpus) as Locust wrote it
     report.config.outputs = {"csv": f"{prefix}_stats.csv", "html": f"{prefix}.html", "log": f"{prefix}.log",
                              "trace": str(trace)}
     report.replicas = replica_run(timeline.to_dict())
