@@ -179,6 +179,7 @@ def locust_probe(args: argparse.Namespace, url: str, max_in_flight: int, folder:
     def probe(rate_per_s: float) -> Probe:
         nonlocal count
         count += 1
+        rate_per_s = float(f"{rate_per_s:.6g}")  # the rate as Locust is told it, and as the report records it
         out = folder / f"probe{count:02d}-{rate_per_s:.4g}per_s.json"
         prefix = folder / out.stem
         cmd = locust_probe_command(args, url, rate_per_s, max_in_flight, out, prefix)
