@@ -149,7 +149,7 @@ def open_loop_rates(single_report: Path, loads: tuple[float, ...] = LOADS) -> tu
 
 # --- the plan ---------------------------------------------------------------------------------------------
 
-def plan(args: argparse.Namespace) -> list[Step]:
+def plan(args: argparse.Namespace, running: dict[str, int] | None = None) -> list[Step]:
     reports, short = args.reports, args.short
     measured, simulated, traces = reports / "measured", reports / "simulated", reports / "traces"
     runs = "2" if short else "5"
@@ -158,6 +158,11 @@ def plan(args: argparse.Namespace) -> list[Step]:
     calibration = measured / "single-local.json"
     image = reports / "images"
     steps: list[Step] = []
+    running = {} if running is None else running
+
+    def server_pid() -> list[str]:
+        """`--server-pid` of the demo's job server: bench records (and keeps) its pinning."""
+        return ["--server-pid", str(running["server"])] if "server" in running else []
 
     def add(title: str, phase: str = ""):
         def register(command: Callable[[str | None], list[str]]):
@@ -180,7 +185,7 @@ def plan(args: argparse.Namespace) -> list[Step]:
         @add(f"benchmark 1, single request, {target} target (also the calibration run)", "server")
         def _(url, target=target):
             return ["-m", "bench", "single", "--url", url, "--target", target, "--cases", "light", "--runs", runs,
-                    "--warmup", "1", "--out", str(measured / f"single-{target}.json")]
+                    "--warmup", "1", "--out", str(measured / f"single-{target}.json"), *server_pid()]
 
     for target in ("local", "vertex"):
         @add(f"benchmark 3, Locust stages {stages} (bursts), {target} target", "server")
@@ -189,7 +194,8 @@ def plan(args: argparse.Namespace) -> list[Step]:
                 full_only("--short: the Vertex-adapter bursts run in the full demo only")
             return ["-m", "bench", "concurrency", "--url", url, "--target", target, "--cases", "light",
                     "--stages", stages, "--jobs-per-user", "1", "--single-report", str(measured / f"single-{target}.json"),
-                    "--locust-dir", str(reports / "locust" / target), "--out", str(measured / f"concurrency-{target}.json")]
+                    "--locust-dir", str(reports / "locust" / target), "--out", str(measured / f"concurrency-{target}.json"),
+                    *server_pid()]
 
     # --- open loop (issue 13): wired against the CLIs the open-loop branch adds -------------------------
     stage_s = "15" if short else "120"
@@ -311,15 +317,22 @@ def plan(args: argparse.Namespace) -> list[Step]:
 # --- the servers the phases run against ---------------------------------------------------------------------
 
 @contextlib.contextmanager
-def job_server(reports: Path) -> Iterator[str]:
-    from server.process import ServerProcess
+def job_server(reports: Path, running: dict[str, int]) -> Iterator[str]:
+    """The job server of the measured runs, pinned apart from the load generator (this process and
+    every command it starts) where the machine has >= 2 CPUs; its pid goes into `running`."""
+    from bench import pinning
+    from bench.measure import started_server
 
     # The content cache is off for measuring: every job uploads the same image, and cache hits would
     # measure the cache, not the model.
     print("\n==> starting the job server (tiny model, content cache off) for the measured runs", flush=True)
-    with ServerProcess(data_dir=reports / "server-data", cache_ttl=0) as server:
-        print(f"    ready at {server.url}", flush=True)
-        yield server.url
+    cpus = pinning.plan()
+    with started_server({"data_dir": reports / "server-data", "cache_ttl": 0}, cpus=cpus) as target:
+        running["server"] = target.server.pid
+        pinned = f"server on CPUs {target.server_cpus}, load generator on {target.load_cpus}" if cpus else "not pinned"
+        print(f"    ready at {target.url} ({pinned})", flush=True)
+        yield target.url
+    running.pop("server", None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
                              "no Vertex-adapter bursts, no Ray Serve scenario")
     args = parser.parse_args(argv)
 
-    steps_plan = plan(args)
+    running: dict[str, int] = {}
+    steps_plan = plan(args, running)
     steps = Steps(total=len(steps_plan))
     for phase, group in itertools.groupby(steps_plan, key=lambda s: s.phase):
         group = list(group)
@@ -340,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         ran = 0
         try:
-            with job_server(args.reports) as url:
+            with job_server(args.reports, running) as url:
                 for step in group:
                     steps.run(step, url)
                     ran += 1
