@@ -9,6 +9,7 @@ import contextlib
 import functools
 import importlib.util
 import itertools
+import os
 import subprocess
 import sys
 import time
@@ -329,10 +330,13 @@ def job_server(reports: Path, running: dict[str, int]) -> Iterator[str]:
     cpus = pinning.plan()
     with started_server({"data_dir": reports / "server-data", "cache_ttl": 0}, cpus=cpus) as target:
         running["server"] = target.server.pid
+        if cpus:  # the bench commands started below pin and record with the same split
+            os.environ[pinning.PLAN_ENV] = cpus.export()
         pinned = f"server on CPUs {target.server_cpus}, load generator on {target.load_cpus}" if cpus else "not pinned"
         print(f"    ready at {target.url} ({pinned})", flush=True)
         yield target.url
     running.pop("server", None)
+    os.environ.pop(pinning.PLAN_ENV, None)
 
 
 def main(argv: list[str] | None = None) -> int:

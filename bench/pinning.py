@@ -10,6 +10,9 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+# "server CPUs/load CPUs", e.g. "1/0": the plan a parent hands to the commands it starts
+PLAN_ENV = "LOADLAB_CPU_PLAN"
+
 
 @dataclass(frozen=True)
 class CpuPlan:
@@ -18,12 +21,20 @@ class CpuPlan:
     server: frozenset[int]
     load: frozenset[int]
 
+    def export(self) -> str:
+        """The plan as PLAN_ENV holds it, for child processes."""
+        return f"{','.join(map(str, sorted(self.server)))}/{','.join(map(str, sorted(self.load)))}"
+
 
 def plan(enabled: bool = True) -> CpuPlan | None:
     """The load generator on the first usable CPU, the server on the rest; None when pinning is off,
     unsupported, or there are fewer than 2 CPUs to split."""
     if not enabled or not hasattr(os, "sched_setaffinity"):
         return None
+    inherited = os.environ.get(PLAN_ENV)
+    if inherited:  # a parent (the demo) already split the CPUs and pinned us to its load side
+        server, _, load = inherited.partition("/")
+        return CpuPlan(server=frozenset(map(int, server.split(","))), load=frozenset(map(int, load.split(","))))
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         return None

@@ -32,6 +32,15 @@ def test_plan_splits_the_cpus_and_sizes_torch_threads():
 
 
 @needs_two_cpus
+def test_a_child_takes_the_plan_its_parent_exported(monkeypatch):
+    # the demo pins itself to the load CPUs, so a bench command it starts sees one CPU: it must reuse
+    # the parent's split, not conclude there is nothing to pin
+    parent = pinning.CpuPlan(server=frozenset({1}), load=frozenset({0}))
+    monkeypatch.setenv(pinning.PLAN_ENV, parent.export())
+    assert pinning.plan() == parent
+    assert pinning.plan(enabled=False) is None
+
+
 def test_pin_reaches_every_thread_of_a_running_process():
     code = ("import threading, time\n"
             "for _ in range(3): threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
