@@ -35,7 +35,7 @@ def test_plan_splits_the_cpus_and_sizes_torch_threads():
 def test_a_child_takes_the_plan_its_parent_exported(monkeypatch):
     # the demo pins itself to the load CPUs, so a bench command it starts sees one CPU: it must reuse
     # the parent's split, not conclude there is nothing to pin
-    parent = pinning.CpuPlan(server=frozenset({1}), load=frozenset({0}))
+    parent = pinning.CpuPlan(server=frozenset({0}), load=frozenset({1}))  # not what it would pick itself
     monkeypatch.setenv(pinning.PLAN_ENV, parent.export())
     assert pinning.plan() == parent
     assert pinning.plan(enabled=False) is None
