@@ -225,8 +225,9 @@ def plan(args: argparse.Namespace, running: dict[str, int] | None = None) -> lis
         # rate x replay length x 30 days
         (rate, *_), _slo = open_loop_rates(calibration, loads=(0.4,))
         monthly = max(30, round(rate * trace_seconds * 30))
+        # the calibrated case only: the replay's service times come from the calibration run
         return ["-m", "simulator", "trace", "--monthly", str(monthly), "--days", "1", "--time-scale",
-                f"{time_scale:g}", "--seed", "1", "--out", str(trace_file)]
+                f"{time_scale:g}", "--case-mix", "light=1", "--seed", "1", "--out", str(trace_file)]
 
     @add("trace replay: Locust sends the compressed day's arrivals", "server")
     def _(url):
