@@ -410,6 +410,22 @@ def section_concurrency(reports: list[Report], twin_of: dict[int, list[Report]])
     return section
 
 
+def on_measured_clock(twin: Report, measured: Report) -> list[JobRecord]:
+    """The simulated replay's jobs moved onto the measured run's clock: each simulated stage starts
+    where the measured stage of the same name started (a replay runs every stage from its own t=0)."""
+    starts = {s.name: s.started_at if s.started_at is not None else min(j.origin for j in s.jobs)
+              for s in measured.stages if s.jobs}
+    moved = []
+    for stage in twin.stages:
+        if stage.name not in starts or not stage.jobs:
+            continue
+        shift = starts[stage.name] - (stage.started_at or 0.0)
+        for j in stage.jobs:
+            moved.append(j.model_copy(update={k: None if getattr(j, k) is None else getattr(j, k) + shift
+                                              for k in ("scheduled", "submitted", "started", "finished")}))
+    return moved
+
+
 def open_loop_plot(report: Report, twin: Report | None) -> Plot:
     """Latency over time with arrivals and the queue: scheduled time on x; e2e of each job (failed ones on
     the axis); arrivals per second; jobs in system (measured, and the simulated replay's when given)."""
@@ -443,10 +459,9 @@ def open_loop_plot(report: Report, twin: Report | None) -> Plot:
     times, n = jobs_in_system(jobs, end=end)
     ax_n.step([t - t0 for t in times], n, where="post", color="C3", label=f"jobs in system ({MEASURED})")
     if twin is not None and all_jobs(twin):
-        sim = all_jobs(twin)
-        s0 = min(j.origin for j in sim)
+        sim = on_measured_clock(twin, report)
         st, sn = jobs_in_system(sim)
-        ax_n.step([t - s0 for t in st], sn, where="post", color="C0", ls="--",
+        ax_n.step([t - t0 for t in st], sn, where="post", color="C0", ls="--",
                   label=f"jobs in system ({SIMULATED} replay)")
     ax_n.set_ylabel("jobs in system")
     handles = [h for ax in (ax_q, ax_n) for h in ax.get_legend_handles_labels()[0]]

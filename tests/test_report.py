@@ -328,3 +328,21 @@ def test_the_page_renders_its_tables_and_plots_in_chromium(tmp_path):
     for badge in ((0x1B, 0x7F, 0x3B), (0x1F, 0x5F, 0xBF), (0x8A, 0x5A, 0x00)):
         assert colors.get(badge, 0) > 500, badge
     assert len(colors) > 1000, len(colors)
+
+
+def test_simulated_replay_is_drawn_on_the_measured_clock():
+    from bench.htmlreport import on_measured_clock
+
+    def stage(name, start, origins):
+        return Stage(name=name, started_at=start, jobs=[
+            JobRecord(case="light", status="completed", scheduled=t, submitted=t, finished=t + 1.0, e2e_s=1.0)
+            for t in origins])
+
+    config = RunConfig(driver="test", load=LoadConfig(mode="open"))
+    measured = Report(role="load", kind="measured", name="m", target="local", config=config,
+                      stages=[stage("r=1/s", 1000.0, [1000.5]), stage("r=2/s", 1100.0, [1100.2])])
+    # a replay runs every stage from its own t = 0
+    twin = Report(role="validation", kind="simulated", name="v", target="local", config=config,
+                  stages=[stage("r=1/s", 0.0, [0.5]), stage("r=2/s", 0.0, [0.2])])
+    moved = on_measured_clock(twin, measured)
+    assert [(j.scheduled, j.finished) for j in moved] == [(1000.5, 1001.5), (1100.2, 1101.2)]
