@@ -12,6 +12,12 @@ with no replica running) and one row per scale decision (`scale_up_1_t_s`, ...: 
 simulated times from the window start, `difference` = simulated - measured in s; the k-th decision of
 a direction is paired with the k-th). Run-level figures are the mean over replications; decision times
 come from the first replication.
+
+Two inputs come from the calibration runs as Ray's source places them: the per-request overhead
+(e2e - queue - service) is held inside the replica's slot (the router frees a replica's slot only when its
+result is back: router.py `_process_finished_request`), and a fresh router's lag before its first push
+(Router.update_deployment_config by long poll) is the calibration's `coldstart.zero_to_decision_s` less
+half a control period (the mean wait for the tick that decides, which that measurement includes).
 """
 
 from __future__ import annotations
@@ -86,6 +92,23 @@ def decision_rows(measured: ReplicaRun, simulated: ReplicaRun, t0: float) -> lis
     return rows
 
 
+def config_delay_s(calibration: list[str] | None, config: RayServeConfig) -> tuple[float, str]:
+    """A fresh router's lag before it can push, from the calibration runs' request-at-zero -> scale-up
+    decision times (mean, less the mean wait of half a control period for the deciding tick); 0 when no
+    calibration measured it."""
+    measured: list[float] = []
+    names = []
+    for path in calibration or []:
+        values = ((Report.load(path).coldstart or {}).get("zero_to_decision_s")) or []
+        if values:
+            measured += [float(v) for v in values]
+            names.append(path)
+    if not measured:
+        return 0.0, "none measured: 0"
+    delay = max(0.0, mean(measured) - config.control_loop_interval_s / 2)
+    return delay, f"mean zero_to_decision_s {mean(measured):.3f} s of {', '.join(names)} - half a control period"
+
+
 def validate_autoscaling(measured: Report, profile: ServiceTimeProfile, seed: int = 1, replications: int = 5,
                          slo_e2e_s: float | None = None, calibration: list[str] | None = None) -> Report:
     if profile.startup_from == ARTICLE_STARTUP:
@@ -96,6 +119,7 @@ def validate_autoscaling(measured: Report, profile: ServiceTimeProfile, seed: in
     window = t1 - t0
     initial_running = running_at(measured.replicas, t0)
     startup_s = profile.provision_s + profile.load_s
+    delay_s, delay_from = config_delay_s(calibration, config)
     # every job of every stage, in one replay (the autoscaler carries its state across stages)
     index: list[tuple[int, JobRecord]] = []
     for s_i, stage in enumerate(measured.stages):
@@ -105,13 +129,15 @@ def validate_autoscaling(measured: Report, profile: ServiceTimeProfile, seed: in
     rng = random.Random(seed)
 
     def make(env, ledger, _rng):
+        # the overhead is spent inside the replica's slot (its result travelling back), not after it
         return RayServeDeployment(env, ledger, profile.sampler(rng), config, DEFAULT_PRICES, startup_s=startup_s, rng=rng,
                                   initial_running=initial_running, router_at_start=initial_running > 0,
-                                  record_timeline=True)
+                                  record_timeline=True, return_s=profile.overhead_sampler(rng),
+                                  config_delay_s=delay_s)
 
     replays, decisions = [], []
     for _ in range(max(1, replications)):
-        stage, dep = run_open_stage(make, arrivals, profile.overhead_sampler(rng), rng, "run",
+        stage, dep = run_open_stage(make, arrivals, lambda case: 0.0, rng, "run",
                                     until_s=window + 86400.0, at_least_s=window)
         replays.append((stage.jobs, dep.replica_run(window)))
         if len(replays) == 1:
@@ -122,6 +148,8 @@ def validate_autoscaling(measured: Report, profile: ServiceTimeProfile, seed: in
     report.extra.update(title=f"{measured.name}: measured vs simulated autoscaling (ray-serve policy)",
                         replay={"window": [t0, t1], "initial_running": initial_running, "startup_s": startup_s,
                                 "router_at_start": initial_running > 0, "settings": config.__dict__,
+                                "overhead": "inside the replica's slot (calibration e2e - queue - service)",
+                                "config_delay_s": delay_s, "config_delay_from": delay_from,
                                 "ignored_settings": ignored},
                         # the first replication's decisions with the controller's total (queued + ongoing)
                         # behind each, to read beside the controller log's "Current ongoing requests"

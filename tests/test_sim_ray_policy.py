@@ -22,11 +22,11 @@ SCRIPT = RayServeConfig(min_replicas=0, max_replicas=2, target_ongoing_requests=
                         look_back_period_s=30, metrics_interval_s=10)
 
 
-def run_script(arrivals, config=SCRIPT, service_s=25.0, startup_s=2.0, until=300.0):
+def run_script(arrivals, config=SCRIPT, service_s=25.0, startup_s=2.0, until=300.0, **kwargs):
     env = simpy.Environment()
     ledger = Ledger()
     dep = RayServeDeployment(env, ledger, lambda case: service_s, config, DEFAULT_PRICES, startup_s=startup_s,
-                             rng=random.Random(1), record_timeline=True)
+                             rng=random.Random(1), record_timeline=True, **kwargs)
 
     def source():
         for t in arrivals:
@@ -97,6 +97,35 @@ def test_max_ongoing_requests_bounds_what_a_replica_holds():
     assert rep.ongoing == 2 and len(dep.queue) == 1        # two routed to the replica, one held by the router
     env.run(until=50)
     assert [j.finished for j in jobs] == pytest.approx([15.0, 25.0, 35.0])   # one at a time, in order
+
+
+def test_a_fresh_router_pushes_only_once_it_has_the_deployment_config():
+    """A at 1: the router learns the config 0.45 s later (long poll), pushes then (queued=1 at zero replicas)
+    and the next tick, 1.5, scales 0 -> 1 (1.1 without the lag: the scripted test above); its record grid
+    starts then too."""
+    dep, _ = run_script([1.0], until=10.0, config_delay_s=0.45)
+    assert [(e.from_replicas, e.to_replicas) for e in dep.events] == [(0, 1)]
+    assert dep.events[0].t == pytest.approx(1.5, abs=1e-6)
+    assert dep.policy.router.created_at == pytest.approx(1.45)
+
+
+def test_a_replica_holds_its_request_while_the_result_returns():
+    """Service 10 s, return 2 s, one slot: B waits for A's return too (starts at 17, not 15); while A's
+    result returns the replica still counts it, as Ray's router does until the result is back."""
+    cfg = RayServeConfig(min_replicas=1, max_replicas=1, target_ongoing_requests=1, max_ongoing_requests=1)
+    env = simpy.Environment()
+    ledger = Ledger()
+    dep = RayServeDeployment(env, ledger, lambda case: 10.0, cfg, DEFAULT_PRICES, startup_s=1.0,
+                             return_s=lambda case: 2.0)
+    env.run(until=5)
+    jobs = [Job("medium", env.now) for _ in range(2)]
+    for j in jobs:
+        ledger.arrive(j)
+        dep.submit(j)
+    env.run(until=16)
+    assert dep.replicas[0].ongoing == 1 and len(dep.queue) == 1 and dep.policy.sent[0] == 1
+    env.run(until=40)
+    assert [(j.started, j.service_s, j.finished) for j in jobs] == [(5.0, 10.0, 17.0), (17.0, 10.0, 29.0)]
 
 
 @pytest.mark.parametrize("total,current,target,counter,since,now,want", [

@@ -54,9 +54,9 @@ def ray_run(path, settings=SETTINGS) -> str:
     return str(path)
 
 
-def calibration(path, startup_s: float | None = 2.0) -> str:
+def calibration(path, startup_s: float | None = 2.0, zero_to_decision_s: list[float] | None = None) -> str:
     """A separate single-request run on the Ray app: 25 s per job, 0.2 s client overhead, one replica
-    start measured (start -> RUNNING in `startup_s`)."""
+    start measured (start -> RUNNING in `startup_s`) and, if given, request at zero -> scale-up decision."""
     stage = Stage(name="medium [u=1]", concurrency=1, jobs_per_user=10)
     for i in range(10):
         t = T0 - 5000 + 30 * i
@@ -67,7 +67,8 @@ def calibration(path, startup_s: float | None = 2.0) -> str:
         replicas = ReplicaRun(window=(T0 - 5010, T0 - 4600), replica_seconds=400.0,
                               intervals=[ReplicaInterval(replica="c0", start=T0 - 5010, ready=T0 - 5010 + startup_s)])
     Report(role="single", kind="measured", name="single-ray", target="rayserve", cases=[ARTICLE_CASES["medium"]],
-           stages=[stage], replicas=replicas, config=RunConfig(driver="test", load=LoadConfig(mode="single"))).save(path)
+           stages=[stage], replicas=replicas, config=RunConfig(driver="test", load=LoadConfig(mode="single")),
+           coldstart={"zero_to_decision_s": zero_to_decision_s} if zero_to_decision_s else None).save(path)
     return str(path)
 
 
@@ -144,3 +145,34 @@ def test_first_request_of_each_period_at_zero_replicas():
     jobs = [JobRecord(case="medium", status="completed", submitted=t, e2e_s=1.0) for t in arrivals]
     assert [running_at(run, t) for t in arrivals] == [0, 0, 1, 0, 0, 1, 0]
     assert [j.submitted for j in first_requests_at_zero(jobs, run)] == [1.0, 30.0, 70.0]
+
+
+def test_the_routers_lag_at_zero_comes_from_the_calibration(tmp_path):
+    """Calibration: request at zero -> decision 0.5 and 0.7 s; less half a control period (the tick wait it
+    includes): the router pushes 0.55 s after A (t=1), the 0 -> 1 decision comes at 1.6, not 1.1."""
+    out = tmp_path / "v.json"
+    main(["validate", "--measured", ray_run(tmp_path / "ray.json"), "--calibration",
+          calibration(tmp_path / "cal.json", zero_to_decision_s=[0.5, 0.7]), "--replications", "1",
+          "--out", str(out)])
+    assert Report.load(out).extra["replay"]["config_delay_s"] == pytest.approx(0.55)
+    errors = rows(out)
+    assert errors[(None, "scale_up_1_t_s")].simulated == pytest.approx(1.6, abs=1e-6)
+    assert errors[(None, "scale_up_1_t_s")].difference == pytest.approx(0.5, abs=1e-6)
+
+
+def test_the_calibrated_overhead_holds_the_replica(tmp_path):
+    """One warm replica, one slot, two requests at once: the second waits for the first's service (25 s)
+    and its 0.2 s overhead (the result returning through Ray holds the slot), then takes 25.2 s itself."""
+    settings = {**SETTINGS, "min_replicas": 1, "max_replicas": 1}
+    stage = Stage(name="all", started_at=T0, duration_s=120.0, jobs=[job(0.5, 0.5, "w0"), job(0.5, 25.7, "w0")])
+    replicas = ReplicaRun(window=(T0, T0 + 120.0), replica_seconds=120.0,
+                          intervals=[ReplicaInterval(replica="w0", start=T0 - 50, ready=T0 - 40)])
+    Report(role="load", kind="measured", name="warm2", target="rayserve", stages=[stage], replicas=replicas,
+           config=RunConfig(driver="test", server=ServerConfig(autoscaling=settings))).save(tmp_path / "warm2.json")
+    out = tmp_path / "v.json"
+    main(["validate", "--measured", str(tmp_path / "warm2.json"), "--calibration", calibration(tmp_path / "cal.json"),
+          "--replications", "1", "--out", str(out)])
+    jobs = sorted(Report.load(out).stages[0].jobs, key=lambda j: j.queue_s)
+    assert [j.queue_s for j in jobs] == pytest.approx([0.0, 25.2])
+    assert [j.e2e_s for j in jobs] == pytest.approx([25.2, 50.4])
+    assert abs(rows(out)[("all", "mean_s")].error) < 1e-6

@@ -8,7 +8,10 @@ What the model reproduces:
   min(0.2 x look_back_period_s, metrics_interval_s) and pushes the points of the last look_back_period_s
   to the controller every `metrics_interval_s` (default 10 s), and at once when a request is queued
   while no replica runs. The router exists from the first request (a fresh router pushes its current
-  count: Ray uses the current value when it has no recorded point).
+  count: Ray uses the current value when it has no recorded point). A router learns the deployment's
+  config by long poll (Router.update_deployment_config): until then it neither records, pushes, nor
+  takes the push-at-zero path, and on learning it starts the pusher and pushes at once when requests wait
+  at zero replicas. That lag is `config_delay_s` (0 unless a calibration run measured it).
 - Every control-loop period (CONTROL_LOOP_INTERVAL_S = 0.1 s) the controller merges the last pushed
   series (queued + ongoing of RUNNING replicas) into one step function and takes its time-weighted mean
   from the latest first point of the series to now (the last value held to now); desired =
@@ -281,15 +284,21 @@ class RouterMetrics:
 
 class RayServePolicy(AutoscalingPolicy):
     """`initial_running` replicas are RUNNING at t=0 (a replay that starts with warm replicas) and the
-    router already exists when `router_at_start`."""
+    router already exists when `router_at_start`. A router created by a request learns the deployment's
+    config `config_delay_s` later (its first push, the push-at-zero, comes then)."""
 
     name = "ray-serve"
 
-    def __init__(self, config: RayServeConfig, initial_running: int = 0, router_at_start: bool = False):
+    def __init__(self, config: RayServeConfig, initial_running: int = 0, router_at_start: bool = False,
+                 config_delay_s: float = 0.0):
         config.check()
+        if config_delay_s < 0:
+            raise ValueError("Ray Serve: config_delay_s must be >= 0")
         self.config = config
         self.initial_running = initial_running
         self.router_at_start = router_at_start
+        self.config_delay_s = config_delay_s
+        self.config_known = False               # the router has the deployment config (pushes allowed)
         self.router: RouterMetrics | None = None
         self.sent: dict[int, int] = {}          # the router's ongoing count per replica (keys pruned as Ray does)
         self.report_series: list[list[tuple[float, float]]] = []
@@ -314,18 +323,29 @@ class RayServePolicy(AutoscalingPolicy):
             pool.start_replica(warm=i < self.initial_running)   # a replay may begin with replicas running
         if self.router_at_start:
             self.router = RouterMetrics(cfg, 0.0)
+            self.config_known = True
             env.process(self.pusher())
         env.process(self.control_loop())
 
     def on_arrival(self, job) -> None:
         if self.router is None:                 # the handle's router is created by its first request
-            self.router = RouterMetrics(self.config, self.pool.env.now)
+            env = self.pool.env
+            # its record grid and pusher start when it has the config; its gauges count from now
+            self.router = RouterMetrics(self.config, env.now + self.config_delay_s)
             self._record()
-            self.pool.env.process(self.pusher())
+            env.process(self.learn_config())
+
+    def learn_config(self):
+        """update_deployment_config: the pusher starts (its first push at once, which is also the push at
+        zero replicas when requests wait)."""
+        if self.config_delay_s > 0:
+            yield self.pool.env.timeout(self.config_delay_s)
+        self.config_known = True
+        yield from self.pusher()
 
     def on_queued(self, job) -> None:
         self._record()
-        if not self.pool.running:               # Ray pushes at once when a request waits at zero replicas
+        if not self.pool.running and self.config_known:   # Ray pushes at once when a request waits at zero
             self.push()
 
     def on_load_change(self) -> None:

@@ -9,6 +9,11 @@ every autoscaled deployment shares (Vertex AI, Ray Serve); an `AutoscalingPolicy
   ongoing requests below `max_ongoing` (Ray Serve's router picks the less loaded of two; with one slot
   per replica, as here by default, the choice does not matter), else waits in the router `queue`.
   Each replica serves its requests one at a time, in order.
+- Return (`return_s(case)`, optional): after its service a replica still holds the request while the
+  result travels back to the caller; the slot frees (and the request ends) only then. Ray Serve's router
+  counts a request on its replica until the replica's result has arrived (router.py: the
+  `_process_finished_request` callback on the ReplicaResult), so with max_ongoing_requests=1 the next
+  request waits for that transfer too.
 - Spot preemption (a Poisson process per replica) puts the request in flight back at the head of the
   queue; a request older than `timeout_s` when taken, or not done by then, fails.
 - Billing: each replica from its start to its stop, `bill(up_s)` seconds (rounding, minimum) at
@@ -71,7 +76,7 @@ class ReplicaPool:
                  max_ongoing: int = 1, name: str = "replica", timeout_s: float = math.inf, rng=None,
                  spot: bool = False, preemptions_per_hour: float = 0.0, stockout_probability: float = 0.0,
                  graceful: GracefulStop | None = None, cold_start_rule: str = "no_ready_replica",
-                 on_fail=None, record_timeline: bool = False):
+                 on_fail=None, record_timeline: bool = False, return_s: Callable[[str], float] | None = None):
         if max_ongoing < 1:
             raise ValueError("max_ongoing must be >= 1")
         self.env, self.ledger, self.sample, self.policy, self.name = env, ledger, sample, policy, name
@@ -79,6 +84,7 @@ class ReplicaPool:
         self.max_ongoing, self.timeout_s, self.rng = max_ongoing, timeout_s, rng
         self.spot, self.preemptions_per_hour, self.stockout_probability = spot, preemptions_per_hour, stockout_probability
         self.graceful, self.cold_start_rule, self.on_fail = graceful, cold_start_rule, on_fail
+        self.return_s = return_s
         self.queue: deque = deque()          # requests the router holds (no replica with a free slot)
         self.idle: deque[Replica] = deque()  # ready replicas with no request, longest idle first
         self.replicas: list[Replica] = []    # every replica ever started
@@ -292,23 +298,25 @@ def replica_life(env: simpy.Environment, pool: ReplicaPool, rep: Replica, warm: 
             continue
         service = sample(job.case)
         job.started, job.service_s = now, service
+        # the replica holds the request while its result travels back (0 without `return_s`)
+        held = service + (pool.return_s(job.case) if pool.return_s is not None else 0.0)
         if pool.cold_start_rule == "replica_started_after_arrival":
             job.cold_start = rep.ready_at > job.submitted
         rep.busy = True
         pool.busy += 1
         limit = job.submitted + timeout_s
-        if rep.preempt_at < now + service and rep.preempt_at < limit:
+        if rep.preempt_at < now + held and rep.preempt_at < limit:
             outcome, ends = "preempted", rep.preempt_at
-        elif now + service > limit:
+        elif now + held > limit:
             outcome, ends = "timeout", limit
         else:
             outcome, ends = "done", None
         try:
-            yield env.timeout(service if ends is None else ends - now)
+            yield env.timeout(held if ends is None else ends - now)
         except simpy.Interrupt:                    # killed: graceful stop ran out of time
             outcome = "killed"
-        # (each sum as the replica's time in service: the sampled time, the time to the limit, or to now)
-        pool.busy_s += service if outcome == "done" else (ends - now if outcome == "timeout" else env.now - now)
+        # (each sum as the replica's time holding the request: service + return, the time to the limit, or to now)
+        pool.busy_s += held if outcome == "done" else (ends - now if outcome == "timeout" else env.now - now)
         pool.busy -= 1
         rep.busy = False
         rep.ongoing -= 1
