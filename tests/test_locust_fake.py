@@ -9,11 +9,7 @@ import sys
 from pathlib import Path
 
 from loadlab.schema import Report
-from server.process import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
-LOCUSTFILE = str(ROOT / "locustfiles" / "decompose.py")
-FAKE = ["--client-factory", "tests.fakeclient:make_client"]
+from tests.locust_helpers import FAKE, LOCUSTFILE, ROOT, run_distributed
 
 
 def locust(args, tmp_path, service_s=0.2, timeout=120):
@@ -78,26 +74,10 @@ def test_rejections_and_failures_are_locust_failures_with_reason(tmp_path):
 
 
 def test_distributed_master_aggregates_two_workers(tmp_path):
-    port = free_port()
     out = tmp_path / "report.json"
-    master = subprocess.Popen(
-        [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--master", "--master-bind-host", "127.0.0.1",
-         "--master-bind-port", str(port), "--expect-workers", "2", "--headless", "--host", "http://fake",
-         "--stages", "2,4", "--jobs-per-user", "1", "--cases", "light", "--report-out", str(out),
-         "--json-file", str(tmp_path / "run"), *FAKE],
-        cwd=tmp_path, env={**os.environ, "LOADLAB_FAKE_SERVICE_S": "0.3"}, stderr=subprocess.PIPE, text=True)
-    workers = [subprocess.Popen(
-        [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--worker", "--master-host", "127.0.0.1",
-         "--master-port", str(port)], cwd=tmp_path, env={**os.environ, "LOADLAB_FAKE_SERVICE_S": "0.3"},
-        stderr=subprocess.DEVNULL) for _ in range(2)]
-    try:
-        _, err = master.communicate(timeout=90)
-        assert master.returncode == 0, err[-3000:]
-    finally:
-        for p in [master, *workers]:
-            if p.poll() is None:
-                p.kill()
-            p.wait(timeout=30)
+    run_distributed(["--host", "http://fake", "--stages", "2,4", "--jobs-per-user", "1", "--cases", "light",
+                     "--report-out", str(out), "--json-file", str(tmp_path / "run"), *FAKE],
+                    tmp_path, {**os.environ, "LOADLAB_FAKE_SERVICE_S": "0.3"})
     report = Report.load(out)
     assert [(s.name, len(s.jobs)) for s in report.stages] == [("u=2", 2), ("u=4", 4)]
     assert len({j.extra["generator"] for s in report.stages for j in s.jobs}) == 2  # both workers ran jobs

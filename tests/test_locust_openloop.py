@@ -18,10 +18,7 @@ import pytest
 from loadlab.schema import Report
 from locustfiles.arrivals import OpenLoopPlan
 from server.process import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
-LOCUSTFILE = str(ROOT / "locustfiles" / "decompose.py")
-FAKE = ["--client-factory", "tests.fakeclient:make_client"]
+from tests.locust_helpers import FAKE, LOCUSTFILE, run_distributed
 
 
 def locust(args, tmp_path, service_s, timeout=90):
@@ -131,25 +128,10 @@ def test_trace_replay_sends_exactly_the_traces_arrivals(tmp_path):
 
 
 def test_distributed_master_splits_the_sequence_one_process_would_send(tmp_path):
-    port = free_port()
     out = tmp_path / "report.json"
-    env = {**os.environ, "LOADLAB_FAKE_SERVICE_S": "0.05"}
-    master = subprocess.Popen(
-        [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--master", "--master-bind-port", str(port),
-         "--expect-workers", "2", "--headless", "--host", "http://fake", *FAKE, "--arrival", "gamma",
-         "--burstiness", "0.5", "--rates", "8", "--stage-seconds", "3", "--seed", "9", "--report-out", str(out)],
-        cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
-    workers = [subprocess.Popen(
-        [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--worker", "--master-host", "127.0.0.1",
-         "--master-port", str(port)], cwd=tmp_path, env=env, stderr=subprocess.DEVNULL) for _ in range(2)]
-    try:
-        _, err = master.communicate(timeout=90)
-        assert master.returncode == 0, err[-3000:]
-    finally:
-        for p in [master, *workers]:
-            if p.poll() is None:
-                p.kill()
-            p.wait(timeout=30)
+    run_distributed(["--host", "http://fake", *FAKE, "--arrival", "gamma", "--burstiness", "0.5", "--rates", "8",
+                     "--stage-seconds", "3", "--seed", "9", "--report-out", str(out)],
+                    tmp_path, {**os.environ, "LOADLAB_FAKE_SERVICE_S": "0.05"})
     report = Report.load(out)
     plan = OpenLoopPlan(arrival="gamma", burstiness=0.5, rates=[8], stage_seconds=3, cases=["light"], seed=9)
     assert_sent(report, planned(plan))
