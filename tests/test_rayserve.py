@@ -183,8 +183,10 @@ def test_scales_down_to_zero_and_the_timeline_matches_the_answers(cluster):
         began = job["submitted"] + float(job["headers"]["X-Queue-S"])
         assert r.start <= r.running_at <= began + 0.05
     assert all(r.end is not None and r.end <= end for r in tl.replicas)
-    assert tl.max_replicas == MAX_REPLICAS
-    assert 0 < tl.replica_seconds <= wall * MAX_REPLICAS
+    # up at once (any state): a replica still STOPPING can overlap MAX_REPLICAS others after a quick
+    # down-then-up, as the samples' bound above allows; the target itself never passes the max (below)
+    assert MAX_REPLICAS <= tl.max_replicas <= MAX_REPLICAS + 1
+    assert 0 < tl.replica_seconds <= wall * (MAX_REPLICAS + 1)
     # the decisions from the log chain from 0 to 0 through MAX_REPLICAS, and each sampled change of
     # the target follows a logged decision by at most the sampling interval (plus the call's time)
     ev = tl.scale_events
