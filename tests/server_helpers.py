@@ -4,12 +4,15 @@ in-process app factory."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
+import subprocess
 import threading
 import time
 import zlib
 
+import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -112,3 +115,17 @@ def assert_error(r, status, code=None):
     assert isinstance(body["detail"], str) and body["detail"], body
     if code:
         assert body["error"] == code, body
+
+
+@contextlib.contextmanager
+def tmpfs(path, options: str = "size=1m"):
+    """A small tmpfs mounted at `path` for the block (root only; the test is skipped where mounting is
+    not allowed), unmounted afterwards."""
+    path.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)

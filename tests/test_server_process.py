@@ -6,14 +6,13 @@ one clear log line and 503 on readiness, not a traceback loop."""
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 
 import pytest
 import requests
 
 from server.process import ServerProcess
-from tests.server_helpers import png
+from tests.server_helpers import png, tmpfs
 
 pytestmark = pytest.mark.slow
 KEY = "process-test-key"
@@ -138,25 +137,20 @@ def test_api_key_in_environment_not_on_command_line(keyed_server):
 
 
 def test_read_only_data_dir_is_a_clear_error_not_a_traceback_loop(tmp_path):
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    log = tmp_path / "server.log"
-    server = ServerProcess(data_dir=mount / "server", keep_data=True)
-    server.log_path = log  # the data directory cannot hold the log
-    try:
-        server.start(wait_ready=False)
-        r = requests.get(server.url + "/readyz", timeout=5)
-        assert r.status_code == 503 and "not writable" in r.json()["error"] and "Read-only" in r.json()["error"]
-        time.sleep(2)  # the process stays up and quiet: no retry loop
-        assert server.proc.poll() is None
-        assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
-        assert requests.post(server.url + "/api/upload", files={"file": ("x.png", png(), "image/png")},
-                             timeout=5).status_code == 503
-        text = log.read_text()
-        assert "Traceback" not in text and text.count("storage unavailable") == 1, text
-    finally:
-        server.stop()
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    with tmpfs(tmp_path / "ro", "size=1m,ro") as mount:
+        log = tmp_path / "server.log"
+        server = ServerProcess(data_dir=mount / "server", keep_data=True)
+        server.log_path = log  # the data directory cannot hold the log
+        try:
+            server.start(wait_ready=False)
+            r = requests.get(server.url + "/readyz", timeout=5)
+            assert r.status_code == 503 and "not writable" in r.json()["error"] and "Read-only" in r.json()["error"]
+            time.sleep(2)  # the process stays up and quiet: no retry loop
+            assert server.proc.poll() is None
+            assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+            assert requests.post(server.url + "/api/upload", files={"file": ("x.png", png(), "image/png")},
+                                 timeout=5).status_code == 503
+            text = log.read_text()
+            assert "Traceback" not in text and text.count("storage unavailable") == 1, text
+        finally:
+            server.stop()

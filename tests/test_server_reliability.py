@@ -19,6 +19,7 @@ from tests.server_helpers import (
     png,
     png_header_only,
     submit,
+    tmpfs,
     upload,
     wait_done,
     wait_status,
@@ -242,13 +243,8 @@ def test_openapi_without_key_asks_for_none_and_with_key_says_how(make_client):
 @pytest.fixture
 def small_tmpfs(tmp_path):
     """A 1 MB tmpfs mount (root only): read-only or filled up by the test."""
-    mount = tmp_path / "mnt"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    with tmpfs(tmp_path / "mnt") as mount:
+        yield mount
 
 
 @pytest.mark.parametrize("state", ["read-only", "full"])
