@@ -67,27 +67,25 @@ def create_app(settings: Settings | None = None, model_loader: Callable[[Setting
     app.include_router(health.build_router(settings.vertex_health_route))
     app.include_router(files.build_router(settings.max_upload_bytes))
     app.include_router(jobs.router)
-    app.include_router(vertex.build_router(settings))
+    vertex_routes = vertex.build_routes(settings, app.state.services)
+    app.include_router(vertex_routes.router())
     if settings.enable_fault_injection:
         from server.internal import faults
 
         app.include_router(faults.router)
     # The body limit of every route, in one place (bytes); anything else takes small JSON bodies at most.
-    predict_limit = settings.vertex_max_body_bytes
     app.add_middleware(BodyLimit, default=SMALL_BODY, limits=[
-        ("/api/upload", settings.max_upload_bytes + files.MULTIPART_OVERHEAD),
-        (settings.vertex_predict_route, predict_limit),
-        (vertex.ENDPOINT_PATH + ":predict", predict_limit),
-    ])
-    app.openapi = lambda: _openapi(app, settings)
+        ("/api/upload", settings.max_upload_bytes + files.MULTIPART_OVERHEAD), *vertex_routes.body_limits()])
+    app.openapi = lambda: _openapi(app, settings, vertex_routes)
     return app
 
 
-def _openapi(app: FastAPI, settings: Settings) -> dict:
-    """FastAPI's schema, minus the security schemes when no API key is configured (nothing is enforced
-    then, and a schema that asked for a key would not be the truth)."""
+def _openapi(app: FastAPI, settings: Settings, vertex_routes) -> dict:
+    """FastAPI's schema with the predict body's models, minus the security schemes when no API key is
+    configured (nothing is enforced then, and a schema that asked for a key would not be the truth)."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        vertex_routes.add_request_schema(schema)
         if not settings.api_key:
             schema.get("components", {}).pop("securitySchemes", None)
             for operations in schema["paths"].values():

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                 405: "UNIMPLEMENTED", 415: "INVALID_ARGUMENT",
                  409: "FAILED_PRECONDITION", 413: "INVALID_ARGUMENT", 422: "INVALID_ARGUMENT",
                  429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 
@@ -70,6 +71,9 @@ def doc(*statuses: int, google: bool = False) -> dict:
 
 
 def is_vertex_path(request: Request) -> bool:
+    """Google's error shape here: the Vertex paths, or every path of an app that serves only them."""
+    if getattr(request.app.state, "google_errors", False):
+        return True
     paths = getattr(request.app.state, "vertex_paths", ())
     return request.url.path.startswith("/v1/") or request.url.path in paths
 

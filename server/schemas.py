@@ -1,20 +1,16 @@
-"""Request and response bodies of the job API and the Vertex routes, with the one `Resolution` and
+"""Request and response bodies of the job API and the job server's Vertex answers, with the one `Resolution` and
 `NumLayers` types both validate with (what the schema says is what the server enforces)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from server.model import MAX_LAYERS, MIN_LAYERS, RESOLUTION_BUCKETS
 
 FILE_ID_PATTERN = r"^[0-9a-f]{64}$"
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
-# The OpenAPI `format` of a base64-encoded image (a name for readers and for schemathesis' generators).
-IMAGE_BASE64_FORMAT = "image-base64"
 # Examples in the schema (for readers, and schemathesis' examples phase): an 8x8 red PNG.
 EXAMPLE_PNG_BASE64 = ("iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAFElEQVR4nGM8ISfHgA0wYRUdtBIA0MoBFD5jqJkAAAAAS"
                       "UVORK5CYII=")
@@ -34,20 +30,6 @@ def _json_number(value: Any) -> Any:
 # The pipeline's two buckets (it asserts on anything else): an enum in the schema, 640.0 accepted.
 Resolution = Annotated[Literal[RESOLUTION_BUCKETS], BeforeValidator(_json_number)]
 NumLayers = Annotated[int, Field(ge=MIN_LAYERS, le=MAX_LAYERS), BeforeValidator(_json_number)]
-
-
-def _decode_base64(value: Any) -> bytes:
-    if not isinstance(value, str):
-        raise ValueError("must be a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("is not valid base64") from None
-
-
-ImageBase64 = Annotated[bytes, BeforeValidator(_decode_base64), WithJsonSchema(
-    {"type": "string", "format": IMAGE_BASE64_FORMAT, "contentEncoding": "base64",
-     "description": "base64 of the image bytes (PNG, JPEG, WebP ...)"})]
 
 
 # --- job API -----------------------------------------------------------------------------------------
@@ -95,27 +77,6 @@ class JobStatus(BaseModel):
 
 # --- Vertex AI -----------------------------------------------------------------------------------------
 
-class Instance(BaseModel):
-    # Vertex passes instances through as the caller sent them; unknown keys are ignored, as before.
-    model_config = ConfigDict(extra="ignore", json_schema_extra={
-        "examples": [{"image": EXAMPLE_PNG_BASE64, "layers": 3, "resolution": 640}]})
-    image: ImageBase64
-    layers: NumLayers = 5
-    resolution: Resolution = 1024
-
-
-def predict_request_model(max_instances: int) -> type[BaseModel]:
-    """`{"instances": [...], "parameters": {...}}` with this server's instance limit in the schema."""
-    return create_model(
-        "PredictRequest",
-        instances=(list[Instance], Field(min_length=1, max_length=max_instances,
-                                         description=f"1 to {max_instances} instances, admitted all or none")),
-        parameters=(dict[str, Any] | None, None),
-        __config__=ConfigDict(json_schema_extra={"examples": [
-            {"instances": [{"image": EXAMPLE_PNG_BASE64, "layers": 2, "resolution": 640}]}]}),
-    )
-
-
 class Prediction(BaseModel):
     layers: list[str] = Field(description="base64 RGBA PNGs, one per layer")
     timings: dict[str, float | None] = Field(description="queue_s and inference_s of the job")
@@ -126,17 +87,6 @@ class Prediction(BaseModel):
 class PredictResponse(BaseModel):
     predictions: list[Prediction]
     deployedModelId: str
-
-
-class EndpointResource(BaseModel):
-    """The parts of Vertex's Endpoint resource the SDK reads before its first predict."""
-
-    name: str
-    displayName: str
-    createTime: str
-    updateTime: str
-    deployedModels: list[dict[str, str]]
-    trafficSplit: dict[str, int]
 
 
 class Readiness(BaseModel):

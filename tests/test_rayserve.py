@@ -16,9 +16,13 @@ from typing import Any
 
 import pytest
 
+from tests.vertex_bad_requests import CASES, check_answer
+
 pytestmark = pytest.mark.slow
 
 MAX_REPLICAS = 2
+# Small, so a dozen simultaneous requests pass it; the 6 of the scale-up test stay within it.
+MAX_QUEUED = 6
 HEADER_NAMES = ("X-Replica-Id", "X-Replica-Pid", "X-Queue-S", "X-Model-S", "X-Cold-Start")
 
 
@@ -31,7 +35,8 @@ def cluster():
     had_home_token = home_token.exists()
     rs = RayServeProcess(min_replicas=0, max_replicas=MAX_REPLICAS, target_ongoing_requests=1,
                          upscale_delay_s=1, downscale_delay_s=3, downscale_to_zero_delay_s=4,
-                         look_back_period_s=2, metrics_interval_s=0.5, ready_timeout_s=240)
+                         look_back_period_s=2, metrics_interval_s=0.5, max_queued_requests=MAX_QUEUED,
+                         ready_timeout_s=240)
     rs.start()
     state = {"rs": rs, "jobs": [], "had_home_token": had_home_token, "home_token": home_token}
     try:
@@ -145,14 +150,33 @@ def test_several_instances_in_one_request_answer_in_order_with_one_header_entry_
                                 "extra": {"replica_id": rid}})
 
 
-def test_bad_requests_get_google_errors_without_reaching_the_model(cluster):
-    url = cluster["rs"].url + "/vertex/predict"
-    status, body, _ = _post(url, {"instances": [{"image": "not base64!", "layers": 2, "resolution": 640}]})
-    assert status == 400 and body["error"]["status"] == "INVALID_ARGUMENT" and "base64" in body["error"]["message"]
-    status, body, _ = _post(url, {"instances": [{"image": _image_b64(), "layers": 2, "resolution": 512}]})
-    assert status == 400 and "resolution" in body["error"]["message"]
-    status, body, _ = _post(url, {"instances": []})
-    assert status == 400
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_bad_requests_get_the_job_servers_answers_without_reaching_the_model(cluster, case):
+    """The same bad requests as the job server's (tests/test_vertex_contract.py), the same answers."""
+    req = urllib.request.Request(cluster["rs"].url + case.path, case.body or None, case.headers, method=case.method)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            status, text = r.status, r.read().decode()
+    except urllib.error.HTTPError as err:
+        status, text = err.code, err.read().decode()
+    check_answer(case, status, text)
+
+
+def test_past_max_queued_requests_the_answer_is_429_with_retry_after(cluster):
+    def send(_):
+        return _post(cluster["rs"].url + "/vertex/predict",
+                     {"instances": [{"image": _image_b64(), "layers": 1, "resolution": 640}]})
+
+    n = MAX_REPLICAS + MAX_QUEUED + 6
+    with ThreadPoolExecutor(n) as pool:
+        answers = list(pool.map(send, range(n)))
+    statuses = sorted(status for status, _, _ in answers)
+    assert set(statuses) == {200, 429} and statuses.count(200) >= MAX_REPLICAS, statuses
+    for status, body, headers in answers:
+        if status == 429:
+            assert body["error"]["status"] == "RESOURCE_EXHAUSTED" and int(headers["Retry-After"]) >= 1
+    # the queue drained: a request now is served
+    assert send(0)[0] == 200
 
 
 def test_scales_down_to_zero_and_the_timeline_matches_the_answers(cluster):

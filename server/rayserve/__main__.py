@@ -57,7 +57,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--replica-cpus", type=float, default=d.replica_cpus, help="CPU slots per model replica")
     p.add_argument("--torch-threads", type=int, default=d.torch_threads)
     p.add_argument("--graceful-shutdown-timeout-s", type=float, default=d.graceful_shutdown_timeout_s)
-    p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb)
+    p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb, help="largest image, MB")
+    p.add_argument("--max-pixels", type=int, default=d.max_pixels, help="largest image, width x height")
+    p.add_argument("--vertex-endpoint-type", choices=("shared", "dedicated"), default=d.vertex_endpoint_type,
+                   help="the request size limit of that Vertex endpoint type (shared 1.5 MB, dedicated 10 MB)")
+    p.add_argument("--vertex-max-body-mb", type=float, default=None, help="largest predict body, MB")
+    p.add_argument("--vertex-max-instances", type=int, default=d.vertex_max_instances)
+    p.add_argument("--max-queued-requests", type=int, default=d.max_queued_requests,
+                   help="requests waiting for a replica before 429 (default %(default)s)")
+    p.add_argument("--timeout-s", type=float, default=d.timeout_s, help="a prediction's deadline (504 after)")
     return p.parse_args(argv)
 
 
@@ -72,6 +80,9 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         torch_threads=args.torch_threads, graceful_shutdown_timeout_s=args.graceful_shutdown_timeout_s,
         predict_route=_env("AIP_PREDICT_ROUTE", "/vertex/predict"),
         health_route=_env("AIP_HEALTH_ROUTE", "/vertex/health"), max_upload_mb=args.max_upload_mb,
+        max_pixels=args.max_pixels, vertex_endpoint_type=args.vertex_endpoint_type,
+        vertex_max_body_mb=args.vertex_max_body_mb, vertex_max_instances=args.vertex_max_instances,
+        max_queued_requests=args.max_queued_requests, timeout_s=args.timeout_s,
     )
 
 

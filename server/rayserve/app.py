@@ -1,31 +1,41 @@
-"""The Ray Serve application: a FastAPI ingress with the Vertex prediction contract, forwarding each
-instance to the autoscaled `LayeredModel` deployment (one pipeline per replica, one call at a time).
+"""The Ray Serve application: a FastAPI ingress with the Vertex prediction contract of
+`server.vertex_contract` (the job server's routes, limits, checks and Google-style errors), forwarding
+each instance to the autoscaled `LayeredModel` deployment (one pipeline per replica, one call at a time).
 
 The model deployment is the one that autoscales: the ingress calls it through a DeploymentHandle, so
 requests wait in the handle's router (counted by the autoscaler as queued, held while the deployment
-is at zero replicas) rather than in the ingress or the proxy. Every answer carries the serving
-replica, its queue and model time, and whether it was that replica's first request (`HEADERS`).
+is at zero replicas) rather than in the ingress or the proxy; that wait is bounded by Ray Serve's
+`max_queued_requests`, and a request past it is answered 429 with Retry-After. Every answer carries the
+serving replica, its queue and model time, and whether it was that replica's first request (`HEADERS`).
 
 No `from __future__ import annotations` here: Serve pickles the ingress class by value, and FastAPI must
-find `Request` in each route's annotations as an object, not as a name to look up."""
+find each route's annotations as objects, not as names to look up."""
 
 import asyncio
 import base64
-import binascii
+import contextlib
 import io
+import logging
+import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from ray import serve
+from ray.serve.exceptions import BackPressureError
 
-from server.model import MAX_LAYERS, MIN_LAYERS, RESOLUTION_BUCKETS
+from server import errors
+from server.errors import APIError
+from server.limits import BodyLimit
 from server.rayserve.options import APP_NAME, INGRESS_DEPLOYMENT, MODEL_DEPLOYMENT, ServeOptions
+from server.vertex_contract import CheckedInstance, VertexRoutes
 
+log = logging.getLogger("ray.serve")
 DEPLOYED_MODEL_ID = "rayserve"
-CREATED_AT = "2026-01-01T00:00:00Z"
+# Every body but a prediction is a few dozen bytes of JSON (as on the job server).
+SMALL_BODY = 64 * 1024
 # Response headers. With several instances in one request, each holds a comma-separated list in
 # instance order.
 HEADERS = {
@@ -35,14 +45,6 @@ HEADERS = {
     "model_s": "X-Model-S",              # the pipeline call alone
     "cold_start": "X-Cold-Start",        # "1": the replica's first request
 }
-GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 413: "INVALID_ARGUMENT", 500: "INTERNAL",
-                 503: "UNAVAILABLE"}
-
-
-class PredictError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status, self.message = status, message
 
 
 @serve.deployment(name=MODEL_DEPLOYMENT)
@@ -91,45 +93,6 @@ class ModelReplica:
                 "replica_ready_at": self.ready_at}
 
 
-def _check_instance(i: int, inst: object, max_bytes: int) -> tuple[bytes, int, int]:
-    """(image bytes, layers, resolution) of one Vertex instance, or a 400 naming what is wrong."""
-    if not isinstance(inst, dict) or "image" not in inst:
-        raise PredictError(400, f"instances[{i}] must be an object with an 'image' (base64)")
-    try:
-        # protobuf Struct turns ints into floats on the SDK's way here
-        layers, resolution = int(inst.get("layers", 5)), int(inst.get("resolution", 1024))
-    except (TypeError, ValueError):
-        raise PredictError(400, f"instances[{i}].layers and .resolution must be integers") from None
-    if not MIN_LAYERS <= layers <= MAX_LAYERS:
-        raise PredictError(400, f"instances[{i}].layers must be between {MIN_LAYERS} and {MAX_LAYERS}")
-    if resolution not in RESOLUTION_BUCKETS:
-        raise PredictError(400, f"instances[{i}].resolution must be one of {list(RESOLUTION_BUCKETS)}")
-    try:
-        data = base64.b64decode(inst["image"], validate=True)
-    except (binascii.Error, ValueError, TypeError):
-        raise PredictError(400, f"instances[{i}].image is not valid base64") from None
-    if len(data) > max_bytes:
-        raise PredictError(413, f"instances[{i}].image is over {max_bytes} bytes")
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.verify()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
-        raise PredictError(400, f"instances[{i}].image is not a readable image: {err}") from None
-    return data, layers, resolution
-
-
-def _endpoint_resource(project: str, location: str, endpoint: str) -> dict:
-    name = f"projects/{project}/locations/{location}/endpoints/{endpoint}"
-    return {"name": name, "displayName": "decomposer-loadlab-rayserve", "createTime": CREATED_AT,
-            "updateTime": CREATED_AT,
-            "deployedModels": [{"id": DEPLOYED_MODEL_ID, "model": f"projects/{project}/locations/{location}"
-                                f"/models/{DEPLOYED_MODEL_ID}", "displayName": "qwen-image-layered-rayserve",
-                                "createTime": CREATED_AT}],
-            "trafficSplit": {DEPLOYED_MODEL_ID: 100}}
-
-
 @serve.deployment(name=INGRESS_DEPLOYMENT)
 @serve.ingress()
 class VertexIngress:
@@ -140,24 +103,45 @@ class VertexIngress:
         self.model = model
         self.options = options
         self.started_at = time.time()
+        self.mean_model_s: float | None = None  # of the answers so far, for Retry-After
 
-    async def _predict(self, body: object):
+    async def _serve(self, instances: list[CheckedInstance]) -> JSONResponse:
         received = time.time()
+        responses = []
         try:
-            if not isinstance(body, dict) or not isinstance(body.get("instances"), list) \
-                    or not body["instances"]:
-                raise PredictError(400, "body must be {\"instances\": [ ... ]} with at least one instance")
-            max_bytes = int(self.options.max_upload_mb * 1_000_000)
-            checked = [_check_instance(i, inst, max_bytes) for i, inst in enumerate(body["instances"])]
-        except PredictError as err:
-            return _google_error(err.status, err.message)
-        try:
-            results = await asyncio.gather(*(self.model.predict.remote(data, layers, resolution)
-                                             for data, layers, resolution in checked))
-        except Exception as err:  # noqa: BLE001 - a replica error becomes Vertex's 500
-            return _google_error(500, f"prediction failed: {type(err).__name__}: {err}")
+            # `.remote()` itself may refuse (the handle's queue full), so it is inside the try too.
+            for inst in instances:
+                responses.append(self.model.predict.remote(inst.image, inst.layers, inst.resolution))
+            results = await asyncio.wait_for(asyncio.gather(*responses), self.options.timeout_s)
+        except Exception as err:
+            _cancel(responses)
+            raise self._error(err) from None
+        return self._answer(results, received)
+
+    def _error(self, err: Exception) -> APIError:
+        """What a failed prediction answers; the cause goes to the replica's log, never to the caller
+        (Ray's errors hold tracebacks, paths, pids and actor ids)."""
+        if isinstance(err, BackPressureError):
+            queued, limit = err.args[:2]  # (num_queued_requests, max_queued_requests), its only record of them
+            retry_after = self._retry_after_s(queued)
+            return APIError(429, "queue_full", f"{queued} requests are queued, the limit is {limit}; "
+                            f"retry after about {retry_after} s",
+                            headers={"Retry-After": str(retry_after)})
+        if isinstance(err, asyncio.TimeoutError):
+            return APIError(504, "timeout", f"the prediction did not finish in {self.options.timeout_s:g} s")
+        log.error("prediction failed: %r", err)
+        return APIError(500, "job_failed", f"the prediction failed on a model replica ({type(err).__name__})")
+
+    def _retry_after_s(self, queued: int) -> int:
+        """The queue ahead drained by the replicas at the mean model time seen so far (1 s before any)."""
+        per_job = self.mean_model_s or 1.0
+        return max(1, math.ceil(queued * per_job / max(1, self.options.max_replicas)))
+
+    def _answer(self, results: list[dict], received: float) -> JSONResponse:
         predictions, columns = [], {key: [] for key in HEADERS}
         for r in results:
+            self.mean_model_s = r["model_s"] if self.mean_model_s is None else \
+                0.8 * self.mean_model_s + 0.2 * r["model_s"]
             queue_s = max(0.0, r["started_at"] - received)
             predictions.append({
                 "layers": [base64.b64encode(p).decode("ascii") for p in r["layers"]],
@@ -177,20 +161,19 @@ class VertexIngress:
     def _ready(self) -> dict:
         return {"ready": True, "app": APP_NAME, "deployment": MODEL_DEPLOYMENT, "model": self.options.model,
                 "device": self.options.device, "autoscaling": self.options.autoscaling_config(),
-                "max_ongoing_requests": self.options.max_ongoing_requests, "ingress_started_at": self.started_at,
+                "max_ongoing_requests": self.options.max_ongoing_requests,
+                "max_queued_requests": self.options.max_queued_requests, "ingress_started_at": self.started_at,
                 **self.options.extra}
 
     def __serve_build_asgi_app__(self):
-        # Route signatures are resolved from this module's globals (postponed annotations), so
-        # FastAPI and Request are imported at module level.
         api = FastAPI(title="decomposer-loadlab on Ray Serve", docs_url=None, redoc_url=None)
-
-        async def predict(request: Request):
-            try:
-                body = await request.json()
-            except ValueError:
-                return _google_error(400, "body is not JSON")
-            return await self._predict(body)
+        api.state.google_errors = True  # every path answers in Google's shape, an unknown one too
+        errors.install(api)
+        routes = VertexRoutes(limits=self.options.predict_limits(), predict_route=self.options.predict_route,
+                              serve=self._serve, deployed_model_id=DEPLOYED_MODEL_ID,
+                              display_name="decomposer-loadlab-rayserve")
+        api.include_router(routes.router())
+        api.add_middleware(BodyLimit, default=SMALL_BODY, limits=routes.body_limits())
 
         async def ready():
             """Ready once the ingress is up: at zero model replicas a prediction is held, not refused."""
@@ -199,27 +182,18 @@ class VertexIngress:
         async def health():
             return {"ready": True}
 
-        async def get_endpoint(project: str, location: str, endpoint: str):
-            return _endpoint_resource(project, location, endpoint)
-
-        async def endpoint_predict(project: str, location: str, endpoint: str, request: Request):
-            return await predict(request)
-
-        api.add_api_route(self.options.predict_route, predict, methods=["POST"])
         api.add_api_route(self.options.health_route, health, methods=["GET"])
         api.add_api_route("/readyz", ready, methods=["GET"])
         api.add_api_route("/healthz", health, methods=["GET"])
-        api.add_api_route("/v1/projects/{project}/locations/{location}/endpoints/{endpoint}", get_endpoint,
-                          methods=["GET"])
-        # The colon is a literal inside the last path segment, as in server/routers/vertex.py.
-        api.add_api_route("/v1/projects/{project}/locations/{location}/endpoints/{endpoint}:predict",
-                          endpoint_predict, methods=["POST"])
         return api
 
 
-def _google_error(status: int, message: str):
-    return JSONResponse({"error": {"code": status, "message": message,
-                                   "status": GOOGLE_STATUS.get(status, "UNKNOWN")}}, status_code=status)
+def _cancel(responses: list) -> None:
+    """One instance refused or failed: the others would be served for nobody. Ray's `cancel()` re-raises
+    a response's own error (the refusal itself, among them), which is already being answered."""
+    for response in responses:
+        with contextlib.suppress(Exception):
+            response.cancel()
 
 
 def build_app(options: ServeOptions, source: str):
@@ -228,6 +202,7 @@ def build_app(options: ServeOptions, source: str):
     model = ModelReplica.options(
         autoscaling_config=options.autoscaling_config(),
         max_ongoing_requests=options.max_ongoing_requests,
+        max_queued_requests=options.max_queued_requests,
         ray_actor_options=options.ray_actor_options(),
         graceful_shutdown_timeout_s=options.graceful_shutdown_timeout_s,
     ).bind(source, options.device, options.dtype, options.steps, options.torch_threads)

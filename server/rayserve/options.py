@@ -1,11 +1,13 @@
 """What `python -m server.rayserve` deploys: the application's names and `ServeOptions` (the autoscaling
-config as Ray Serve 2.60 names its fields, and the replicas' resources). Imports no Ray, so the command
-line can set Ray's environment before Ray is imported."""
+config as Ray Serve 2.60 names its fields, the replicas' resources, the Vertex contract's limits).
+Imports no Ray, so the command line can set Ray's environment before Ray is imported."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+
+from server.vertex_contract import PredictLimits
 
 APP_NAME = "decomposer"
 MODEL_DEPLOYMENT = "LayeredModel"
@@ -37,8 +39,22 @@ class ServeOptions:
     graceful_shutdown_timeout_s: float = 20.0
     predict_route: str = "/vertex/predict"
     health_route: str = "/vertex/health"
+    # The Vertex contract's limits, as on the job server (`python -m server --help` says each).
     max_upload_mb: float = 20.0
+    max_pixels: int = 40_000_000
+    vertex_endpoint_type: str = "shared"
+    vertex_max_body_mb: float | None = None
+    vertex_max_instances: int = 8
+    # Requests waiting in the model handle beyond this get 429 (Ray Serve's max_queued_requests; the
+    # job server's queue limit has the same default).
+    max_queued_requests: int = 64
+    timeout_s: float = 3600.0  # a prediction not answered by then is 504, as the job server's vertex_timeout_s
     extra: dict = field(default_factory=dict)  # shown by the readiness route (ray address, session dir)
+
+    def predict_limits(self) -> PredictLimits:
+        return PredictLimits(max_body_bytes=PredictLimits.body_bytes(self.vertex_endpoint_type, self.vertex_max_body_mb),
+                             max_instances=self.vertex_max_instances,
+                             max_image_bytes=int(self.max_upload_mb * 1_000_000), max_pixels=self.max_pixels)
 
     def autoscaling_config(self) -> dict:
         config = {
