@@ -34,6 +34,10 @@ What it does:
 - Stopping lets running jobs finish: without `--stop-timeout` it is set to 300 s (a job killed
   mid-call would be orphaned on the server). Give more when N x S is longer.
 - The web UI and a master listen on 127.0.0.1 unless `--web-host` / `--master-bind-host` say otherwise.
+- Options are checked at start (`locustfiles/options.py`): a bad value is one line `locust: error: ...`,
+  exit code 2. The web UI (`locustfiles/webui.py`) answers only its own origin, takes only the fields
+  its form shows, each checked (paths under reports/), never `--client-factory`; `--web-login` needs
+  `$LOADLAB_WEB_PASSWORD`.
 
 Distributed (`--processes N`, or `--master` + `--worker`): the shape runs on the master. Closed loop:
 it tells the workers the current stage with a `loadlab_stage` message. Open loop: it sends worker w
@@ -57,6 +61,7 @@ import logging
 import os
 import re
 import socket
+import sys
 import time
 from itertools import count
 from urllib.parse import urlsplit
@@ -66,11 +71,14 @@ from gevent.pool import Group
 from locust import LoadTestShape, User, constant, events, task
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
+from clients.factory import check_target
 from loadlab.cases import ALL_CASES, parse_cases
 from loadlab.schema import COMPLETED, DROPPED, JobRecord
-from locustfiles.arrivals import ARRIVAL_MODES, Arrival, cap_share, split
+from locustfiles import webui
+from locustfiles.arrivals import Arrival, cap_share, split
 from locustfiles.jobs import ClientPool, failed_record, image_for, run_one
 from locustfiles.ledger import BOARD, INBOX, LEDGER, OpenLoopRun
+from locustfiles.options import BY_DEST, OptionError, add_options, check_options
 from locustfiles.report import (
     build_report,
     default_report_path,
@@ -78,7 +86,6 @@ from locustfiles.report import (
     plan_from_options,
     summary_lines,
 )
-from locustfiles.stages import DEFAULT_MAX_STAGE_S, DEFAULT_STAGES
 
 log = logging.getLogger("loadlab")
 
@@ -99,54 +106,20 @@ def _add_options(parser, **_kw):
     # Locust listens on every interface by default; the load generator is a remote-control panel,
     # so it listens on loopback unless --web-host / --master-bind-host say otherwise.
     parser.set_defaults(web_host=LOOPBACK, master_bind_host=LOOPBACK)
-    parser.add_argument("--arrival", default="closed", choices=list(ARRIVAL_MODES),
-                        help="closed: --stages of N users (or bursts); poisson|gamma|constant: open loop at --rates; "
-                             "trace: replay --trace")
-    parser.add_argument("--stages", default=",".join(map(str, DEFAULT_STAGES)),
-                        help="closed loop: comma list of concurrent users per stage (default 1,5,10,20)")
-    parser.add_argument("--rates", default="",
-                        help="open loop: comma list of arrival rates (per second), one stage each, e.g. 0.2,0.5,1")
-    parser.add_argument("--stage-seconds", type=float, default=60.0,
-                        help="how long each closed-loop or rate stage is held; the trace window per stage")
-    parser.add_argument("--jobs-per-user", type=int, default=0,
-                        help="hold each stage until every user ran N jobs; 1 = all at once (article); 0 = closed loop")
-    parser.add_argument("--max-stage-seconds", type=float, default=DEFAULT_MAX_STAGE_S,
-                        help=f"upper bound on a --jobs-per-user stage (default {DEFAULT_MAX_STAGE_S:g} s; 0 = none)")
-    parser.add_argument("--burstiness", type=float, default=1.0,
-                        help="gamma arrivals: shape K (1 = Poisson, < 1 burstier), as vLLM bench serve defines it")
-    parser.add_argument("--trace", default="", help="trace arrivals: CSV with header t_s,case")
-    parser.add_argument("--time-scale", type=float, default=1.0, help="trace arrivals: replay t_s / K")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the open-loop arrival sequence")
-    parser.add_argument("--max-in-flight", type=int, default=0,
-                        help="open loop: an arrival finding N jobs in flight is recorded as dropped, never delayed (0 = no cap)")
-    parser.add_argument("--slo-e2e", type=float, default=0.0,
-                        help="end-to-end SLO in seconds: each stage reports SLO attainment and goodput (0 = none)")
-    parser.add_argument("--cases", default="light",
-                        help="case set or list: article | light | small | small,medium,large (loadlab/cases.py)")
-    parser.add_argument("--target", default="local", choices=["local", "vertex", "fallback"],
-                        help="client the users drive: the local job API or the Vertex AI adapter")
-    parser.add_argument("--report-out", default="", help="measured report path (default reports/measured/locust-<target>-<mode>-<time>.json)")
-    parser.add_argument("--report-name", default="", help="report name (default derived from target and mode)")
-    parser.add_argument("--client-factory", default="", include_in_web_ui=False,
-                        help="module:function(target, url) building the client (default: clients/; "
-                             "tests use tests.fakeclient:make_client)")
+    add_options(parser)
 
 
 # --- state of this process ------------------------------------------------------------------------
 
 _ID_RE = re.compile(r"(?<=/)[0-9a-fA-F-]{8,}(?=/|$)")  # job and file ids in a path
 _CASE_COUNTER = count()
+_CLIENT_FACTORY = ""   # --client-factory of this process's command line, set at init
 
 
 @events.init.add_listener
-def _on_init(environment, runner=None, **_kw):
-    options = environment.parsed_options
-    if options is not None and not isinstance(runner, WorkerRunner):  # fail at start on bad options
-        if options.arrival == "closed":
-            plan_from_options(options)
-            parse_cases(options.cases)
-        else:
-            open_plan_from_options(options)
+def _on_init(environment, runner=None, web_ui=None, **_kw):
+    if environment.parsed_options is not None:
+        _check_at_start(environment.parsed_options, runner, web_ui)
     if not environment.stop_timeout:
         environment.stop_timeout = DEFAULT_STOP_TIMEOUT_S
     if runner is None:
@@ -156,6 +129,24 @@ def _on_init(environment, runner=None, **_kw):
         runner.register_message(ARRIVALS_MSG, lambda environment, msg, **kw: INBOX.load(msg.data))
     if not isinstance(runner, WorkerRunner):
         runner.register_message(JOB_MSG, lambda environment, msg, **kw: LEDGER.add(msg.data["stage"], msg.data["job"]))
+
+
+def _check_at_start(options, runner, web_ui) -> None:
+    """Bad options stop the process here, before any request, with one line and exit code 2 (an
+    exception would be Locust's "Uncaught exception in event handler" and a traceback)."""
+    global _CLIENT_FACTORY
+    try:
+        # Code imported by name: taken once, from this process's own command line; parsed_options is
+        # not read for it again (a worker's are the master's, replaced at each run).
+        _CLIENT_FACTORY = BY_DEST["client_factory"].check(options.client_factory)
+        if not isinstance(runner, WorkerRunner):   # a worker runs the master's options
+            workers = options.expect_workers if isinstance(runner, MasterRunner) else 1
+            check_options(options, processes=workers)
+        if web_ui is not None:
+            webui.install(web_ui, options, from_cli=dict(vars(options)))
+    except OptionError as err:
+        sys.stderr.write(f"locust: error: {err}\n")
+        sys.exit(2)
 
 
 # --- users ---------------------------------------------------------------------------------------
@@ -169,8 +160,13 @@ class JobUser(User):
     target = "local"
 
     def on_start(self) -> None:
-        self.clients = ClientPool(self.target, self.host, self.environment.parsed_options.client_factory,
-                                  on_build=self._watch_http)
+        try:
+            check_target(self.target)
+        except ValueError as err:
+            # make_client refuses it as well, so each job fails with the reason and no stage waits
+            # for a user that died in on_start
+            log.error("[loadlab] %s: every job of this user fails", err)
+        self.clients = ClientPool(self.target, self.host, _CLIENT_FACTORY, on_build=self._watch_http)
 
     def on_stop(self) -> None:
         self.clients.close()
@@ -436,7 +432,11 @@ class StageShape(LoadTestShape):
         if self.stages is None:
             options = self.runner.environment.parsed_options
             LEDGER.reset()
-            self.stages = (ClosedLoopStages if options.arrival == "closed" else OpenLoopArrivals)(self.runner, options)
+            try:
+                self.stages = (ClosedLoopStages if options.arrival == "closed" else OpenLoopArrivals)(self.runner, options)
+            except ValueError as err:   # what only the run shows: e.g. a cap below the workers now connected
+                log.error("[loadlab] %s; run not started", err)
+                return None
         return self.stages.tick()
 
 
