@@ -41,8 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     import uvicorn
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
     from server.app import create_app
+    from server.limits import header_timeout_protocol
 
     app = create_app(settings)
     services = app.state.services
@@ -55,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
             super().handle_exit(sig, frame)
 
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=args.log_level,
-                            timeout_graceful_shutdown=max(5, int(settings.shutdown_grace_s)), access_log=False)
+                            timeout_graceful_shutdown=max(5, int(settings.shutdown_grace_s)), access_log=False,
+                            http=header_timeout_protocol(AutoHTTPProtocol, settings.header_timeout_s),
+                            limit_concurrency=settings.max_connections)
     print(f"decomposer server: http://{settings.host}:{settings.port} data={settings.data_dir} "
           f"model={settings.model} device={settings.device}", flush=True)
     DrainingServer(config).run()

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from server import errors
+from server.auth import ApiKeyGuard
 from server.limits import BodyLimit
 from server.routers import files, health, jobs, vertex
 from server.services import Services
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, model_loader: Callable[[Setting
     # The body limit of every route, in one place (bytes); anything else takes small JSON bodies at most.
     app.add_middleware(BodyLimit, default=SMALL_BODY, limits=[
         ("/api/upload", settings.max_upload_bytes + files.MULTIPART_OVERHEAD), *vertex_routes.body_limits()])
+    app.add_middleware(ApiKeyGuard)  # added last, so outermost: the key is checked before the body's size
     app.openapi = lambda: _openapi(app, settings, vertex_routes)
     return app
 

@@ -32,6 +32,9 @@ class Services:
             check_data_dir(settings.data_dir, settings.min_free_mb)
             self.store = JobStore(settings.data_dir / "jobs.sqlite3")
             self.files = FileStore(settings.data_dir)
+            if self.files.removed_at_start:
+                log.warning("removed %d temporary file(s) a previous process left half-written",
+                            self.files.removed_at_start)
         except (StorageError, OSError, sqlite3.Error) as err:
             self.storage_error = str(err)
             log.error("storage unavailable, the server will not get ready: %s", err)

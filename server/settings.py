@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         False, validation_alias=_env("DECOMPOSER_FAULT_INJECTION", "DECOMPOSER_ENABLE_FAULT_INJECTION"),
         description="expose POST /_test/faults (tests only)")
     shutdown_grace_s: float = Field(30.0, ge=0, description="on SIGTERM, how long to let the running batch finish")
+    header_timeout_s: float = Field(10.0, gt=0, description="seconds a connection has to send a whole request "
+                                    "head (request line and headers); a slower one is closed (slowloris guard)")
+    max_connections: int = Field(1000, ge=1, description="open connections (or requests in progress) beyond "
+                                 "which a new request is answered 503 at once (uvicorn's limit_concurrency)")
     vertex_health_route: str = Field("/vertex/health",
                                      validation_alias=_env("AIP_HEALTH_ROUTE", "DECOMPOSER_VERTEX_HEALTH_ROUTE"),
                                      description="AIP_HEALTH_ROUTE: answers readiness")

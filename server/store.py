@@ -160,13 +160,30 @@ class JobStore:
 
 
 class FileStore:
-    """Uploads as `uploads/<sha256>` (stored once per content) and results as `results/<job_id>/layer_i.png`."""
+    """Uploads as `uploads/<sha256>` (stored once per content) and results as `results/<job_id>/layer_i.png`.
+    Both are written under a temporary name and renamed into place; the temporary names are below."""
+
+    UPLOAD_TMP = "*.tmp*"  # uploads/<sha256>.tmp<hex>
+    RESULT_TMP = ".*"  # results/.<job_id>.<hex>/
 
     def __init__(self, root: Path):
         self.uploads = root / "uploads"
         self.results = root / "results"
         self.uploads.mkdir(parents=True, exist_ok=True)
         self.results.mkdir(parents=True, exist_ok=True)
+        self.removed_at_start = self.remove_temporaries()
+
+    def remove_temporaries(self) -> int:
+        """Remove what a killed process left half-written (a kill skips every `finally`). Run at start
+        only: one server owns a data directory (JobStore.requeue_running assumes it too), so no
+        temporary file is in use then. Returns how many were removed."""
+        stale = [*self.uploads.glob(self.UPLOAD_TMP), *self.results.glob(self.RESULT_TMP)]
+        for path in stale:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        return len(stale)
 
     @staticmethod
     def content_id(data: bytes) -> str:
@@ -183,9 +200,8 @@ class FileStore:
         try:
             tmp.write_bytes(data)
             tmp.replace(path)
-        except OSError:
-            tmp.unlink(missing_ok=True)  # a full disk leaves no partial upload behind
-            raise
+        finally:
+            tmp.unlink(missing_ok=True)  # whatever failed (a full disk, an interrupt), no partial upload stays
 
     def result_dir(self, job_id: str) -> Path:
         return self.results / job_id
@@ -199,10 +215,13 @@ class FileStore:
         final = self.result_dir(job_id)
         tmp = self.results / f".{job_id}.{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
-        for i, layer in enumerate(layers):
-            # zlib level 1: on noisy layers it is ~1.5-2x faster than the default 6 for a few % more bytes;
-            # encoding is server overhead on every job, the bytes only cross loopback or one network hop.
-            layer.save(tmp / f"layer_{i}.png", compress_level=1)
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+        try:
+            for i, layer in enumerate(layers):
+                # zlib level 1: on noisy layers it is ~1.5-2x faster than the default 6 for a few % more bytes;
+                # encoding is server overhead on every job, the bytes only cross loopback or one network hop.
+                layer.save(tmp / f"layer_{i}.png", compress_level=1)
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # gone after the rename; else a failed save's leftovers

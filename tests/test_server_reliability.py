@@ -8,6 +8,7 @@ import base64
 import logging
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -56,12 +57,12 @@ def test_health_route_named_healthz_is_readiness(make_client):
 
     c = make_client(model, wait_ready=False, loader=slow_loader, vertex_health_route="/healthz")
     r = c.get("/healthz")
-    assert r.status_code == 503 and r.json()["ready"] is False and r.json()["error"] == "model still loading"
+    assert r.status_code == 503 and r.json() == {"ready": False}  # why not is /readyz's to say
+    assert c.get("/readyz").json()["error"] == "model still loading"
     release.set()
-    assert wait_status(c, "/healthz", 200).json()["ready"] is True
+    assert wait_status(c, "/healthz", 200).json() == {"ready": True}
     c.app.state.services.scheduler.begin_drain()
-    r = c.get("/healthz")
-    assert r.status_code == 503 and r.json()["draining"] is True
+    assert c.get("/healthz").status_code == 503 and c.get("/readyz").json()["draining"] is True
     # one GET /healthz in the schema, and it is the readiness route
     op = c.get("/openapi.json").json()["paths"]["/healthz"]["get"]
     assert op["operationId"] == "vertex_health" and "503" in op["responses"]
@@ -72,9 +73,11 @@ def test_health_route_reports_a_failed_model_load(make_client):
         raise OSError("no weights here")
 
     c = make_client(wait_ready=False, loader=broken, vertex_health_route="/healthz")
-    r = wait_status(c, "/readyz", 503)
-    r = c.get("/healthz")
-    assert r.status_code == 503 and "no weights here" in r.json()["error"]
+    deadline = time.monotonic() + 10
+    while "no weights here" not in (c.get("/readyz").json()["error"] or ""):  # the load fails in its thread
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert c.get("/healthz").status_code == 503
 
 
 # --- defect 3: Vertex predict bounded and admitted all or nothing ------------------------------------
@@ -275,3 +278,91 @@ def test_too_little_free_space_is_refused_at_start(make_client, tmp_path):
     c = make_client(wait_ready=False, min_free_mb=1e12)
     r = c.get("/readyz")
     assert r.status_code == 503 and "below the 1e+12 MB" in r.json()["error"]
+
+
+# --- issue 17 item 4: uploads off the event loop ------------------------------------------------------
+
+def test_upload_work_runs_off_the_event_loop(make_client, monkeypatch):
+    """While an upload's image check is stuck (in its thread), /healthz still answers: the check does not
+    run on the event loop. On the loop, /healthz would wait the 5 s the check is held."""
+    import server.intake
+
+    c = make_client()
+    entered, release = threading.Event(), threading.Event()
+    real = server.intake.inspect_image
+
+    def stuck_inspect(data, max_pixels):
+        entered.set()
+        release.wait(5)  # bounded: a blocked loop fails the test instead of hanging it
+        return real(data, max_pixels)
+
+    monkeypatch.setattr(server.intake, "inspect_image", stuck_inspect)
+    answers = {}
+    uploader = threading.Thread(target=lambda: answers.setdefault("upload", c.post(
+        "/api/upload", files={"file": ("x.png", png(), "image/png")})))
+    uploader.start()
+    assert entered.wait(5)
+    t0 = time.monotonic()
+    health = c.get("/healthz")
+    elapsed = time.monotonic() - t0
+    release.set()
+    uploader.join(10)
+    assert health.status_code == 200 and elapsed < 2, elapsed
+    assert answers["upload"].status_code == 201
+
+
+def test_upload_threads_are_bounded(make_client):
+    from server.intake import image_threads
+
+    c = make_client()
+    assert c.app.state.services.intake.limiter.total_tokens == image_threads()
+    assert 1 <= image_threads() <= 4
+
+
+# --- issue 17 item 9: no temporary file outlives a crash ----------------------------------------------
+
+class _FailingLayer:
+    def save(self, path, **_):
+        raise RuntimeError("the process is going down")
+
+
+def _temporaries(files) -> list:
+    return [*files.uploads.glob(files.UPLOAD_TMP), *files.results.glob(files.RESULT_TMP)]
+
+
+def test_a_failure_while_storing_leaves_no_temporary_file(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from PIL import Image
+
+    from server.store import FileStore
+
+    files = FileStore(tmp_path)
+    with monkeypatch.context() as m:  # any exception, not only a full disk's OSError
+        m.setattr(Path, "replace", lambda self, target: (_ for _ in ()).throw(RuntimeError("interrupted")))
+        with pytest.raises(RuntimeError):
+            files.put_upload("a" * 64, b"bytes")
+    with pytest.raises(RuntimeError):
+        files.put_layers("job1", [Image.new("RGBA", (4, 4)), _FailingLayer()])
+    assert _temporaries(files) == [] and not files.upload_path("a" * 64).exists()
+    assert files.layer_paths("job1") == []
+
+
+def test_stale_temporaries_removed_at_start(make_client, tmp_path, caplog):
+    """What a killed process left half-written (a SIGKILL runs no `finally`) is removed at the next start;
+    whole uploads and results stay."""
+    data_dir = tmp_path / "data"
+    (data_dir / "uploads").mkdir(parents=True)
+    (data_dir / "results" / "job1").mkdir(parents=True)
+    (data_dir / "uploads" / ("b" * 64)).write_bytes(b"whole upload")
+    (data_dir / "results" / "job1" / "layer_0.png").write_bytes(b"whole result")
+    (data_dir / "uploads" / ("c" * 64 + ".tmp1a2b3c4d")).write_bytes(b"half an upload")
+    stale_result = data_dir / "results" / ".job2.5e6f7a8b"
+    stale_result.mkdir()
+    (stale_result / "layer_0.png").write_bytes(b"half a result")
+    caplog.set_level(logging.WARNING, logger="server")
+    files = make_client(data_dir=data_dir).app.state.services.files
+    assert _temporaries(files) == [] and files.removed_at_start == 2
+    assert files.upload_path("b" * 64).read_bytes() == b"whole upload"
+    assert [p.name for p in files.layer_paths("job1")] == ["layer_0.png"]
+    assert any("removed 2 temporary file(s)" in rec.getMessage() for rec in caplog.records)

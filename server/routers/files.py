@@ -11,7 +11,6 @@ from server.errors import doc
 from server.links import UPLOAD_LINKS
 from server.schemas import UploadResponse
 
-CHUNK = 1 << 20
 # Room for the multipart framing around the file (boundaries, part headers, a filename).
 MULTIPART_OVERHEAD = 64 * 1024
 
@@ -27,11 +26,8 @@ def build_router(max_upload_bytes: int) -> APIRouter:
                      "encoding": {"file": {"contentType": "image/png, image/jpeg, image/webp, image/gif"}}}}}})
     async def upload(file: Annotated[UploadFile, File(description="the image (PNG, JPEG, WebP ...)")],
                      intake: IntakeDep) -> UploadResponse:
-        chunks, size = [], 0
-        while chunk := await file.read(CHUNK):
-            size += len(chunk)
-            intake.check_size(size)  # the file alone over the limit while the framed body was not
-            chunks.append(chunk)
-        return intake.upload(b"".join(chunks))
+        # Starlette has spooled the part to a temporary file as it arrived; reading, decoding, hashing
+        # and storing it all happen on the intake's threads, so other requests are answered meanwhile.
+        return await intake.upload_file_async(file.file)
 
     return router

@@ -1,11 +1,14 @@
 """Liveness, readiness (model loaded, storage usable, not draining) and Prometheus metrics. The Vertex
-health route (AIP_HEALTH_ROUTE) answers readiness, whatever path it names, even /healthz."""
+health route (AIP_HEALTH_ROUTE) answers readiness, whatever path it names, even /healthz; it and /healthz
+are open, so they say only alive / ready, nothing about the model or the error (that is /readyz's, behind
+the key)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from server.deps import ServicesDep, require_api_key
 from server.errors import STATUS_MEANING, doc
@@ -15,6 +18,13 @@ from server.services import Services
 LIVENESS_ROUTE = "/healthz"
 READINESS_ROUTE = "/readyz"
 NOT_READY = {503: {"model": Readiness, "description": STATUS_MEANING[503]}}
+
+
+class Ready(BaseModel):
+    """What an unauthenticated caller learns: ready or not, no model path, no error details (those are
+    on /readyz, behind the key)."""
+
+    ready: bool
 
 
 def readiness(svc: Services) -> JSONResponse:
@@ -32,10 +42,13 @@ def build_router(vertex_health_route: str) -> APIRouter:
     router = APIRouter(tags=["health"])
 
     # Registered first: when AIP_HEALTH_ROUTE names /healthz or /readyz, this route is the one that answers.
-    @router.get(vertex_health_route, operation_id="vertex_health", response_model=Readiness, responses=NOT_READY)
+    @router.get(vertex_health_route, operation_id="vertex_health", response_model=Ready,
+                responses={503: {"model": Ready, "description": STATUS_MEANING[503]}})
     async def vertex_health(svc: ServicesDep):
-        """AIP_HEALTH_ROUTE: readiness, no auth (Vertex routes traffic to a replica only once this is 200)."""
-        return readiness(svc)
+        """AIP_HEALTH_ROUTE: readiness, no auth (Vertex routes traffic to a replica only once this is 200);
+        only ready or not: why not is on /readyz."""
+        ready = svc.not_ready_reason() is None
+        return JSONResponse(Ready(ready=ready).model_dump(), status_code=200 if ready else 503)
 
     if vertex_health_route != LIVENESS_ROUTE:
         @router.get(LIVENESS_ROUTE, operation_id="healthz")
