@@ -40,7 +40,7 @@ class APIError(Exception):
 
 # One meaning per status, on every route (README "Server" says the same).
 STATUS_MEANING = {
-    400: "malformed request: the body is not valid JSON",
+    400: "malformed request: the body is not valid JSON (or, for an upload, not valid multipart)",
     401: "missing or wrong API key",
     404: "unknown id (file, job, layer) or route",
     409: "job not completed (yet, or it failed)",

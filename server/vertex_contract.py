@@ -68,7 +68,7 @@ def _decode_base64(value: Any) -> bytes:
 
 
 ImageBase64 = Annotated[bytes, BeforeValidator(_decode_base64), WithJsonSchema(
-    {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png", "minLength": 4,
+    {"type": "string", "format": "byte", "contentEncoding": "base64", "contentMediaType": "image/png", "minLength": 4,
      "pattern": BASE64_PATTERN, "description": "base64 of the image bytes (PNG, JPEG, WebP ...)"})]
 
 
@@ -170,6 +170,10 @@ def endpoint_resource(project: str, location: str, endpoint: str, deployed_model
 Serve = Callable[[list[CheckedInstance]], Awaitable[Any]]
 
 
+async def in_worker_thread(fn: Callable, *args):
+    return await anyio.to_thread.run_sync(fn, *args)
+
+
 @dataclass
 class VertexRoutes:
     """Vertex's paths on one server: AIP_PREDICT_ROUTE, the SDK's REST `…/endpoints/{e}:predict` and
@@ -185,6 +189,8 @@ class VertexRoutes:
     dependencies: Sequence[Any] = ()          # on every route (e.g. the API key)
     predict_dependencies: Sequence[Any] = ()  # on the predict routes only (e.g. storage usable)
     statuses: Sequence[int] = PREDICT_STATUSES
+    # Where the body check runs: a worker thread (a server with its own bounded pool passes that).
+    off_loop: Callable[..., Awaitable[Any]] = in_worker_thread
 
     def __post_init__(self):
         self.request_model = predict_request_model(self.limits.max_instances)
@@ -208,7 +214,7 @@ class VertexRoutes:
 
         async def predict(request: Request) -> Response:
             body = await request.body()
-            instances = await anyio.to_thread.run_sync(check_predict_body, body, request_model, self.limits)
+            instances = await self.off_loop(check_predict_body, body, request_model, self.limits)
             return await self.serve(instances)
 
         async def endpoint_predict(project: ResourceId, location: ResourceId, endpoint: ResourceId,

@@ -23,6 +23,6 @@ def png_images(draw) -> bytes:
 
 
 # The upload's multipart `file` part (encoding contentType image/png) and the Vertex instance's
-# `image` (format image-base64).
+# `image` (format byte: base64).
 schemathesis.openapi.media_type("image/png", png_images())
-schemathesis.openapi.format("image-base64", png_images().map(lambda data: base64.b64encode(data).decode("ascii")))
+schemathesis.openapi.format("byte", png_images().map(lambda data: base64.b64encode(data).decode("ascii")))

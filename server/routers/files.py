@@ -21,10 +21,11 @@ def build_router(max_upload_bytes: int) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["files"], dependencies=[Depends(require_api_key), Depends(require_storage)])
 
     @router.post("/upload", operation_id="upload", status_code=201, response_model=UploadResponse,
-                 responses={201: {"links": UPLOAD_LINKS}, **doc(401, 413, 415, 422, 503)},
+                 responses={201: {"links": UPLOAD_LINKS}, **doc(400, 401, 413, 415, 422, 503)},
                  openapi_extra={"requestBody": {"content": {"multipart/form-data": {
                      "encoding": {"file": {"contentType": "image/png, image/jpeg, image/webp, image/gif"}}}}}})
-    async def upload(file: Annotated[UploadFile, File(description="the image (PNG, JPEG, WebP ...)")],
+    async def upload(file: Annotated[UploadFile, File(description="the image (PNG, JPEG, WebP ...); not empty",
+                                                      json_schema_extra={"minLength": 1})],
                      intake: IntakeDep) -> UploadResponse:
         # Starlette has spooled the part to a temporary file as it arrived; reading, decoding, hashing
         # and storing it all happen on the intake's threads, so other requests are answered meanwhile.

@@ -5,7 +5,6 @@ instance, all or none, and waiting for them."""
 import base64
 import time
 
-import anyio
 from fastapi import Depends
 
 from server.deps import require_api_key, require_storage
@@ -37,8 +36,7 @@ async def predict(svc: Services, instances: list[CheckedInstance]) -> PredictRes
         raise APIError(503, "not_ready", svc.not_ready_reason() or "not ready")
     intake = svc.intake
     # Hashing and writing the images is disk work: off the event loop, like their checks.
-    stored = [await anyio.to_thread.run_sync(intake.store_image, inst.image, (inst.width, inst.height))
-              for inst in instances]
+    stored = [await intake.store_image_async(inst.image, (inst.width, inst.height)) for inst in instances]
     jobs = intake.submit_all([(up.file_id, inst.layers, inst.resolution) for up, inst in zip(stored, instances, strict=True)],
                              source="vertex")
     deadline = time.monotonic() + svc.settings.vertex_timeout_s
@@ -48,7 +46,7 @@ async def predict(svc: Services, instances: list[CheckedInstance]) -> PredictRes
         if done["status"] == "failed":
             raise APIError(500, "job_failed", f"job {done['job_id']} failed: {done['error']}")
         predictions.append(Prediction(
-            layers=await anyio.to_thread.run_sync(_encode_layers, intake, done),
+            layers=await intake.off_loop(_encode_layers, intake, done),
             timings={"queue_s": done["queue_s"], "inference_s": done["inference_s"]},
             cached=bool(done["cached"]), job_id=done["job_id"]))
     return PredictResponse(predictions=predictions, deployedModelId=DEPLOYED_MODEL_ID)
@@ -61,4 +59,5 @@ def build_routes(settings: Settings, services: Services) -> VertexRoutes:
     return VertexRoutes(limits=limits(settings), predict_route=settings.vertex_predict_route, serve=serve,
                         deployed_model_id=DEPLOYED_MODEL_ID, display_name="decomposer-loadlab-local",
                         response_model=PredictResponse, responses={200: {"links": PREDICT_LINKS}},
-                        dependencies=[Depends(require_api_key)], predict_dependencies=[Depends(require_storage)])
+                        dependencies=[Depends(require_api_key)], predict_dependencies=[Depends(require_storage)],
+                        off_loop=services.intake.off_loop)
