@@ -10,35 +10,34 @@ from typing import Any
 import numpy as np
 import simpy
 
-from loadlab.schema import COMPLETED
-from loadlab.stats import mean, mean_ci95, summarize
+from loadlab.stats import mean_ci95
 from simulator.ledger import Job, Ledger
 from simulator.scenarios import Scenario
-from simulator.workload import MONTH_S, MonthlyWorkload
+from simulator.workload import MONTH_S, Arrivals, MonthlyWorkload
 
 
-def open_arrivals(env: simpy.Environment, deployment, ledger: Ledger, times, cases, hits, cache_hit_s: float,
+def open_arrivals(env: simpy.Environment, deployment, ledger: Ledger, arrivals: Arrivals, cache_hit_s: float,
                   progress=None):
-    """Feed the precomputed arrivals; cache hits are answered without GPU time."""
+    """Feed the arrivals, drawn chunk by chunk as the clock reaches them; cache hits take no GPU time."""
     now = 0.0
     timeout = env.timeout
     submit = deployment.submit
     arrive = ledger.arrive
-    step = max(1, len(times) // 50)
-    for i, t in enumerate(times.tolist()):
-        if t > now:
-            yield timeout(t - now)
-            now = t
-        job = Job(cases[i], now)
-        arrive(job)
-        if hits[i]:
-            ledger.cache_hits += 1
-            job.started, job.service_s = now, 0.0
-            env.process(cache_answer(env, ledger, job, cache_hit_s))
-        else:
-            submit(job)
-        if progress is not None and i % step == 0:
-            progress.update(i - progress.n)
+    for times, cases, hits in arrivals:
+        for t, case, hit in zip(times.tolist(), cases, hits.tolist(), strict=True):
+            if t > now:
+                yield timeout(t - now)
+                now = t
+            job = Job(case, now)
+            arrive(job)
+            if hit:
+                ledger.cache_hits += 1
+                job.started, job.service_s = now, 0.0
+                env.process(cache_answer(env, ledger, job, cache_hit_s))
+            else:
+                submit(job)
+        if progress is not None:
+            progress.update(len(times))
 
 
 def cache_answer(env, ledger, job, cache_hit_s):
@@ -47,54 +46,52 @@ def cache_answer(env, ledger, job, cache_hit_s):
 
 
 def run_month(scenario: Scenario, workload: MonthlyWorkload, seed: int = 1, progress: bool = False,
-              slo_e2e_s: float | None = None) -> dict[str, Any]:
-    """Simulate a month (workload.days) and return the figures plus the ledger (key `_ledger`)."""
+              slo_e2e_s: float | None = None, keep_jobs: int | None = 0) -> dict[str, Any]:
+    """Simulate a month (workload.days) and return the figures plus the ledger (key `_ledger`, holding the
+    first `keep_jobs` jobs, None: all; the figures never need them)."""
     rng = random.Random(seed)
-    times, cases, hits = workload.generate(np.random.default_rng(seed))
-    return run_arrivals(scenario, times, cases, hits, workload.days * 86400, rng, progress=progress,
-                        slo_e2e_s=slo_e2e_s)
+    return run_arrivals(scenario, workload.arrivals(np.random.default_rng(seed)), workload.days * 86400, rng,
+                        progress=progress, slo_e2e_s=slo_e2e_s, keep_jobs=keep_jobs)
 
 
 def run_trace(scenario: Scenario, rows: list[tuple[float, str]], horizon_s: float, seed: int = 1,
-              progress: bool = False, slo_e2e_s: float | None = None) -> dict[str, Any]:
+              progress: bool = False, slo_e2e_s: float | None = None, keep_jobs: int | None = 0) -> dict[str, Any]:
     """Replay (t_s, case) arrivals (a trace; no cache hits) until horizon_s."""
     times = np.asarray([t for t, _ in rows], dtype=float)
-    return run_arrivals(scenario, times, [c for _, c in rows], np.zeros(times.size, bool), horizon_s,
-                        random.Random(seed), progress=progress, slo_e2e_s=slo_e2e_s)
+    arrivals = Arrivals(len(rows), iter([(times, [c for _, c in rows], np.zeros(times.size, bool))]))
+    return run_arrivals(scenario, arrivals, horizon_s, random.Random(seed), progress=progress, slo_e2e_s=slo_e2e_s,
+                        keep_jobs=keep_jobs)
 
 
-def run_arrivals(scenario: Scenario, times, cases, hits, horizon_s: float, rng: random.Random,
-                 progress: bool = False, slo_e2e_s: float | None = None) -> dict[str, Any]:
-    """Simulate the scenario's deployment under the given arrivals (sorted times in s) until horizon_s."""
+def run_arrivals(scenario: Scenario, arrivals: Arrivals, horizon_s: float, rng: random.Random,
+                 progress: bool = False, slo_e2e_s: float | None = None, keep_jobs: int | None = 0) -> dict[str, Any]:
+    """Simulate the scenario's deployment under the given arrivals until horizon_s."""
     env = simpy.Environment()
-    ledger = Ledger()
+    ledger = Ledger(keep=keep_jobs, slo_e2e_s=slo_e2e_s)
     deployment = scenario.build(env, ledger, rng)
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=len(times), desc=f"  {scenario.label}", unit="req", unit_scale=True, leave=True)
-    env.process(open_arrivals(env, deployment, ledger, times, cases, hits, scenario.cache_hit_s, bar))
+        bar = tqdm(total=arrivals.total, desc=f"  {scenario.label}", unit="req", unit_scale=True, leave=True)
+    env.process(open_arrivals(env, deployment, ledger, arrivals, scenario.cache_hit_s, bar))
     t0 = time.time()
     env.run(until=horizon_s)
     if bar is not None:
-        bar.update(len(times) - bar.n)
+        bar.update(arrivals.total - bar.n)
         bar.close()
-    figures = collect(scenario, deployment, ledger, horizon_s, slo_e2e_s)
+    figures = collect(scenario, deployment, ledger, horizon_s)
     figures["wall_s"] = time.time() - t0
-    figures["_ledger"] = ledger
-    figures["_deployment"] = deployment
+    figures["_ledger"] = ledger      # not the deployment: its queues may hold every request still waiting
     return figures
 
 
-def collect(scenario: Scenario, deployment, ledger: Ledger, horizon: float,
-            slo_e2e_s: float | None = None) -> dict[str, Any]:
-    done = [j for j in ledger.jobs if j.status == COMPLETED]
-    lat = summarize(j.finished - j.submitted for j in done)
+def collect(scenario: Scenario, deployment, ledger: Ledger, horizon: float) -> dict[str, Any]:
+    """The run's figures, all from the ledger's streamed counts (it need not hold the jobs)."""
     slo = {}
-    if slo_e2e_s is not None:
+    if ledger.slo_e2e_s is not None:
         # as Stage.summary defines them: every arrival counts (one still in flight missed the SLO)
-        good = sum(j.finished - j.submitted <= slo_e2e_s for j in done)
-        slo = {"slo_e2e_s": slo_e2e_s, "slo_attainment": good / ledger.arrivals if ledger.arrivals else None,
+        good = ledger.within_slo
+        slo = {"slo_e2e_s": ledger.slo_e2e_s, "slo_attainment": good / ledger.arrivals if ledger.arrivals else None,
                "goodput_per_s": good / horizon}
     month_scale = MONTH_S / horizon
     cost = deployment.cost(horizon)
@@ -106,8 +103,8 @@ def collect(scenario: Scenario, deployment, ledger: Ledger, horizon: float,
         "arrivals": ledger.arrivals, "served": ledger.served, "failed": ledger.failed,
         "rejected": ledger.rejected, "retried": ledger.retried, "in_flight": ledger.in_flight,
         "cache_hits": ledger.cache_hits,
-        "latency_s": lat,
-        "cold_start_share": mean(j.cold_start for j in done),
+        "latency_s": ledger.latency.summary(),
+        "cold_start_share": ledger.cold_starts / ledger.served if ledger.served else None,
         **{k: stats.get(k) for k in ("mean_replicas", "max_replicas", "utilisation")},
         "replica_hours": stats["replica_hours"] * month_scale,   # per 30 days, like the cost
         "deployment_stats": stats,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from loadlab.schema import COMPLETED, FAILED, REJECTED, JobRecord
+from simulator.streamstats import StreamingSummary
 
 
 class Job:
@@ -36,11 +37,22 @@ class Job:
 
 
 class Ledger:
-    """Every job that arrived, and how it ended. `on_end(job)`, when set, hears of every job that ended."""
+    """Every job that arrived, and how it ended. `on_end(job)`, when set, hears of every job that ended.
 
-    def __init__(self, on_end=None):
+    `jobs` holds the first `keep` jobs to arrive (None: all; a month keeps only what its report records,
+    so that memory does not grow with the month). The figures of *every* job are streamed as they end:
+    the counts, `latency` (end-to-end s of completed jobs, loadlab.stats.summarize's figures), the
+    completed jobs that met a cold start and, with `slo_e2e_s`, those answered within it."""
+
+    def __init__(self, on_end=None, keep: int | None = None, slo_e2e_s: float | None = None):
         self.on_end = on_end
+        self.keep = keep
+        self.slo_e2e_s = slo_e2e_s
         self.jobs: list[Job] = []
+        self.latency = StreamingSummary()
+        self.cold_starts = 0
+        self.within_slo = 0
+        self._arrivals = 0
         self.served = 0
         self.failed = 0
         self.rejected = 0
@@ -48,13 +60,20 @@ class Ledger:
         self.cache_hits = 0
 
     def arrive(self, job: Job) -> None:
-        self.jobs.append(job)
+        self._arrivals += 1
+        if self.keep is None or len(self.jobs) < self.keep:
+            self.jobs.append(job)
 
     def complete(self, job: Job, now: float, served_by: str) -> None:
         job.finished = now
         job.status = COMPLETED
         job.served_by = served_by
         self.served += 1
+        e2e = now - job.submitted
+        self.latency.add(e2e)
+        self.cold_starts += job.cold_start
+        if self.slo_e2e_s is not None and e2e <= self.slo_e2e_s:
+            self.within_slo += 1
         if job.done is not None:
             job.done.succeed(job)
         if self.on_end is not None:
@@ -75,7 +94,7 @@ class Ledger:
 
     @property
     def arrivals(self) -> int:
-        return len(self.jobs)
+        return self._arrivals
 
     @property
     def in_flight(self) -> int:

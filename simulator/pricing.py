@@ -79,8 +79,8 @@ def _set(prices: dict[str, float], key: str, value) -> None:
         prices[key] = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"price {key} must be a number, got {value!r}") from None
-    if prices[key] < 0:
-        raise ValueError(f"price {key} must be >= 0")
+    if not 0 <= prices[key] < math.inf:     # NaN too
+        raise ValueError(f"price {key} must be a finite number >= 0, got {value!r}")
 
 
 def replica_price_per_hour(prices: dict[str, float], spot: bool = False) -> float:

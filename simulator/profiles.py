@@ -164,7 +164,7 @@ def load_profile(spec: str, fit: str = "empirical") -> ServiceTimeProfile:
     """'seed-3090', 'seed-t4' or the path of a measured report."""
     if spec in ("seed-3090", "seed-t4"):
         return builtin(spec)
-    if not Path(spec).exists():
-        raise ValueError(f"--profile {spec!r}: not a built-in profile (seed-3090, seed-t4) nor an existing report")
+    if not Path(spec).is_file():
+        raise ValueError(f"--profile {spec!r}: not a built-in profile (seed-3090, seed-t4) nor a report file")
     report = Report.load(spec)
     return from_report(report, fit=fit)

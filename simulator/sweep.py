@@ -26,6 +26,7 @@ from typing import TypedDict
 from loadlab.schema import Report, RunConfig, SimulationConfig
 from loadlab.stats import mean, mean_ci95
 from simulator.engine import run_month
+from simulator.limits import MAX_REQUESTS, MAX_VOLUMES
 from simulator.pricing import load_prices
 from simulator.profiles import builtin, load_profile
 from simulator.scenarios import Scenario, scenario
@@ -230,22 +231,28 @@ def sweep(volumes: list[int], slo: float, prices: dict, workload: MonthlyWorkloa
                          "break_even_per_month": break_even(rows, slo)})
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
+def parse_volumes(spec: str) -> list[int]:
+    """'100,1000,...': at most MAX_VOLUMES volumes, each 1..MAX_REQUESTS."""
     try:
-        volumes = [int(v) for v in args.volumes.split(",") if v.strip()]
+        volumes = [int(v) for v in spec.split(",") if v.strip()]
     except ValueError:
-        raise ValueError(f"--volumes: expected comma-separated integers, got {args.volumes!r}") from None
-    if not volumes or any(v <= 0 for v in volumes):
-        raise ValueError("--volumes must be positive integers")
-    if args.slo_p95 <= 0:
-        raise ValueError("--slo-p95 must be > 0 s")
+        raise ValueError(f"--volumes: expected comma-separated integers, got {spec!r}") from None
+    if not 1 <= len(volumes) <= MAX_VOLUMES or not all(1 <= v <= MAX_REQUESTS for v in volumes):
+        raise ValueError(f"--volumes: 1 to {MAX_VOLUMES} volumes, each 1..{MAX_REQUESTS:,}, got {spec!r}")
+    return volumes
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    volumes = parse_volumes(args.volumes)
     if args.profile:
         load_profile(args.profile, args.fit)     # fail early on a bad path
     from simulator.month import workload_from
 
     prices = load_prices(args.prices, args.price)
+    workload = workload_from(args, 0)
+    replace(workload, monthly=max(volumes)).check()    # the biggest month over --days, before any process starts
     print(f"sweep: {len(volumes)} volumes x {len(settings())} settings on {args.processes} processes ...", flush=True)
-    report = sweep(volumes, args.slo_p95, prices, workload_from(args, 0), args.seed, args.profile, args.fit,
+    report = sweep(volumes, args.slo_p95, prices, workload, args.seed, args.profile, args.fit,
                    args.processes, progress=True, replications=args.replications)
     result = report.extra
     print(f"{'volume':>8}  {'recommended':<22} {'$/month':>9} {'p95 s':>7}  runner-up / why")

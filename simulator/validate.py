@@ -208,8 +208,6 @@ def profile_for(args: argparse.Namespace, measured: Report) -> tuple[ServiceTime
 
 def cmd_validate(args: argparse.Namespace) -> int:
     measured = Report.load(args.measured)
-    if args.slo_e2e is not None and args.slo_e2e <= 0:
-        raise ValueError("--slo-e2e must be > 0 s")
     profile, calibration = profile_for(args, measured)
     from simulator.validate_autoscaling import is_autoscaling_run, validate_autoscaling
     if is_autoscaling_run(measured):

@@ -11,9 +11,13 @@ repeat the content of an earlier request (chosen uniformly among the earlier one
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from simulator.limits import MAX_REQUESTS, MAX_REQUESTS_WHY
 
 MONTH_S = 30 * 86400
 DAY_S = 86400
@@ -41,8 +45,23 @@ class MonthlyWorkload:
     burst_size: int = 0
     days: float = 30.0
 
-    def generate(self, rng: np.random.Generator) -> tuple[np.ndarray, list[str], np.ndarray]:
-        """(arrival times in s sorted, case names, cache-hit flags); `monthly` x days / 30 requests."""
+    def expected_requests(self) -> float:
+        """The requests the month holds on average (bursts at their mean count), known before any is drawn."""
+        bursts = self.bursts_per_day * self.days * self.burst_size if self.bursts_per_day > 0 else 0.0
+        return self.monthly * self.days / 30 + bursts
+
+    def check(self) -> None:
+        """ValueError (one line) for a month over MAX_REQUESTS: refused before anything is drawn."""
+        requests = self.expected_requests()
+        if requests > MAX_REQUESTS:
+            raise ValueError(f"{requests:,.0f} requests ({self.monthly:,}/month over {self.days:g} days"
+                             f"{', with bursts' if self.bursts_per_day > 0 and self.burst_size > 0 else ''}) "
+                             f"is over the bound of {MAX_REQUESTS:,} requests per simulated run {MAX_REQUESTS_WHY}")
+
+    def arrivals(self, rng: np.random.Generator) -> Arrivals:
+        """The month's arrivals an hour at a time: `monthly` x days / 30 requests (plus bursts), the same
+        draw as `generate` with this generator, in memory for one hour at a time."""
+        self.check()
         horizon = self.days * DAY_S
         n_hours = int(np.ceil(horizon / 3600))
         hours = np.arange(n_hours)
@@ -50,27 +69,95 @@ class MonthlyWorkload:
         if w.sum() <= 0:
             raise ValueError("hour/day weights must not all be zero")
         counts = rng.multinomial(int(round(self.monthly * self.days / 30)), w / w.sum())
-        times = np.repeat(hours * 3600.0, counts) + rng.random(int(counts.sum())) * 3600.0
-        if self.bursts_per_day > 0 and self.burst_size > 0:
-            n_bursts = rng.poisson(self.bursts_per_day * self.days)
-            days = rng.integers(0, int(self.days), n_bursts)
-            at = days * DAY_S + 9 * 3600 + rng.random(n_bursts) * 9 * 3600
-            times = np.concatenate([times, np.repeat(at, self.burst_size)])
-        times = np.sort(np.minimum(times, horizon - 1e-6))
+        # The month was once drawn whole, one draw after the other from `rng`: the offsets inside the hours,
+        # the bursts, a case per arrival, then the cache's repeats and what they repeat. Each of those draws
+        # gets a copy of `rng` moved to where it began, so an hour at a time gives the same arrivals per seed.
+        offsets = _fork(rng, int(counts.sum()))
+        bursts = self._burst_instants(rng)
+        total = int(counts.sum()) + bursts.size * self.burst_size
+        cases = _fork(rng, total)
+        cache = (_fork(rng, total), _fork(rng, total)) if self.cache_hit_ratio > 0 and total > 1 else None
+        return Arrivals(total, self._hours(counts, offsets, bursts, cases, cache, total, horizon))
+
+    def _burst_instants(self, rng: np.random.Generator) -> np.ndarray:
+        """Sorted burst times (each brings burst_size arrivals), at random business-hour instants."""
+        if not (self.bursts_per_day > 0 and self.burst_size > 0):
+            return np.empty(0)
+        n_bursts = rng.poisson(self.bursts_per_day * self.days)
+        days = rng.integers(0, int(self.days), n_bursts)
+        return np.sort(days * DAY_S + 9 * 3600 + rng.random(n_bursts) * 9 * 3600)
+
+    def _hours(self, counts: np.ndarray, offsets: np.random.Generator, bursts: np.ndarray,
+               case_rng: np.random.Generator, cache: tuple[np.random.Generator, np.random.Generator] | None,
+               total: int, horizon: float) -> Iterator[Chunk]:
         names = list(self.case_mix)
         p = np.asarray([self.case_mix[n] for n in names], float)
-        idx = rng.choice(len(names), size=times.size, p=p / p.sum())
-        cases = [names[i] for i in idx]
-        hits = np.zeros(times.size, bool)
-        if self.cache_hit_ratio > 0 and times.size > 1:
-            repeat = rng.random(times.size) < self.cache_hit_ratio
-            repeat[0] = False
-            i = np.arange(times.size)
-            earlier = np.floor(rng.random(times.size) * np.maximum(i, 1)).astype(int)
-            hits = repeat & ((times - times[earlier]) <= self.cache_ttl_s)
-            # a repeat takes the case of the content it repeats
-            cases = [cases[earlier[k]] if repeat[k] else cases[k] for k in range(times.size)]
-        return times, cases, hits
+        p /= p.sum()
+        # bursts by the hour they fall in (by value, so the hours concatenated stay sorted)
+        edges = np.searchsorted(bursts, np.arange(counts.size + 1) * 3600.0)
+        history = _CacheHistory(self, total, len(names)) if cache is not None else None
+        for h in np.flatnonzero(counts + np.diff(edges)).tolist():
+            times = h * 3600.0 + offsets.random(int(counts[h])) * 3600.0
+            times = np.sort(np.minimum(np.concatenate([times, np.repeat(bursts[edges[h]:edges[h + 1]], self.burst_size)]),
+                                       horizon - 1e-6))
+            idx = case_rng.choice(len(names), size=times.size, p=p)
+            hits = np.zeros(times.size, bool)
+            if history is not None:
+                idx, hits = history.repeat(times, idx, *cache)
+            yield times, [names[i] for i in idx.tolist()], hits
+
+    def generate(self, rng: np.random.Generator) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """(arrival times in s sorted, case names, cache-hit flags) of the whole month at once."""
+        chunks = list(self.arrivals(rng))
+        return (np.concatenate([c[0] for c in chunks]) if chunks else np.empty(0),
+                [case for c in chunks for case in c[1]],
+                np.concatenate([c[2] for c in chunks]) if chunks else np.zeros(0, bool))
+
+
+Chunk = tuple[np.ndarray, list[str], np.ndarray]   # an hour's sorted times (s), case names, cache-hit flags
+
+
+@dataclass
+class Arrivals:
+    """Arrivals as chunks (`Chunk`s in time order), their total known before any is drawn."""
+    total: int
+    chunks: Iterator[Chunk]
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return self.chunks
+
+
+class _CacheHistory:
+    """A repeat takes the content of an earlier request chosen uniformly among *all* earlier ones, so the
+    cache cannot be streamed: it keeps every arrival's time and case index (9 bytes a request)."""
+
+    def __init__(self, workload: MonthlyWorkload, total: int, n_cases: int):
+        self.ratio, self.ttl = workload.cache_hit_ratio, workload.cache_ttl_s
+        self.times = np.empty(total)
+        self.cases = np.empty(total, np.min_scalar_type(n_cases))
+        self.seen = 0
+
+    def repeat(self, times: np.ndarray, idx: np.ndarray, repeat_rng: np.random.Generator,
+               earlier_rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(case indices with repeats taking their content's case, cache-hit flags) of the next arrivals."""
+        start, end = self.seen, self.seen + times.size
+        self.times[start:end], self.cases[start:end] = times, idx
+        self.seen = end
+        repeat = repeat_rng.random(times.size) < self.ratio
+        if start == 0:
+            repeat[0] = False      # the first request has nothing to repeat
+        earlier = np.floor(earlier_rng.random(times.size) * np.maximum(np.arange(start, end), 1)).astype(int)
+        hits = repeat & ((times - self.times[earlier]) <= self.ttl)
+        return np.where(repeat, self.cases[earlier], idx), hits
+
+
+def _fork(rng: np.random.Generator, draws: int) -> np.random.Generator:
+    """A generator where `rng` is now; `rng` itself moves on as if it had drawn `draws` doubles."""
+    bits = rng.bit_generator
+    fork = type(bits)()
+    fork.state = bits.state
+    bits.advance(draws)     # PCG64 (default_rng): one 64-bit step per double
+    return np.random.Generator(fork)
 
 
 def parse_case_mix(spec: str) -> dict[str, float]:
@@ -85,7 +172,7 @@ def parse_case_mix(spec: str) -> dict[str, float]:
             mix[name.strip()] = float(weight) if sep else 1.0
         except ValueError:
             raise ValueError(f"bad case weight in {spec!r}") from None
-    if not mix or any(v < 0 for v in mix.values()) or sum(mix.values()) <= 0:
+    if not mix or not all(0 <= v < math.inf for v in mix.values()) or sum(mix.values()) <= 0:
         raise ValueError(f"bad case mix {spec!r}; e.g. small=0.3,medium=0.5,large=0.2")
     return mix
 
@@ -95,6 +182,6 @@ def parse_weights(spec: str, n: int, what: str) -> list[float]:
         values = [float(x) for x in spec.split(",")]
     except ValueError:
         raise ValueError(f"{what}: expected {n} comma-separated numbers") from None
-    if len(values) != n or any(v < 0 for v in values):
-        raise ValueError(f"{what}: expected {n} non-negative comma-separated numbers, got {len(values)}")
+    if len(values) != n or not all(0 <= v < math.inf for v in values):    # NaN too
+        raise ValueError(f"{what}: expected {n} finite non-negative comma-separated numbers, got {spec!r}")
     return values

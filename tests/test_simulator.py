@@ -92,7 +92,7 @@ def _conserved(r):
 ])
 def test_conservation_in_every_deployment(kind, extra):
     wl = MonthlyWorkload(monthly=3000, days=3, bursts_per_day=2, burst_size=15, cache_hit_ratio=0.1)
-    r = run_month(Scenario(kind=kind, **extra), wl, seed=3)
+    r = run_month(Scenario(kind=kind, **extra), wl, seed=3, keep_jobs=None)
     _conserved(r)
     assert r["served"] > 0
     if kind == "local":
@@ -111,7 +111,7 @@ def test_same_seed_same_output_other_seed_differs():
     wl = MonthlyWorkload(monthly=2000, days=5)
 
     def key(seed):
-        r = run_month(Scenario(kind="vertex"), wl, seed=seed)
+        r = run_month(Scenario(kind="vertex"), wl, seed=seed, keep_jobs=None)
         return (r["latency_s"], r["monthly_cost"], r["replica_hours"],
                 [(j.submitted, j.finished) for j in r["_ledger"].jobs])
     assert key(5) == key(5)

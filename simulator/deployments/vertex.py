@@ -22,6 +22,7 @@ import simpy
 
 from simulator.autoscaling.vertex import VertexPolicy, article_schedule
 from simulator.deployments.replicas import ReplicaPool
+from simulator.limits import SCALE_TO_ZERO_PERIOD_S
 from simulator.pricing import billed_seconds, replica_price_per_hour
 
 ENDPOINT_LIMITS = {"dedicated": (3600.0, 10.0), "shared": (60.0, 1.5)}
@@ -47,9 +48,10 @@ class VertexConfig:
     def check(self) -> None:
         if self.endpoint not in ENDPOINT_LIMITS:
             raise ValueError(f"endpoint must be one of {sorted(ENDPOINT_LIMITS)}")
+        lo, hi = SCALE_TO_ZERO_PERIOD_S
         for name in ("idle_scaledown_period_s", "min_scaleup_period_s"):
-            if not 300 <= getattr(self, name) <= 28800:
-                raise ValueError(f"{name} must be within 300..28800 s (Vertex scale-to-zero preview)")
+            if not lo <= getattr(self, name) <= hi:
+                raise ValueError(f"{name} must be within {lo:g}..{hi:g} s (Vertex scale-to-zero preview)")
         if not 0 < self.target_utilisation <= 1:
             raise ValueError("target utilisation must be in (0, 1]")
 
