@@ -162,6 +162,17 @@ def test_bad_requests_get_the_job_servers_answers_without_reaching_the_model(clu
     check_answer(case, status, text)
 
 
+def test_an_oversized_body_is_refused_from_its_content_length_before_it_is_sent(cluster):
+    import socket
+
+    host, port = cluster["rs"].url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=15) as sock:
+        sock.sendall(b"POST /vertex/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 40000000\r\n\r\n{")  # 40 MB announced, 1 byte sent
+        head = sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 413") and b"RESOURCE_EXHAUSTED" not in head, head[:300]
+
+
 def test_past_max_queued_requests_the_answer_is_429_with_retry_after(cluster):
     def send(_):
         return _post(cluster["rs"].url + "/vertex/predict",
