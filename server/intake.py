@@ -11,19 +11,17 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, TypeVar
+from typing import IO, TypeVar
 
 import anyio
 import anyio.to_thread
 
 from server.errors import APIError
 from server.images import inspect_image
-from server.scheduler import Draining, QueueFull
+from server.scheduler import Draining, QueueFull, Scheduler
 from server.schemas import JobStatus, UploadResponse
-from server.store import FileStore
-
-if TYPE_CHECKING:
-    from server.services import Services
+from server.settings import Settings
+from server.store import FileStore, JobStore
 
 log = logging.getLogger("server.intake")
 
@@ -39,8 +37,10 @@ def image_threads() -> int:
 
 
 class Intake:
-    def __init__(self, svc: Services):
-        self.svc = svc
+    def __init__(self, settings: Settings, store: JobStore | None, files: FileStore | None, scheduler: Scheduler):
+        """`store`/`files` are None while the data directory is unusable (the routes using them answer
+        503 first, see deps.require_storage)."""
+        self.settings, self.store, self.files, self.scheduler = settings, store, files, scheduler
         # Its own bound, not anyio's default pool of 40 that FastAPI's sync dependencies share: a flood of
         # uploads queues here (holding only its spooled file, not its bytes) and cannot starve other routes.
         self.limiter = anyio.CapacityLimiter(image_threads())
@@ -52,21 +52,21 @@ class Intake:
     # --- images ------------------------------------------------------------------------------------
 
     def check_size(self, size: int, what: str = "upload") -> None:
-        settings = self.svc.settings
+        settings = self.settings
         if size > settings.max_upload_bytes:
             raise APIError(413, "upload_too_large", f"{what} is over the limit of {settings.max_upload_mb:g} MB")
 
     def check_image(self, data: bytes, what: str = "upload") -> tuple[int, int]:
         """(width, height) of an acceptable image, or the APIError (413/415/422) that says why not."""
         self.check_size(len(data), what)
-        return inspect_image(data, self.svc.settings.max_pixels)
+        return inspect_image(data, self.settings.max_pixels)
 
     def store_image(self, data: bytes, size: tuple[int, int]) -> UploadResponse:
         """Store checked image bytes under their content hash (once per content)."""
         file_id = FileStore.content_id(data)
         with storage_guard("store the image"):
-            self.svc.files.put_upload(file_id, data)
-            self.svc.store.add_file(file_id, size[0], size[1], len(data))
+            self.files.put_upload(file_id, data)
+            self.store.add_file(file_id, size[0], size[1], len(data))
         return UploadResponse(file_id=file_id, width=size[0], height=size[1], size_bytes=len(data))
 
     def upload(self, data: bytes) -> UploadResponse:
@@ -75,7 +75,7 @@ class Intake:
     def upload_from(self, file: IO[bytes]) -> UploadResponse:
         """Read (at most one byte past the limit, so an oversized file is never held whole), check, store."""
         file.seek(0)
-        data = file.read(self.svc.settings.max_upload_bytes + 1)
+        data = file.read(self.settings.max_upload_bytes + 1)
         self.check_size(len(data))  # the file alone over the limit while the framed body was not
         return self.upload(data)
 
@@ -95,13 +95,12 @@ class Intake:
     def submit_all(self, keys: list[tuple[str, int, int]], source: str = "api") -> list[dict]:
         """Submit every (file_id, num_layers, resolution), all or none: 404 unknown file, 429 queue full
         (with Retry-After), 503 draining."""
-        svc = self.svc
         for file_id, _, _ in keys:
-            if svc.store.get_file(file_id) is None or not svc.files.upload_path(file_id).exists():
+            if self.store.get_file(file_id) is None or not self.files.upload_path(file_id).exists():
                 raise APIError(404, "unknown_file", f"no uploaded file with id {file_id}; POST /api/upload first")
         try:
             with storage_guard("record the job"):
-                return svc.scheduler.submit_all(keys, source=source)
+                return self.scheduler.submit_all(keys, source=source)
         except QueueFull as full:
             raise APIError(429, "queue_full", f"{full}; retry after about {full.retry_after_s} s",
                            headers={"Retry-After": str(full.retry_after_s)}) from None
@@ -112,7 +111,7 @@ class Intake:
         return self.submit_all([(file_id, num_layers, resolution)], source=source)[0]
 
     def get_job(self, job_id: str) -> dict:
-        job = self.svc.store.get(job_id)
+        job = self.store.get(job_id)
         if job is None:
             raise APIError(404, "unknown_job", f"no job with id {job_id}")
         return job
@@ -121,7 +120,7 @@ class Intake:
         """The job once it has ended, or as it is when `timeout_s` passes or the server drains."""
         job = self.get_job(job_id)
         if timeout_s > 0 and job["status"] not in FINISHED:
-            await self.svc.scheduler.wait_finished(job_id, timeout_s)
+            await self.scheduler.wait_finished(job_id, timeout_s)
             job = self.get_job(job_id)
         return job
 
@@ -135,18 +134,18 @@ class Intake:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise APIError(504, "timeout", f"job {job_id} did not finish in {timeout_s:g} s")
-            if self.svc.scheduler.draining:
+            if self.scheduler.draining:
                 raise APIError(503, "shutting_down", "server is shutting down; the job stays queued")
-            await self.svc.scheduler.wait_finished(job_id, min(remaining, 60.0))
+            await self.scheduler.wait_finished(job_id, min(remaining, 60.0))
 
     def status(self, job: dict) -> JobStatus:
         fields = {k: job[k] for k in JobStatus.model_fields if k in job and k != "queue_position"}
         fields["cached"] = bool(job["cached"])
-        position = self.svc.scheduler.queue_position(job["job_id"]) if job["status"] == "queued" else None
+        position = self.scheduler.queue_position(job["job_id"]) if job["status"] == "queued" else None
         return JobStatus(queue_position=position, **fields)
 
     def layer_paths(self, job: dict) -> list[Path]:
-        return self.svc.files.layer_paths(job["result_job_id"] or job["job_id"])
+        return self.files.layer_paths(job["result_job_id"] or job["job_id"])
 
     def completed_layers(self, job_id: str) -> list[Path]:
         """The layer files of a completed job: 404 unknown, 409 not completed (yet, or failed)."""

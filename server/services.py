@@ -7,6 +7,7 @@ import logging
 import sqlite3
 import time
 
+from server.faults import Faults
 from server.intake import Intake
 from server.metrics import ServerMetrics
 from server.scheduler import Scheduler
@@ -40,14 +41,12 @@ class Services:
             log.error("storage unavailable, the server will not get ready: %s", err)
         self.faults = None
         if settings.enable_fault_injection:
-            from server.internal.faults import Faults
-
             self.faults = Faults()
         self.scheduler = Scheduler(self.store, self.files, self.metrics, queue_limit=settings.queue_limit,
                                    max_batch=settings.max_batch, cache_ttl=settings.cache_ttl,
                                    workers=settings.workers,
                                    before_batch=self.faults.before_batch if self.faults else None)
-        self.intake = Intake(self)
+        self.intake = Intake(settings, self.store, self.files, self.scheduler)
 
     @property
     def ready(self) -> bool:

@@ -36,7 +36,7 @@ from simulator.pricing import PRICE_TABLE
 DAY_S = 86400.0
 
 COMMANDS = {"run": "simulator.month:cmd_run", "sweep": "simulator.sweep:cmd_sweep",
-            "validate": "simulator.validate:cmd_validate", "trace": "simulator.trace_from_workload:cmd_trace",
+            "validate": "simulator.validate_command:cmd_validate", "trace": "simulator.trace_from_workload:cmd_trace",
             "article": "simulator.article_replay:cmd_article", "bench": "simulator.speed:cmd_bench"}
 
 
