@@ -290,10 +290,6 @@ class Report(_Model):
         return path
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Report:
-        return cls.model_validate(data)
-
-    @classmethod
     def load(cls, path: str | os.PathLike) -> Report:
         try:
             data = json.loads(Path(path).read_text())

@@ -7,7 +7,7 @@ a given arrival rate against a fast endpoint, measured through a real headless L
 The endpoint is the stand-in client of `tests/fakeclient.py` with no service time (with
 `--http` it also GETs a tiny `python -m http.server` on 127.0.0.1), so what is measured is the load
 generator: gevent's timer, the dispatcher, the spawned greenlet, the client's own work. Prints the
-lateness percentiles of the report Locust wrote and the target (issue 13: p99 <= 20 ms at 20/s).
+lateness percentiles of the report Locust wrote and the target (goal: p99 <= 20 ms at 20/s).
 Run it on a quiet machine: other processes on the same cores show up as lateness.
 """
 

@@ -105,9 +105,6 @@ class Scheduler:
         mean = (sum(self._service_s) / len(self._service_s)) if self._service_s else 5.0
         return max(1, math.ceil(depth * mean / max(1, len(self.models) or self.n_workers)))
 
-    def submit(self, file_id: str, num_layers: int, resolution: int, source: str = "api") -> dict:
-        return self.submit_all([(file_id, num_layers, resolution)], source=source)[0]
-
     def submit_all(self, keys: list[tuple[str, int, int]], source: str = "api") -> list[dict]:
         """Admit every (file_id, num_layers, resolution) or none: QueueFull when the jobs that need the
         model do not all fit in the queue, so a multi-instance request never leaves some of its jobs

@@ -20,7 +20,7 @@ class PriceInput:
 
 PRICE_TABLE: dict[str, PriceInput] = {
     "machine_per_hour": PriceInput(0.219, "$/h", "n1-standard-4 on Vertex AI prediction, us-central1; secondary "
-                                   "sources quoted in issue #6, not checked against the live price list", "2026-11"),
+                                   "secondary sources, not checked against the live price list", "2026-11"),
     "accelerator_per_hour": PriceInput(0.40, "$/h", "NVIDIA T4 on Vertex AI prediction, us-central1; same secondary "
                                        "sources", "2026-11"),
     "article_gpu_per_hour": PriceInput(0.45, "$/h", "the source article, benchmark 4", "article"),

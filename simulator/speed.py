@@ -1,6 +1,6 @@
 """`python -m simulator bench`: how fast the simulator is, against a bare SimPy M/M/1 loop in the same run.
 
-Prints wall time and per-request cost; asserts nothing. Goals (issue #6): 1,000,000 requests in a month
+Prints wall time and per-request cost; asserts nothing. Goals: 1,000,000 requests in a month
 in under a minute on this machine, and per-request cost at most 3x the bare loop's.
 """
 

@@ -280,7 +280,7 @@ def test_too_little_free_space_is_refused_at_start(make_client, tmp_path):
     assert r.status_code == 503 and "below the 1e+12 MB" in r.json()["error"]
 
 
-# --- issue 17 item 4: uploads off the event loop ------------------------------------------------------
+# --- uploads off the event loop ------------------------------------------------------
 
 def test_upload_work_runs_off_the_event_loop(make_client, monkeypatch):
     """While an upload's image check is stuck (in its thread), /healthz still answers: the check does not
@@ -319,7 +319,7 @@ def test_upload_threads_are_bounded(make_client):
     assert 1 <= image_threads() <= 4
 
 
-# --- issue 17 item 9: no temporary file outlives a crash ----------------------------------------------
+# --- no temporary file outlives a crash ----------------------------------------------
 
 class _FailingLayer:
     def save(self, path, **_):

@@ -10,7 +10,6 @@ import pytest
 import simpy
 
 from loadlab.schema import Report
-from simulator.autoscaling import POLICIES, RayServePolicy, VertexPolicy
 from simulator.autoscaling.ray_serve import RayServeConfig, TotalRequests, decide, merge_instantaneous_total
 from simulator.cli import main
 from simulator.deployments.ray_serve import RayServeDeployment
@@ -180,10 +179,6 @@ def test_total_matches_rays_own_kernel_on_random_series():
         offsets = np.cumsum([0] + [len(s) for s in series])
         theirs = merge.merge_and_aggregate_arrays(ts, val, offsets, now)
         assert TotalRequests(series).at(now) == pytest.approx(theirs, abs=1e-9), series
-
-
-def test_policies_registry():
-    assert POLICIES == {"vertex": VertexPolicy, "ray-serve": RayServePolicy}
 
 
 def test_ray_settings_from_a_report_config():

@@ -1,1 +1,1 @@
-"""One router per resource: files, jobs, health, vertex, faults (tests only)."""
+"""One router per resource: files, jobs, health, vertex (the test-only fault route is in `server/internal/`)."""

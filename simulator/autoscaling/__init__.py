@@ -1,10 +1,9 @@
-"""Autoscaling policies (name -> class): `vertex` (Vertex AI's target-utilisation autoscaler, as modelled
-here) and `ray-serve` (Ray Serve 2.60's request-based autoscaler, from its source)."""
+"""Autoscaling policies: `vertex` (Vertex AI's target-utilisation autoscaler, as modelled here) and
+`ray-serve` (Ray Serve 2.60's request-based autoscaler, from its source). Which deployment uses which is
+in the one registry, `simulator/scenarios.py`."""
 
 from simulator.autoscaling.base_policy import AutoscalingPolicy
 from simulator.autoscaling.ray_serve import RayServeConfig, RayServePolicy
 from simulator.autoscaling.vertex import VertexPolicy
 
-POLICIES: dict[str, type[AutoscalingPolicy]] = {VertexPolicy.name: VertexPolicy, RayServePolicy.name: RayServePolicy}
-
-__all__ = ["POLICIES", "AutoscalingPolicy", "RayServeConfig", "RayServePolicy", "VertexPolicy"]
+__all__ = ["AutoscalingPolicy", "RayServeConfig", "RayServePolicy", "VertexPolicy"]
