@@ -1,13 +1,13 @@
 """`python -m bench demo` (`make demo`): the main job end to end on the tiny offline model, each step the
-command a user would type, in a subprocess; a step whose command is not available yet prints
-"skipped: <why>" and the demo goes on. `--short` is the CI mode."""
+command a user would type, in a subprocess. The plan is data: a list of `Step`s, each its argv (literal
+strings and computed arguments), its phase (whether it runs against the demo's job server) and the files
+it reads. A step whose input is missing (the step that writes it failed) or that `--short` leaves out
+prints "skipped: <why>" and the demo goes on. `--short` is the CI mode."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
-import importlib.util
 import itertools
 import os
 import subprocess
@@ -17,31 +17,53 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import pinning
 from bench.concurrency import LOCUSTFILE
+from bench.measure import started_server
+from loadlab.cases import LIGHT_CASES, test_image
 from loadlab.schema import Report
 
-# Open loop at these shares of the single server's capacity (issue 13: rho ~ 0.5 and ~ 0.85).
+# Open loop at these shares of the single server's capacity (rho ~ 0.5 and ~ 0.85).
 LOADS = (0.5, 0.85)
 # The demo's end-to-end SLO, as a multiple of the calibrated single-job time: the SLO is a user's choice;
 # tying it to S makes it mean the same on a slow CPU and on a GPU (at rho 0.85 the FIFO mean is ~3.8 S).
 SLO_MULTIPLE = 4.0
-# The Ray Serve scenario's autoscaling settings (issue 14's example; `bench autoscale`'s defaults, written out
-# so the demo's command shows them).
+# The Ray Serve scenario's autoscaling settings (`bench autoscale`'s defaults, written out so the demo's
+# command shows them).
 RAY_AUTOSCALING = {"min_replicas": 0, "max_replicas": 2, "target_ongoing_requests": 1, "upscale_delay_s": 2,
                    "downscale_delay_s": 10, "downscale_to_zero_delay_s": 15, "metrics_interval_s": 0.5}
 RAY_SHORT_SKIP = ("--short: the autoscaling scenario (Ray start-up and minutes of scaling) runs in the full demo; "
                   "CI covers the deployment in tests/test_rayserve.py")
+SHORT_SKIP = "--short: CI keeps to the Poisson run"
+VERTEX_SHORT_SKIP = "--short: the Vertex-adapter bursts run in the full demo only"
+TARGETS = ("local", "vertex")     # the job API and its Vertex adapter, on the same job server
+TRACE_SECONDS = 180.0        # one simulated day replayed in 3 minutes
 
 
 class Skip(Exception):
-    """A step that cannot run here: its command is not available yet, or an input it needs is missing."""
+    """A step that cannot run here: an input it needs is missing, or `--short` leaves it out."""
 
 
-@dataclass
+# A computed argument: given the phase's URL (None outside the server phase) when the step runs, the
+# strings it stands for (none, one or several).
+Computed = Callable[[str | None], list[str]]
+
+
+@dataclass(frozen=True)
 class Step:
     title: str
-    command: Callable[[str | None], list[str]]   # the phase's URL -> argv after `python`; may raise Skip
+    argv: tuple[str | Computed, ...]             # after `python`
     phase: str = ""                              # "" (no server, or one of its own) or "server" (the job server)
+    inputs: tuple[tuple[Path, str], ...] = ()    # (file, what writes it): a missing one skips the step
+    skip: str | None = None                      # why this run leaves the step out
+
+    def command(self, url: str | None) -> list[str]:
+        """The argv with its computed arguments filled in; raises Skip when the step cannot run."""
+        if self.skip:
+            raise Skip(self.skip)
+        for path, made_by in self.inputs:
+            require_file(path, made_by)
+        return [out for arg in self.argv for out in ([arg] if isinstance(arg, str) else arg(url))]
 
 
 class Steps:
@@ -78,48 +100,6 @@ class Steps:
         return rc == 0
 
 
-# --- is a command there yet? ------------------------------------------------------------------------------
-
-@functools.cache
-def help_text(*args: str) -> str:
-    """`python ARGS --help` (stdout), '' when the command fails."""
-    try:
-        proc = subprocess.run([sys.executable, *args, "--help"], capture_output=True, text=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return proc.stdout if proc.returncode == 0 else ""
-
-
-def require_options(args: tuple[str, ...], *options: str) -> None:
-    """Skip unless `python ARGS --help` shows its own usage line and every option."""
-    text = help_text(*args)
-    command = "python " + " ".join(args)
-    # `python -m simulator <unknown>` falls back to `run`'s help: the usage line names the real command
-    if not text or f"usage: {command}" not in " ".join(text.split()):
-        raise Skip(f"`{command}` is not available")
-    missing = [o for o in options if o not in text]
-    if missing:
-        raise Skip(f"`{command}` has no {', '.join(missing)}")
-
-
-def require_locust_options(*options: str) -> None:
-    """Skip unless the locustfile defines these options. Locust's --help does not list a locustfile's own
-    options (they are added after it is loaded), so the file itself is read."""
-    source = LOCUSTFILE.read_text()
-    missing = [o for o in options if f'"{o}"' not in source]
-    if missing:
-        raise Skip(f"{LOCUSTFILE.name} has no {', '.join(missing)} option")
-
-
-def require_module(name: str) -> None:
-    try:
-        found = importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        found = False
-    if not found:
-        raise Skip(f"{name} is not installed or not built yet")
-
-
 def require_file(path: Path, made_by: str) -> None:
     if not path.is_file():
         raise Skip(f"{path} is missing ({made_by} did not write it)")
@@ -148,183 +128,180 @@ def open_loop_rates(single_report: Path, loads: tuple[float, ...] = LOADS) -> tu
     return [round(load * capacity, 4) for load in loads], round(SLO_MULTIPLE * e2e_s, 2)
 
 
+# --- computed arguments -----------------------------------------------------------------------------------
+
+def phase_url(url: str | None) -> list[str]:
+    """The URL of the server the phase runs against."""
+    return [url]
+
+
+def server_pid(running: dict[str, int]) -> Computed:
+    """`--server-pid` of the demo's job server, once it runs: bench records (and keeps) its pinning."""
+    return lambda _url: ["--server-pid", str(running["server"])] if "server" in running else []
+
+
+def rates(calibration: Path) -> Computed:
+    """The open-loop rates at LOADS of the calibrated capacity, comma-separated."""
+    return lambda _url: [",".join(f"{r:g}" for r in open_loop_rates(calibration)[0])]
+
+
+def slo(calibration: Path) -> Computed:
+    return lambda _url: [f"{open_loop_rates(calibration)[1]:g}"]
+
+
+def trace_volume(calibration: Path) -> Computed:
+    """The monthly volume whose one-day trace, replayed in TRACE_SECONDS, averages ~40 % of capacity
+    (busy hours run above it): rate x replay length x 30 days."""
+    def volume(_url: str | None) -> list[str]:
+        (rate, *_), _slo = open_loop_rates(calibration, loads=(0.4,))
+        return [str(max(30, round(rate * TRACE_SECONDS * 30)))]
+    return volume
+
+
+def light_image(folder: Path) -> Computed:
+    """The light case's test image, written when the step runs."""
+    return lambda _url: [str(test_image(LIGHT_CASES["light"], folder))]
+
+
+def flags(settings: dict[str, float]) -> tuple[str, ...]:
+    """`--key-name value` for each setting."""
+    return tuple(arg for key, value in settings.items() for arg in (f"--{key.replace('_', '-')}", f"{value:g}"))
+
+
+def full_only(short: bool, why: str = SHORT_SKIP) -> str | None:
+    """The skip reason of a step the full demo runs and `--short` leaves out."""
+    return why if short else None
+
+
 # --- the plan ---------------------------------------------------------------------------------------------
 
 def plan(args: argparse.Namespace, running: dict[str, int] | None = None) -> list[Step]:
+    """The demo's steps in order. `running` holds the job server's pid while the server phase runs."""
     reports, short = args.reports, args.short
-    measured, simulated, traces = reports / "measured", reports / "simulated", reports / "traces"
+    running = {} if running is None else running
+    return [
+        Step("tiny model: build offline, decompose one image",
+             ("-m", "server.model", "decompose", light_image(reports / "images"), "--layers", "3", "--resolution",
+              "640", "--out", str(reports / "layers"))),
+        *server_steps(reports, short, running),
+        *open_loop_steps(reports, short),
+        Step("benchmark 2, cold start (a fresh server process)",
+             ("-m", "bench", "coldstart", "--short", "--out", str(reports / "measured" / "coldstart-local.json"))),
+        *simulator_steps(reports, short),
+        *ray_steps(reports, short),
+        Step("HTML report", ("-m", "bench", "report", "--reports", str(reports))),
+    ]
+
+
+def server_steps(reports: Path, short: bool, running: dict[str, int]) -> list[Step]:
+    """Benchmarks 1 and 3 against the demo's job server, each through the job API and the Vertex adapter."""
+    measured = reports / "measured"
     runs = "2" if short else "5"
     stages = "1,5" if short else "1,5,10,20"
-    volumes = "100,10000" if short else "100,1000,5000,10000,50000,100000"
-    calibration = measured / "single-local.json"
-    image = reports / "images"
-    steps: list[Step] = []
-    running = {} if running is None else running
-
-    def server_pid() -> list[str]:
-        """`--server-pid` of the demo's job server: bench records (and keeps) its pinning."""
-        return ["--server-pid", str(running["server"])] if "server" in running else []
-
-    def add(title: str, phase: str = ""):
-        def register(command: Callable[[str | None], list[str]]):
-            steps.append(Step(title, command, phase))
-            return command
-        return register
-
-    def full_only(why: str = "--short: CI keeps to the Poisson run") -> None:
-        if short:
-            raise Skip(why)
-
-    @add("tiny model: build offline, decompose one image")
-    def _(url):
-        from loadlab.cases import LIGHT_CASES, test_image
-
-        return ["-m", "server.model", "decompose", str(test_image(LIGHT_CASES["light"], image)),
-                "--layers", "3", "--resolution", "640", "--out", str(reports / "layers")]
-
-    for target in ("local", "vertex"):
-        @add(f"benchmark 1, single request, {target} target (also the calibration run)", "server")
-        def _(url, target=target):
-            return ["-m", "bench", "single", "--url", url, "--target", target, "--cases", "light", "--runs", runs,
-                    "--warmup", "1", "--out", str(measured / f"single-{target}.json"), *server_pid()]
-
-    for target in ("local", "vertex"):
-        @add(f"benchmark 3, Locust stages {stages} (bursts), {target} target", "server")
-        def _(url, target=target):
-            if target == "vertex":
-                full_only("--short: the Vertex-adapter bursts run in the full demo only")
-            return ["-m", "bench", "concurrency", "--url", url, "--target", target, "--cases", "light",
-                    "--stages", stages, "--jobs-per-user", "1", "--single-report", str(measured / f"single-{target}.json"),
-                    "--locust-dir", str(reports / "locust" / target), "--out", str(measured / f"concurrency-{target}.json"),
-                    *server_pid()]
-
-    # --- open loop (issue 13): wired against the CLIs the open-loop branch adds -------------------------
-    stage_s = "15" if short else "120"
-
-    @add(f"open loop: Poisson arrivals at {' and '.join(f'{x:.0%}' for x in LOADS)} of the server's capacity",
-         "server")
-    def _(url):
-        require_locust_options("--arrival", "--rates", "--seed", "--slo-e2e")
-        rates, slo = open_loop_rates(calibration)
-        prefix = reports / "locust" / "open-poisson-local"
-        return ["-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary", "--host", url,
-                "--target", "local", "--cases", "light", "--arrival", "poisson",
-                "--rates", ",".join(f"{r:g}" for r in rates), "--stage-seconds", stage_s, "--seed", "1",
-                "--slo-e2e", f"{slo:g}", "--stop-timeout", "300", "--report-out", str(measured / "open-poisson-local.json"),
-                "--csv", str(prefix), "--html", f"{prefix}.html"]
-
-    trace_file = traces / "day-compressed.csv"
-    trace_seconds = 180.0        # one simulated day replayed in 3 minutes
-    time_scale = 86400 / trace_seconds
-
-    @add("trace: one simulated day from the workload model, compressed to 3 minutes", "server")
-    def _(url):
-        full_only()
-        require_options(("-m", "simulator", "trace"), "--monthly", "--days", "--time-scale", "--out")
-        # about 40 % of capacity on average over the day (busy hours run above it): monthly volume =
-        # rate x replay length x 30 days
-        (rate, *_), _slo = open_loop_rates(calibration, loads=(0.4,))
-        monthly = max(30, round(rate * trace_seconds * 30))
-        # the calibrated case only: the replay's service times come from the calibration run
-        return ["-m", "simulator", "trace", "--monthly", str(monthly), "--days", "1", "--time-scale",
-                f"{time_scale:g}", "--case-mix", "light=1", "--seed", "1", "--out", str(trace_file)]
-
-    @add("trace replay: Locust sends the compressed day's arrivals", "server")
-    def _(url):
-        full_only()
-        require_locust_options("--arrival", "--trace", "--time-scale", "--slo-e2e")
-        require_file(trace_file, "simulator trace")
-        _rates, slo = open_loop_rates(calibration)
-        prefix = reports / "locust" / "trace-day-local"
-        # the trace is already compressed by `simulator trace`, so Locust replays it 1:1; one stage per
-        # 6 simulated hours
-        return ["-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary", "--host", url,
-                "--target", "local", "--cases", "light", "--arrival", "trace", "--trace", str(trace_file),
-                "--time-scale", "1", "--stage-seconds", f"{trace_seconds / 4:g}", "--slo-e2e", f"{slo:g}",
-                "--stop-timeout", "300", "--report-out", str(measured / "trace-day-local.json"),
-                "--csv", str(prefix), "--html", f"{prefix}.html"]
-
-    @add("benchmark 2, cold start (a fresh server process)")
-    def _(url):
-        return ["-m", "bench", "coldstart", "--short", "--out", str(measured / "coldstart-local.json")]
-
-    @add("simulator: 10,000 requests/month")
-    def _(url):
-        return ["-m", "simulator", "--monthly", "10000", "--out", str(simulated / "monthly-10000.json")]
-
-    @add("simulator: sweep of monthly volumes")
-    def _(url):
-        return ["-m", "simulator", "sweep", "--volumes", volumes, "--out", str(simulated / "sweep.json"),
-                "--png", str(simulated / "sweep.png")]
-
-    @add("simulator: the article's scenario from its own figures")
-    def _(url):
-        return ["-m", "simulator", "article", "--out", str(simulated / "article.json")]
-
-    for target in ("local", "vertex"):
-        @add(f"simulator validate: replay the measured {target} bursts")
-        def _(url, target=target):
-            if target == "vertex":
-                full_only("--short: no Vertex-adapter bursts to replay")
-            return ["-m", "simulator", "validate", "--measured", str(measured / f"concurrency-{target}.json"),
-                    "--out", str(simulated / f"validate-concurrency-{target}.json")]
-
-    for name in ("open-poisson-local", "trace-day-local"):
-        @add(f"simulator validate: replay {name} with service times from the calibration run")
-        def _(url, name=name):
-            if name.startswith("trace"):
-                full_only()
-            require_options(("-m", "simulator", "validate"), "--calibration")
-            require_file(measured / f"{name}.json", "its Locust run")
-            return ["-m", "simulator", "validate", "--measured", str(measured / f"{name}.json"),
-                    "--calibration", str(calibration), "--out", str(simulated / f"validate-{name}.json")]
-
-    # --- autoscaling (issue 14): a Ray Serve app, scaled from zero and back --------------------------
-    ray_calibration = measured / "autoscale-rayserve-calibration.json"
-    ray_run = measured / "autoscale-rayserve.json"
-    settings = [arg for key, value in RAY_AUTOSCALING.items() for arg in (f"--{key.replace('_', '-')}", f"{value:g}")]
-
-    @add("Ray Serve calibration: warm service times and replica cold starts (its own Ray cluster)")
-    def _(url):
-        full_only(RAY_SHORT_SKIP)
-        require_module("ray")
-        require_options(("-m", "bench", "autoscale"), "--calibrate")
-        return ["-m", "bench", "autoscale", "--calibrate", "--scenario", "demo", "--cases", "light", *settings,
-                "--out", str(ray_calibration)]
-
-    @add("Ray Serve: idle -> ramp -> burst -> idle until scaled to zero, max 2 replicas, replicas recorded")
-    def _(url):
-        full_only(RAY_SHORT_SKIP)
-        require_module("ray")
-        require_file(ray_calibration, "the Ray Serve calibration")
-        return ["-m", "bench", "autoscale", "--scenario", "demo", "--cases", "light", *settings,
-                "--calibration", str(ray_calibration), "--out", str(ray_run),
-                "--locust-dir", str(reports / "locust" / "rayserve")]
-
-    @add("simulator validate: the autoscaling run through the ray-serve policy")
-    def _(url):
-        full_only(RAY_SHORT_SKIP)
-        require_file(ray_run, "the Ray Serve scenario")
-        require_options(("-m", "simulator", "validate"), "--calibration")
-        return ["-m", "simulator", "validate", "--measured", str(ray_run), "--calibration", str(ray_calibration),
-                "--out", str(simulated / "validate-autoscale-rayserve.json")]
-
-    @add("HTML report")
-    def _(url):
-        return ["-m", "bench", "report", "--reports", str(reports)]
-
+    steps = [Step(f"benchmark 1, single request, {target} target (also the calibration run)",
+                  ("-m", "bench", "single", "--url", phase_url, "--target", target, "--cases", "light", "--runs",
+                   runs, "--warmup", "1", "--out", str(measured / f"single-{target}.json"), server_pid(running)),
+                  "server")
+             for target in TARGETS]
+    steps += [Step(f"benchmark 3, Locust stages {stages} (bursts), {target} target",
+                   ("-m", "bench", "concurrency", "--url", phase_url, "--target", target, "--cases", "light",
+                    "--stages", stages, "--jobs-per-user", "1", "--single-report",
+                    str(measured / f"single-{target}.json"), "--locust-dir", str(reports / "locust" / target),
+                    "--out", str(measured / f"concurrency-{target}.json"), server_pid(running)),
+                   "server", skip=full_only(short, VERTEX_SHORT_SKIP) if target == "vertex" else None)
+              for target in TARGETS]
     return steps
 
 
+def open_loop_steps(reports: Path, short: bool) -> list[Step]:
+    """Open-loop Poisson arrivals at LOADS of the calibrated capacity, then a simulated day's trace
+    compressed to TRACE_SECONDS and replayed, against the demo's job server."""
+    calibration = (reports / "measured" / "single-local.json", "bench single")
+    trace_file = reports / "traces" / "day-compressed.csv"
+    return [
+        Step(f"open loop: Poisson arrivals at {' and '.join(f'{x:.0%}' for x in LOADS)} of the server's capacity",
+             locust_open_loop(reports, "open-poisson-local", "--arrival", "poisson", "--rates", rates(calibration[0]),
+                              "--stage-seconds", "15" if short else "120", "--seed", "1"),
+             "server", inputs=(calibration,)),
+        # the calibrated case only: the replay's service times come from the calibration run
+        Step("trace: one simulated day from the workload model, compressed to 3 minutes",
+             ("-m", "simulator", "trace", "--monthly", trace_volume(calibration[0]), "--days", "1", "--time-scale",
+              f"{86400 / TRACE_SECONDS:g}", "--case-mix", "light=1", "--seed", "1", "--out", str(trace_file)),
+             "server", inputs=(calibration,), skip=full_only(short)),
+        # the trace is already compressed by `simulator trace`, so Locust replays it 1:1; one stage per
+        # 6 simulated hours
+        Step("trace replay: Locust sends the compressed day's arrivals",
+             locust_open_loop(reports, "trace-day-local", "--arrival", "trace", "--trace", str(trace_file),
+                              "--time-scale", "1", "--stage-seconds", f"{TRACE_SECONDS / 4:g}"),
+             "server", inputs=((trace_file, "simulator trace"), calibration), skip=full_only(short)),
+    ]
+
+
+def locust_open_loop(reports: Path, name: str, *arrivals: str | Computed) -> tuple[str | Computed, ...]:
+    """Locust, headless, sending the light case to the job API at the given arrivals with the demo's SLO;
+    its report measured/<name>.json, its CSV and HTML under locust/."""
+    prefix = reports / "locust" / name
+    return ("-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary", "--host", phase_url,
+            "--target", "local", "--cases", "light", *arrivals,
+            "--slo-e2e", slo(reports / "measured" / "single-local.json"), "--stop-timeout", "300",
+            "--report-out", str(reports / "measured" / f"{name}.json"), "--csv", str(prefix), "--html", f"{prefix}.html")
+
+
+def simulator_steps(reports: Path, short: bool) -> list[Step]:
+    """The simulator's month, sweep and article replay, and its replays of the measured runs."""
+    measured, simulated = reports / "measured", reports / "simulated"
+    volumes = "100,10000" if short else "100,1000,5000,10000,50000,100000"
+    steps = [
+        Step("simulator: 10,000 requests/month",
+             ("-m", "simulator", "--monthly", "10000", "--out", str(simulated / "monthly-10000.json"))),
+        Step("simulator: sweep of monthly volumes",
+             ("-m", "simulator", "sweep", "--volumes", volumes, "--out", str(simulated / "sweep.json"),
+              "--png", str(simulated / "sweep.png"))),
+        Step("simulator: the article's scenario from its own figures",
+             ("-m", "simulator", "article", "--out", str(simulated / "article.json"))),
+    ]
+    steps += [Step(f"simulator validate: replay the measured {target} bursts",
+                   validate(measured / f"concurrency-{target}.json", simulated / f"validate-concurrency-{target}.json"),
+                   skip=full_only(short, "--short: no Vertex-adapter bursts to replay") if target == "vertex" else None)
+              for target in TARGETS]
+    steps += [Step(f"simulator validate: replay {name} with service times from the calibration run",
+                   validate(measured / f"{name}.json", simulated / f"validate-{name}.json",
+                            measured / "single-local.json"),
+                   inputs=((measured / f"{name}.json", "its Locust run"),),
+                   skip=full_only(short) if name.startswith("trace") else None)
+              for name in ("open-poisson-local", "trace-day-local")]
+    return steps
+
+
+def ray_steps(reports: Path, short: bool) -> list[Step]:
+    """The Ray Serve app scaled from zero and back: its calibration, the scenario, the simulator's replay."""
+    measured = reports / "measured"
+    calibration, run = measured / "autoscale-rayserve-calibration.json", measured / "autoscale-rayserve.json"
+    autoscale, scenario = ("-m", "bench", "autoscale"), ("--scenario", "demo", "--cases", "light", *flags(RAY_AUTOSCALING))
+    skip = full_only(short, RAY_SHORT_SKIP)
+    return [
+        Step("Ray Serve calibration: warm service times and replica cold starts (its own Ray cluster)",
+             (*autoscale, "--calibrate", *scenario, "--out", str(calibration)), skip=skip),
+        Step("Ray Serve: idle -> ramp -> burst -> idle until scaled to zero, max 2 replicas, replicas recorded",
+             (*autoscale, *scenario, "--calibration", str(calibration), "--out", str(run),
+              "--locust-dir", str(reports / "locust" / "rayserve")),
+             inputs=((calibration, "the Ray Serve calibration"),), skip=skip),
+        Step("simulator validate: the autoscaling run through the ray-serve policy",
+             validate(run, reports / "simulated" / "validate-autoscale-rayserve.json", calibration),
+             inputs=((run, "the Ray Serve scenario"),), skip=skip),
+    ]
+
+
+def validate(measured: Path, out: Path, calibration: Path | None = None) -> tuple[str, ...]:
+    """`simulator validate` of a measured report, with service times from `calibration` when given."""
+    return ("-m", "simulator", "validate", "--measured", str(measured),
+            *(("--calibration", str(calibration)) if calibration else ()), "--out", str(out))
 # --- the servers the phases run against ---------------------------------------------------------------------
 
 @contextlib.contextmanager
 def job_server(reports: Path, running: dict[str, int]) -> Iterator[str]:
     """The job server of the measured runs, pinned apart from the load generator (this process and
     every command it starts) where the machine has >= 2 CPUs; its pid goes into `running`."""
-    from bench import pinning
-    from bench.measure import started_server
-
     # The content cache is off for measuring: every job uploads the same image, and cache hits would
     # measure the cache, not the model.
     print("\n==> starting the job server (tiny model, content cache off) for the measured runs", flush=True)

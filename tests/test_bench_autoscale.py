@@ -16,23 +16,19 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bench.autoscale import (
+from bench.autoscale.calibration import warm_service_s
+from bench.autoscale.cli import parse_args
+from bench.autoscale.recording import at_rest
+from bench.autoscale.replica_run import first_requests_at_zero, replica_run, run_figures
+from bench.autoscale.scenario import (
     RAMP_SHARES,
     SCENARIOS,
     ScenarioShape,
-    at_rest,
-    autoscaling_settings,
     build_scenario,
-    cpu_plan,
-    first_requests_at_zero,
-    parse_args,
     phase_stages,
-    replica_run,
-    run_figures,
-    settings_from_ready,
-    warm_service_s,
     write_scenario,
 )
+from bench.autoscale.target import autoscaling_settings, cpu_plan, settings_from_ready
 from bench.pinning import CpuPlan
 from bench.replicas import build_timeline, parse_controller_log
 from clients.record import run_job

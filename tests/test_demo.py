@@ -1,5 +1,6 @@
-"""`make demo`: its inputs derived from the calibration run, its guards for commands not there yet, and
-(slow) the short CI mode end to end, whose page must show the figures of every report it wrote."""
+"""`make demo`: its inputs derived from the calibration run, its steps skipped (with why) when an input is
+missing or --short leaves them out, and (slow) the short CI mode end to end, whose page must show the
+figures of every report it wrote."""
 
 import subprocess
 import sys
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.autoscale import parse_args as autoscale_args
+from bench.autoscale.cli import parse_args as autoscale_args
 from bench.demo import (
     LOADS,
     RAY_AUTOSCALING,
@@ -19,10 +20,8 @@ from bench.demo import (
     Steps,
     open_loop_rates,
     plan,
-    require_locust_options,
-    require_options,
 )
-from bench.htmlreport import load_reports
+from bench.report.loading import load_reports
 from loadlab.schema import JobRecord, LoadConfig, Report, RunConfig, ServerConfig, Stage
 from tests.test_report import Page
 
@@ -67,13 +66,9 @@ def test_the_ray_phase_calibrates_then_runs_the_scenario_then_validates(tmp_path
     with pytest.raises(Skip, match="missing"):
         validate.command(None)
     run.out.write_text("{}")
-    try:
-        args = validate.command(None)
-    except Skip as why:     # a simulator without the calibrated validation yet: said, not run
-        assert "has no --calibration" in str(why)
-    else:
-        assert args[args.index("--measured") + 1] == str(run.out)
-        assert args[args.index("--calibration") + 1] == str(parsed.out)
+    args = validate.command(None)
+    assert args[args.index("--measured") + 1] == str(run.out)
+    assert args[args.index("--calibration") + 1] == str(parsed.out)
     # --short skips all three, saying why
     short = {s.title: s for s in plan(Namespace(reports=tmp_path, short=True))}
     for title in (calibrate.title, scenario.title, validate.title):
@@ -82,31 +77,38 @@ def test_the_ray_phase_calibrates_then_runs_the_scenario_then_validates(tmp_path
         assert str(why.value) == RAY_SHORT_SKIP
 
 
-def test_a_missing_command_is_skipped_and_a_failing_one_fails(capsys):
-    def unavailable(url):
-        raise Skip("`python -m nothing` is not available")
-
+def test_a_step_without_its_input_is_skipped_and_a_failing_one_fails(capsys, tmp_path):
+    absent = tmp_path / "absent.json"
     steps = Steps(total=3)
-    assert not steps.run(Step("not there yet", unavailable), None)
-    assert not steps.run(Step("fails", lambda url: ["-c", "raise SystemExit(3)"]), None)
-    assert steps.run(Step("works", lambda url: ["-c", "print('hello from ' + 'the step')"]), None)
+    assert not steps.run(Step("not there yet", ("-c", "pass"), inputs=((absent, "an earlier step"),)), None)
+    assert not steps.run(Step("fails", ("-c", "raise SystemExit(3)")), None)
+    assert steps.run(Step("works", ("-c", "print('hello from ' + 'the step')")), None)
     out = capsys.readouterr().out
-    assert "[1/3] not there yet" in out and "skipped: `python -m nothing` is not available" in out
+    why = f"{absent} is missing (an earlier step did not write it)"
+    assert "[1/3] not there yet" in out and f"skipped: {why}" in out
     assert "FAILED (exit 3)" in out and "[3/3] works" in out
     assert steps.failed == ["fails"]
-    assert steps.skipped == [("not there yet", "`python -m nothing` is not available")]
+    assert steps.skipped == [("not there yet", why)]
 
 
-def test_guards_read_the_commands_themselves():
-    require_options(("-m", "simulator", "validate"), "--measured")           # there
-    with pytest.raises(Skip, match="has no --no-such-option"):
-        require_options(("-m", "simulator", "validate"), "--no-such-option")
-    # an unknown subcommand falls back to `simulator run`'s help: not mistaken for the command
-    with pytest.raises(Skip, match="is not available"):
-        require_options(("-m", "simulator", "no-such-command"))
-    require_locust_options("--stages", "--jobs-per-user")
-    with pytest.raises(Skip, match="has no --no-such-option"):
-        require_locust_options("--no-such-option")
+def test_computed_arguments_are_filled_in_when_the_step_runs(tmp_path):
+    running: dict[str, int] = {}
+    steps = {s.title: s for s in plan(Namespace(reports=tmp_path, short=True), running)}
+    single = steps["benchmark 1, single request, local target (also the calibration run)"]
+    assert single.phase == "server"
+    args = single.command("http://127.0.0.1:1")
+    assert args[args.index("--url") + 1] == "http://127.0.0.1:1" and "--server-pid" not in args
+    running["server"] = 4242                                  # the job server started: its pid is passed
+    args = single.command("http://127.0.0.1:1")
+    assert args[args.index("--server-pid") + 1] == "4242"
+    poisson = next(s for t, s in steps.items() if t.startswith("open loop"))
+    with pytest.raises(Skip, match="missing"):                # no calibration run yet
+        poisson.command("http://127.0.0.1:1")
+    calibration(tmp_path / "measured" / "single-local.json", service_s=2.0, e2e=[2.4, 2.6])
+    args = poisson.command("http://127.0.0.1:1")
+    assert args[args.index("--rates") + 1] == "0.25,0.425"    # LOADS x 1/S
+    assert args[args.index("--slo-e2e") + 1] == f"{SLO_MULTIPLE * 2.5:g}"
+    assert args[args.index("--host") + 1] == "http://127.0.0.1:1"
 
 
 def test_short_mode_skips_the_long_scenarios_with_a_reason(tmp_path):

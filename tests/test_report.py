@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.htmlreport import build, jobs_in_system, load_reports, match_measured, replica_steps
+from bench.report.build import build
+from bench.report.loading import load_reports, match_measured
+from bench.report.series import jobs_in_system, replica_steps
 from loadlab.schema import (
     ErrorRow,
     JobRecord,
@@ -331,7 +333,7 @@ def test_the_page_renders_its_tables_and_plots_in_chromium(tmp_path):
 
 
 def test_simulated_replay_is_drawn_on_the_measured_clock():
-    from bench.htmlreport import on_measured_clock
+    from bench.report.series import on_measured_clock
 
     def stage(name, start, origins):
         return Stage(name=name, started_at=start, jobs=[

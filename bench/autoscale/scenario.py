@@ -1,0 +1,112 @@
+"""The autoscaling scenario: idle at zero replicas -> a ramp of three steps -> a burst, sized from the
+calibrated warm service time S; written as an arrival trace for Locust, and the replayed jobs regrouped
+into one stage per phase."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from loadlab.schema import JobRecord, Stage
+from loadlab.trace import write_trace
+
+# Ramp steps as shares of one replica's rate 1/S: well under, near, and over what one replica serves.
+RAMP_SHARES = (0.3, 0.6, 1.2)
+
+
+@dataclass(frozen=True)
+class ScenarioShape:
+    idle_s: float     # at zero replicas before the first arrival
+    step_s: float     # length of each ramp step
+    burst: int        # arrivals at once after the ramp
+    gap_s: float      # end of the ramp -> the burst
+    cold_starts: int  # calibration: cycles from zero replicas (each one measured replica start)
+    warm_runs: int    # calibration: warm requests per case and cycle
+
+
+SCENARIOS = {
+    "demo": ScenarioShape(idle_s=30.0, step_s=20.0, burst=8, gap_s=5.0, cold_starts=2, warm_runs=5),
+    "short": ScenarioShape(idle_s=10.0, step_s=8.0, burst=6, gap_s=3.0, cold_starts=1, warm_runs=3),
+}
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A phase of the scenario with its arrivals (seconds from the run's origin)."""
+
+    name: str
+    start_s: float
+    end_s: float
+    times: tuple[float, ...]
+    held: bool = True      # a rate held for [start_s, end_s); False: arrivals at once (the burst)
+
+    @property
+    def rate_per_s(self) -> float | None:
+        return len(self.times) / (self.end_s - self.start_s) if self.held else None
+
+
+@dataclass
+class Scenario:
+    shape: ScenarioShape
+    service_s: float
+    cases: list[str]
+    phases: list[Phase]
+
+    def rows(self) -> list[tuple[float, str, str]]:
+        """(t_s, case, phase) of every arrival in time order; cases round robin by arrival index."""
+        times = sorted((t, p.name) for p in self.phases for t in p.times)
+        return [(t, self.cases[i % len(self.cases)], phase) for i, (t, phase) in enumerate(times)]
+
+    @property
+    def last_arrival_s(self) -> float:
+        return max(t for p in self.phases for t in p.times)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shape": asdict(self.shape), "service_s": self.service_s, "cases": self.cases,
+                "ramp_shares_of_one_replica": list(RAMP_SHARES),
+                "phases": [{"name": p.name, "start_s": p.start_s, "end_s": p.end_s, "arrivals": len(p.times),
+                            "rate_per_s": p.rate_per_s} for p in self.phases]}
+
+
+def build_scenario(shape: ScenarioShape, service_s: float, cases: list[str]) -> Scenario:
+    """idle -> ramp (RAMP_SHARES x 1/S, each held `step_s`, evenly spaced) -> `burst` at once. The idle tail
+    is not in the trace: the run waits after the last arrival until the deployment is back at zero."""
+    if not service_s > 0:
+        raise ValueError(f"the scenario needs a warm service time > 0 s, got {service_s!r}")
+    if not cases:
+        raise ValueError("the scenario needs at least one case")
+    phases = []
+    for i, share in enumerate(RAMP_SHARES):
+        start = shape.idle_s + i * shape.step_s
+        n = max(1, round(share * shape.step_s / service_s))
+        phases.append(Phase(f"ramp {share:g}/S", start, start + shape.step_s,
+                            tuple(start + k * shape.step_s / n for k in range(n))))
+    burst_at = shape.idle_s + len(RAMP_SHARES) * shape.step_s + shape.gap_s
+    phases.append(Phase(f"burst {shape.burst}", burst_at, burst_at, (burst_at,) * shape.burst, held=False))
+    return Scenario(shape, service_s, list(cases), phases)
+
+
+def write_scenario(scenario: Scenario, path: Path) -> Path:
+    """The scenario as an arrival trace (`t_s,case`, loadlab/trace.py)."""
+    return write_trace(path, ((t, case) for t, case, _ in scenario.rows()))
+
+
+def phase_stages(jobs: list[JobRecord], scenario: Scenario, origin: float, slo_e2e_s: float | None) -> list[Stage]:
+    """The jobs of a trace replay regrouped into one stage per phase (Locust cuts a trace into equal
+    windows; a phase is what the scenario varies). A job is placed by its arrival index, the row of the
+    trace (Locust's `extra["arrival"]`), else by its scheduled time."""
+    rows = scenario.rows()
+    by_phase: dict[str, list[JobRecord]] = {p.name: [] for p in scenario.phases}
+    for job in jobs:
+        index = job.extra.get("arrival")
+        if isinstance(index, int) and 0 <= index < len(rows):
+            phase = rows[index][2]
+        else:
+            t = job.origin - origin
+            phase = next((p.name for p in reversed(scenario.phases) if t >= p.start_s - 1e-6), scenario.phases[0].name)
+        by_phase[phase].append(job)
+    return [Stage(name=p.name, arrival_rate_per_s=p.rate_per_s, started_at=origin + p.start_s,
+                  duration_s=(p.end_s - p.start_s) if p.held else None, slo_e2e_s=slo_e2e_s,
+                  jobs=sorted(by_phase[p.name], key=lambda j: j.origin))
+            for p in scenario.phases]

@@ -1,0 +1,75 @@
+"""Autoscaling: each measured run with a replica timeline beside the validation that replayed it (or a
+validation alone): the replicas up over time, the bill in replica-seconds, the scale and cold-start
+counts, and the validation's run-level errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bench.report.loading import Loaded, match_measured
+from bench.report.plotting import replicas_plot
+from bench.report.sections.base import SectionSpec
+from bench.report.series import all_jobs, scale_counts
+from bench.report.tables import ERROR_HEADERS, error_rows
+from bench.report.view import MEASURED, SIMULATED, Fig, Heading, Table, fig
+from loadlab.schema import Report
+
+Pair = tuple[Report | None, Report | None]     # (measured, its simulated replay)
+
+# The whole-run figures of the table, each read from a report with a replica timeline.
+RUN_FIGURES: list[tuple[str, Callable[[Report], float | int | None]]] = [
+    ("replica-seconds", lambda r: r.replicas.replica_seconds),
+    ("scale-ups", lambda r: scale_counts(r.replicas)["scale-ups"]),
+    ("scale-downs", lambda r: scale_counts(r.replicas)["scale-downs"]),
+    ("cold starts", lambda r: sum(j.cold_start for j in all_jobs(r)) if all_jobs(r) else None),
+]
+
+
+def _with_timeline(loaded: Loaded) -> list[Report]:
+    """The reports with a replica timeline: measured runs, then validations."""
+    return [r for r in (*loaded.measured, *loaded.role("validation")) if r.replicas is not None]
+
+
+def _blocks(reports: list[Report], loaded: Loaded) -> list[Any]:
+    blocks: list[Any] = []
+    for m, sim in _pairs(loaded.measured, loaded.role("validation")):
+        name = (m or sim).name
+        rows = [[label, *(_cell(get, r, o) for r, o in ((m, MEASURED), (sim, SIMULATED)))]
+                for label, get in RUN_FIGURES]
+        blocks += [Heading(name), replicas_plot(name, m, sim), Table(["whole run", "measured", "simulated"], rows)]
+        if sim is not None:
+            blocks.append(Table(ERROR_HEADERS, error_rows(sim, stage_level=False),
+                                title="Run-level errors of the validation",
+                                empty="The validation has no run-level error rows."))
+    return blocks
+
+
+def _pairs(measured: list[Report], validations: list[Report]) -> list[Pair]:
+    """Each measured run with a replica timeline and its first replay with one, then the replays of runs
+    not among the reports."""
+    pairs: list[Pair] = []
+    matched: set[int] = set()
+    for m in (r for r in measured if r.replicas is not None):
+        twin = next((v for v in validations if v.replicas is not None and match_measured(v, measured) is m), None)
+        if twin is not None:
+            matched.add(id(twin))
+        pairs.append((m, twin))
+    pairs += [(None, v) for v in validations if v.replicas is not None and id(v) not in matched]
+    return pairs
+
+
+def _cell(get: Callable[[Report], float | int | None], report: Report | None, origin: str) -> Fig | None:
+    if report is None:
+        return None
+    value = get(report)
+    if value is None:
+        return None
+    return fig(value, origin, " s", 1) if isinstance(value, float) else Fig(f"{value:,}", origin)
+
+
+SECTION = SectionSpec(
+    "autoscaling", "Autoscaling: replicas over time and the bill", (MEASURED, SIMULATED),
+    reports=_with_timeline,
+    missing=("No report with a replica timeline: run a load test against `python -m "
+             "server.rayserve` with the replica recorder, then `python -m simulator validate`."), blocks=_blocks)
