@@ -15,7 +15,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import importlib
 
-    return importlib.import_module(commands[argv[0]]).main(argv[1:])
+    from bench.pinning import OversubscribedServer
+
+    try:
+        return importlib.import_module(commands[argv[0]]).main(argv[1:])
+    except OversubscribedServer as err:  # the user's server, started by hand: say how to start it
+        print(f"bench {argv[0]}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ class Target:
     url: str
     server: Any = None
     server_cpus: list[int] | None = None
+    server_threads: int | None = None
     load_cpus: list[int] | None = None
 
     @property
@@ -45,7 +46,8 @@ def server_config(args: argparse.Namespace, target: Target | None = None) -> Ser
     """The server of a benchmark as its report records it."""
     return ServerConfig(url=(target.url if target else args.url) or None, workers=args.server_workers,
                         max_batch=args.server_max_batch, cache_ttl_s=args.server_cache_ttl, model_source=args.model,
-                        cpus=target.server_cpus if target else None)
+                        cpus=target.server_cpus if target else None,
+                        threads=target.server_threads if target else None)
 
 
 @contextlib.contextmanager
@@ -55,6 +57,8 @@ def _pinned(target: Target, server_pid: int | None, cpus: pinning.CpuPlan | None
     if cpus is None or not server_pid:
         yield target
         return
+    # Before pinning: a server with more torch threads than CPUs is refused, not measured slow.
+    target.server_threads = pinning.check_fits(server_pid, cpus.server)
     target.server_cpus = pinning.pin(server_pid, cpus.server)
     with pinning.load_generator(cpus) as load_cpus:
         target.load_cpus = load_cpus

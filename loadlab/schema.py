@@ -149,6 +149,7 @@ class ServerConfig(_Model):
     cache_ttl_s: float | None = None
     model_source: str | None = None
     cpus: list[int] | None = None        # CPUs the model worker was pinned to (None = not pinned)
+    threads: int | None = None           # its torch (OpenMP) thread pool, read from the process
     autoscaling: dict[str, Any] | None = None   # replicated targets: the autoscaler's settings
 
 

@@ -112,3 +112,33 @@ def test_started_server_runs_pinned_with_torch_threads_to_match():
         assert all(c == set(cpus.server) for c in thread_cpus(pid).values()), thread_cpus(pid)
         assert os.sched_getaffinity(0) == set(cpus.load)
     assert os.sched_getaffinity(0) == before
+
+
+def _sleeper(env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env)
+
+
+@needs_two_cpus
+def test_a_server_with_more_torch_threads_than_its_cpus_is_refused_not_measured_slow(tmp_path):
+    """A server started by hand runs one torch thread per core; pinned onto fewer CPUs it would be slow
+    (9.92 s instead of 3.48 s for a light job, silently): bench refuses, in one line, before any job."""
+    base = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    by_hand, sized = _sleeper(base), _sleeper({**base, "OMP_NUM_THREADS": "1"})
+    try:
+        with pytest.raises(pinning.OversubscribedServer, match="OMP_NUM_THREADS=1 taskset"):
+            pinning.check_fits(by_hand.pid, {1})
+        assert pinning.check_fits(sized.pid, {1}) == 1
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", ""))
+                                                           if p)}
+        env.pop(pinning.PLAN_ENV, None)
+        run = subprocess.run([sys.executable, "-m", "bench", "single", "--cases", "light", "--runs", "1",
+                              "--url", "http://127.0.0.1:9", "--server-pid", str(by_hand.pid),
+                              "--out", str(tmp_path / "s.json")],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
+        assert run.stderr.strip().splitlines()[-1].startswith("bench single: error: the server"), run.stderr
+        assert not (tmp_path / "s.json").exists()
+    finally:
+        for p in (by_hand, sized):
+            p.kill()
+            p.wait()
