@@ -9,7 +9,7 @@ def main(argv: list[str] | None = None) -> int:
                 "concurrency": "bench.concurrency", "capacity": "bench.capacity", "autoscale": "bench.autoscale",
                 "server": "bench.server_bench", "overhead": "bench.overhead", "longpoll": "bench.longpoll",
                 "uploadflood": "bench.uploadflood",
-                "report": "bench.htmlreport"}
+                "report": "bench.report.build"}
     if not argv or argv[0] not in commands:
         print(f"usage: python -m bench {{{','.join(commands)}}} [options]", file=sys.stderr)
         return 2
