@@ -13,10 +13,12 @@ import time
 import zlib
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from server.app import create_app
+from server.process import free_port
 from server.settings import Settings
 
 
@@ -129,3 +131,24 @@ def tmpfs(path, options: str = "size=1m"):
         yield path
     finally:
         subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@contextlib.contextmanager
+def served_app(settings, model=None):
+    """(url, app) of the job app with the stand-in model under a real uvicorn on 127.0.0.1, in a thread,
+    once it listens; stopped on exit."""
+    app = create_app(settings, model_loader=lambda _s: [model or FakeModel()])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "server not started"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(30)
+

@@ -6,37 +6,21 @@ from __future__ import annotations
 
 import hashlib
 import io
-import threading
-import time
 
 import pytest
-import uvicorn
 from PIL import Image
 
 from bench import uploadflood
 from bench.__main__ import main as bench_main
-from server.app import create_app
-from server.process import free_port
 from server.settings import Settings
-from tests.server_helpers import FakeModel
+from tests.server_helpers import served_app
 
 
 @pytest.fixture
 def server(tmp_path):
     """(url, app) of the job app under uvicorn in a thread."""
-    app = create_app(Settings(data_dir=tmp_path, cache_ttl=0), model_loader=lambda _s: [FakeModel()])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "server not started"
-        time.sleep(0.02)
-    yield url, app
-    server.should_exit = True
-    thread.join(30)
+    with served_app(Settings(data_dir=tmp_path, cache_ttl=0)) as (url, app):
+        yield url, app
 
 
 def test_noise_png_is_about_the_size_asked_and_its_variants_differ():

@@ -10,18 +10,14 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
-import uvicorn
 
-from server.app import create_app
-from server.process import free_port
 from server.settings import Settings
-from tests.server_helpers import FakeModel
+from tests.server_helpers import served_app
 
 pytestmark = pytest.mark.slow
 KEY = "schemathesis-key"
@@ -31,24 +27,12 @@ HERE = Path(__file__).resolve().parent
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory):
     settings = Settings(data_dir=tmp_path_factory.mktemp("st-data"), api_key=KEY, queue_limit=8, cache_ttl=0)
-    app = create_app(settings, model_loader=lambda _s: [FakeModel()])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(url + "/readyz", headers={"X-API-Key": KEY}, timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        assert time.monotonic() < deadline, "server not ready"
-        time.sleep(0.05)
-    yield url
-    server.should_exit = True
-    thread.join(30)
+    with served_app(settings) as (url, _app):
+        deadline = time.monotonic() + 30
+        while requests.get(url + "/readyz", headers={"X-API-Key": KEY}, timeout=2).status_code != 200:
+            assert time.monotonic() < deadline, "server not ready"
+            time.sleep(0.05)
+        yield url
 
 
 def run_schemathesis(url: str, tmp_path: Path, hooks: str | None) -> str:
