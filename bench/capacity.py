@@ -244,6 +244,20 @@ def main(argv: list[str] | None = None) -> int:
     return run(args)
 
 
+@dataclass
+class Bounds:
+    """What the calibration says about this server, shared by the measured and simulated searches:
+    the time of a job alone and, from it, where the search starts and stops and the in-flight cap."""
+
+    calibration: Report
+    path: Path
+    alone_s: float
+    alone_service_s: float | None
+    start: float
+    max_rate: float
+    max_in_flight: int
+
+
 def run(args: argparse.Namespace, make_probe=locust_probe) -> int:
     """The command after parsing; `make_probe(args, url, max_in_flight, folder)` builds the measured
     probe (Locust by default)."""
@@ -252,53 +266,85 @@ def run(args: argparse.Namespace, make_probe=locust_probe) -> int:
     out = args.out or Path("reports/measured") / f"{name}.json"
     folder = args.probe_dir or Path("reports/locust") / name
     folder.mkdir(parents=True, exist_ok=True)
-    workers = args.server_workers
 
     with target_server(args) as target:
-        calibration, calibration_path = calibrate(args, target, cases, folder)
-        alone_s, alone_service_s = completed_mean(calibration, "e2e_s"), completed_mean(calibration, "service_s")
-        if alone_s is None:
-            print(f"calibration {calibration_path} has no completed job", file=sys.stderr)
+        bounds = calibrated_bounds(args, target, cases, folder)
+        if bounds is None:
             return 2
-        max_rate = args.max_rate or 2 * workers / alone_s
-        start = 0.5 * workers / alone_s
-        max_in_flight = args.max_in_flight or max(2, math.ceil(2 * args.slo_e2e / alone_s) * workers)
-        args.stop_timeout = args.stop_timeout or math.ceil(2 * max_in_flight * alone_s / workers) + 30
-        print(f"calibration: a job alone takes {alone_s:.3f} s end to end (model {format_s(alone_service_s).strip()} s), "
-              f"{calibration_path}; start {start:.4g}/s, max {max_rate:.4g}/s, max in flight {max_in_flight}; "
-              f"server CPUs {target.server_cpus or 'not pinned'}, load CPUs {target.load_cpus or 'not pinned'}", flush=True)
-        if alone_s > args.slo_e2e:
-            # even without any queue the typical job is over the SLO: no rate can meet it
-            measured = CapacitySearch(None, None, "slo_below_service_time")
-        else:
-            measured = search(make_probe(args, target.url, max_in_flight, folder), start, max_rate,
-                              args.tolerance, args.max_probes)
+        measured = measured_search(args, target, bounds, make_probe, folder)
         model = model_info(target, args)
+    simulated, at_measured_rates = simulated_search(args, cases, bounds, measured)
+    report = capacity_report(args, name, cases, target, model, bounds, measured, simulated, at_measured_rates)
+    path = report.save(out)
+    print_table(report)
+    print(f"\ncapacity report: {path}")
+    return 0 if measured.status in ("bracketed", "at_max_rate", "slo_below_service_time") else 1
 
+
+def calibrated_bounds(args: argparse.Namespace, target, cases, folder: Path) -> Bounds | None:
+    """Calibrate (or read `--calibration`) and derive the search's bounds from a job alone; None, said
+    on stderr, when the calibration has no completed job to take the time of. Sets the probes'
+    `--stop-timeout` when not given: long enough for a full in-flight queue to drain."""
+    calibration, calibration_path = calibrate(args, target, cases, folder)
+    alone_s, alone_service_s = completed_mean(calibration, "e2e_s"), completed_mean(calibration, "service_s")
+    if alone_s is None:
+        print(f"calibration {calibration_path} has no completed job", file=sys.stderr)
+        return None
+    workers = args.server_workers
+    max_rate = args.max_rate or 2 * workers / alone_s
+    start = 0.5 * workers / alone_s
+    max_in_flight = args.max_in_flight or max(2, math.ceil(2 * args.slo_e2e / alone_s) * workers)
+    args.stop_timeout = args.stop_timeout or math.ceil(2 * max_in_flight * alone_s / workers) + 30
+    print(f"calibration: a job alone takes {alone_s:.3f} s end to end (model {format_s(alone_service_s).strip()} s), "
+          f"{calibration_path}; start {start:.4g}/s, max {max_rate:.4g}/s, max in flight {max_in_flight}; "
+          f"server CPUs {target.server_cpus or 'not pinned'}, load CPUs {target.load_cpus or 'not pinned'}", flush=True)
+    return Bounds(calibration, calibration_path, alone_s, alone_service_s, start, max_rate, max_in_flight)
+
+
+def measured_search(args: argparse.Namespace, target, bounds: Bounds, make_probe, folder: Path) -> CapacitySearch:
+    """The search over real probes of the running server."""
+    if bounds.alone_s > args.slo_e2e:
+        # even without any queue the typical job is over the SLO: no rate can meet it
+        return CapacitySearch(None, None, "slo_below_service_time")
+    return search(make_probe(args, target.url, bounds.max_in_flight, folder), bounds.start, bounds.max_rate,
+                  args.tolerance, args.max_probes)
+
+
+def simulated_search(args: argparse.Namespace, cases, bounds: Bounds,
+                     measured: CapacitySearch) -> tuple[CapacitySearch, dict[float, float | None]]:
+    """The simulator's search from the same calibration and bounds, and its attainment at each rate
+    the measured search probed (so the table compares the two rate by rate)."""
     case_names = [c.name for c in cases]
 
     def simulated_probe(rate: float) -> Probe:
-        stage = simulated_stage(calibration, rate, args.probe_seconds, args.seed, max_in_flight, case_names,
-                                workers, args.replications)
+        stage = simulated_stage(bounds.calibration, rate, args.probe_seconds, args.seed, bounds.max_in_flight,
+                                case_names, args.server_workers, args.replications)
         return judge(rate, stage, args.slo_e2e, args.percentile, "simulated")
 
-    simulated = (search(simulated_probe, start, max_rate, args.tolerance, max_probes=40)
+    simulated = (search(simulated_probe, bounds.start, bounds.max_rate, args.tolerance, max_probes=40)
                  if measured.status != "slo_below_service_time" else CapacitySearch(None, None, measured.status))
-    error = relative_error(simulated.capacity_per_s, measured.capacity_per_s)
     at_measured_rates = {p.rate_per_s: simulated_probe(p.rate_per_s).attainment for p in measured.probes}
+    return simulated, at_measured_rates
 
+
+def capacity_report(args: argparse.Namespace, name: str, cases, target, model, bounds: Bounds,
+                    measured: CapacitySearch, simulated: CapacitySearch,
+                    at_measured_rates: dict[float, float | None]) -> Report:
+    """The capacity report: the measured probes as its stages, both searches' results in `extra`."""
     rows = []
     for p in measured.probes:
         s = p.stage.summary
         rows.append({"rate_per_s": p.rate_per_s, "stage": p.stage.name, "meets": p.meets, "attainment": p.attainment,
                      "simulated_attainment": at_measured_rates[p.rate_per_s],
-                     "inflation": service_inflation(s["service_s"]["mean"], alone_service_s), "report": p.source})
-    report = Report(
+                     "inflation": service_inflation(s["service_s"]["mean"], bounds.alone_service_s),
+                     "report": p.source})
+    return Report(
         role="capacity", kind="measured", name=name, target=args.target, cases=cases,
         stages=[p.stage for p in measured.probes], environment=environment(), model=model,
         config=RunConfig(driver="bench capacity", cases=args.cases, slo_e2e_s=args.slo_e2e,
                          server=server_config(args, target),
-                         load=LoadConfig(mode="open", arrival="poisson", seed=args.seed, max_in_flight=max_in_flight,
+                         load=LoadConfig(mode="open", arrival="poisson", seed=args.seed,
+                                         max_in_flight=bounds.max_in_flight,
                                          rates_per_s=[p.rate_per_s for p in measured.probes],
                                          stage_seconds=args.probe_seconds, cpus=target.load_cpus)),
         extra={"capacity": {
@@ -306,14 +352,10 @@ def run(args: argparse.Namespace, make_probe=locust_probe) -> int:
             "measured_per_s": measured.capacity_per_s, "measured_missed_at_per_s": measured.missed_at_per_s,
             "measured_status": measured.status, "simulated_per_s": simulated.capacity_per_s,
             "simulated_missed_at_per_s": simulated.missed_at_per_s, "simulated_status": simulated.status,
-            "error": error, "replications": args.replications,
-            "calibration": str(calibration_path), "alone_e2e_s": alone_s, "alone_service_s": alone_service_s,
-            "start_per_s": start, "max_per_s": max_rate},
+            "error": relative_error(simulated.capacity_per_s, measured.capacity_per_s),
+            "replications": args.replications, "calibration": str(bounds.path), "alone_e2e_s": bounds.alone_s,
+            "alone_service_s": bounds.alone_service_s, "start_per_s": bounds.start, "max_per_s": bounds.max_rate},
             "probes": rows})
-    path = report.save(out)
-    print_table(report)
-    print(f"\ncapacity report: {path}")
-    return 0 if measured.status in ("bracketed", "at_max_rate", "slo_below_service_time") else 1
 
 
 def print_table(report: Report) -> None:

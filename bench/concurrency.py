@@ -146,7 +146,7 @@ def warm_up(args: argparse.Namespace, url: str) -> None:
             close()
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench concurrency", description=__doc__.split("\n")[0])
     parser.add_argument("--stages", default="1,5,10,20", help="users per stage (article: 1,5,10,20)")
     parser.add_argument("--jobs-per-user", type=int, default=1,
@@ -168,13 +168,18 @@ def main(argv: list[str] | None = None) -> int:
         args.cases, args.stages = "light", "1,5"
         if args.jobs_per_user == 0:
             args.stage_seconds = min(args.stage_seconds, 20.0)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     name = f"concurrency-{args.target}-{mode_of(args)}-{stamp}"
     out = args.out or Path("reports/measured") / f"{name}.json"
     args.locust_dir.mkdir(parents=True, exist_ok=True)
     prefix = args.locust_dir / name
     if out.exists():
-        os.remove(out)
+        os.remove(out)   # the report found after the run must be this run's
 
     with target_server(args) as target:
         warm_up(args, target.url)
@@ -189,21 +194,36 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     report = Report.load(out)
+    add_run_context(report, args, target, model, rc, prefix)
+    add_fifo_ideal(report, args)
+    add_service_inflation(report, args)
+    report.save(out)
+    print_stages(report, args, target)
+    print(f"\nmeasured report: {out}\nLocust outputs: {prefix}.html, {prefix}_stats.csv, {prefix}.json")
+    return 0 if rc == 0 else 1
+
+
+def add_run_context(report: Report, args: argparse.Namespace, target, model, rc: int, prefix: Path) -> None:
+    """What only this process knows about the Locust run: the model, the server this tool started,
+    the CPUs Locust ran on, where its outputs are and how it exited."""
     report.model = model
-    # the server this tool started is known here, not in the Locust process
     report.config.server = server_config(args, target)
     if report.config.load is not None:
         report.config.load.cpus = target.load_cpus  # Locust ran as a child of this pinned process
     report.config.outputs = {"csv": f"{prefix}_stats.csv", "html": f"{prefix}.html",
                              "json": f"{prefix}.json", "log": f"{prefix}.log"}
     report.extra["locust_exit_code"] = rc
+
+
+def add_fifo_ideal(report: Report, args: argparse.Namespace) -> None:
+    """`extra["fifo_ideal"]`: each stage's mean against the FIFO ideal with S, and against the same
+    ideal with the stage's own mean model time (which separates the queue discipline from a slower
+    model — CPU contention, thermal — during the stage)."""
     service_s, source = service_time(report, args)
     fifo = {}
     for stage in report.stages:
         ideal = ideal_mean(stage.concurrency, stage.jobs_per_user, service_s, args.server_workers) if service_s else None
         mean = stage.summary.get("mean")
-        # the same ideal with the stage's own mean model time: separates the queue discipline from a
-        # slower model (CPU contention, thermal) during the stage
         own_s = stage.summary.get("service_s", {}).get("mean")
         own_ideal = ideal_mean(stage.concurrency, stage.jobs_per_user, own_s, args.server_workers) if own_s else None
         fifo[stage.name] = {"service_s": service_s, "ideal_mean_s": ideal,
@@ -212,25 +232,31 @@ def main(argv: list[str] | None = None) -> int:
                             "stage_ratio": (mean / own_ideal) if (mean and own_ideal) else None}
     report.extra["fifo_ideal"] = {"service_s": service_s, "source": source, "stages": fifo,
                                   "formula": "burst: (N+1)/2 x S; closed loop: N x S (one FIFO worker)"}
+
+
+def add_service_inflation(report: Report, args: argparse.Namespace) -> None:
+    """`extra["service_inflation"]`: how much slower the model ran in each stage than alone."""
     alone_s, alone_source = single_service_s(report, args)
     inflation = {stage.name: service_inflation(stage.summary["service_s"]["mean"], alone_s) for stage in report.stages}
     report.extra["service_inflation"] = {"single_service_s": alone_s, "source": alone_source, "stages": inflation}
-    report.save(out)
 
+
+def print_stages(report: Report, args: argparse.Namespace, target) -> None:
+    """The per-stage table, with the article's quoted figures for the same target beside each stage."""
+    fifo, infl = report.extra["fifo_ideal"], report.extra["service_inflation"]
     quoted = article.CONCURRENCY.get(args.target, {})
-    print(f"\nS = {format_s(service_s).strip()} s ({source}); model time alone {format_s(alone_s).strip()} s "
-          f"({alone_source}); server CPUs {target.server_cpus or 'not pinned'}, load CPUs {target.load_cpus or 'not pinned'}")
+    print(f"\nS = {format_s(fifo['service_s']).strip()} s ({fifo['source']}); model time alone "
+          f"{format_s(infl['single_service_s']).strip()} s ({infl['source']}); server CPUs "
+          f"{target.server_cpus or 'not pinned'}, load CPUs {target.load_cpus or 'not pinned'}")
     print(f"{'stage':<7} {'ok':>7} {'mean':>7} {'p95':>7} {'max':>7} {'thr/min':>8} {'ideal':>7} {'ratio':>6} "
           f"{'S_stage':>7} {'ratio*':>6} {'infl':>5} | article")
     for stage in report.stages:
-        s, f = stage.summary, fifo[stage.name]
+        s, f = stage.summary, fifo["stages"][stage.name]
         thr = s["throughput_per_s"] * 60 if s.get("throughput_per_s") else None
         q = quoted.get(stage.concurrency)
         qtxt = f"{q[0]}/{stage.concurrency}, {q[1]} s" if q and q[1] else (f"{q[0]}/{stage.concurrency}" if q else "-")
         print(f"{stage.name:<7} {s['completed']:>3}/{s['jobs']:<3} {format_s(s['mean'])} {format_s(s['p95'])} {format_s(s['max'])} "
               f"{format_s(thr, 8)} {format_s(f['ideal_mean_s'])} {format_s(f['ratio'], 6)} {format_s(f['stage_service_s'])} "
-              f"{format_s(f['stage_ratio'], 6)} {format_s(inflation[stage.name], 5)} | {qtxt}")
+              f"{format_s(f['stage_ratio'], 6)} {format_s(infl['stages'][stage.name], 5)} | {qtxt}")
     print("ratio = mean / ideal with S; ratio* = the same with the stage's own mean model time (server-measured); "
           "infl = S_stage / the model time alone")
-    print(f"\nmeasured report: {out}\nLocust outputs: {prefix}.html, {prefix}_stats.csv, {prefix}.json")
-    return 0 if rc == 0 else 1

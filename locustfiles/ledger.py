@@ -1,7 +1,7 @@
 """What one Locust process knows about a run: the stage its closed-loop users are in
 (`StageBoard`), the open-loop arrivals it must dispatch (`ArrivalInbox`) and, on the process that
 writes the report (the master or the single local process), every job record per stage and the
-open-loop plan (`JobLedger`)."""
+open-loop plan (`JobLedger`), and the names of the messages between processes that fill them."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ from typing import Any
 
 from loadlab.schema import JobRecord
 from locustfiles.arrivals import Arrival, OpenLoopPlan
+
+# master -> workers: the stage now running (StageBoard), a worker's share of the arrivals
+# (ArrivalInbox); worker -> master: one finished job for the master's JobLedger
+STAGE_MSG, ARRIVALS_MSG, JOB_MSG = "loadlab_stage", "loadlab_arrivals", "loadlab_job"
 
 
 class StageBoard:
