@@ -187,6 +187,15 @@ def add_deployment(p: argparse.ArgumentParser) -> None:
 def parser() -> argparse.ArgumentParser:
     top = Parser(prog="python -m simulator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = top.add_subparsers(dest="command")
+    # one function a command, in the order of COMMANDS and of the help; each adds its flags and groups
+    for add in (add_run_command, add_sweep_command, add_validate_command, add_trace_command, add_article_command,
+                add_bench_command):
+        add(sub)
+    return top
+
+
+def add_run_command(sub) -> None:
+    """`run`: a month (or a trace) through the deployments."""
     run = sub.add_parser("run", help="simulate a month (default command)")
     run.add_argument("--monthly", type=Bounded(int, 0, MAX_REQUESTS), default=10000,
                      help="requests per month (default 10000; at the bound a deployment that keeps up simulates for "
@@ -207,6 +216,10 @@ def parser() -> argparse.ArgumentParser:
     add_workload(run)
     add_deployment(run)
     add_common(run)
+
+
+def add_sweep_command(sub) -> None:
+    """`sweep`: volumes x settings, the cheapest setting meeting the p95 SLO."""
     sw = sub.add_parser("sweep", help="cheapest setting meeting the SLO per volume")
     sw.add_argument("--volumes", default="100,1000,5000,10000,50000,100000",
                     help=f"monthly volumes (default 100,...,100000); at most {MAX_VOLUMES}, each 1..{MAX_REQUESTS:,}")
@@ -220,6 +233,10 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--png", type=writable_path, default=Path("reports/simulated/sweep.png"), help="cost-vs-volume plot")
     add_workload(sw)
     add_common(sw)
+
+
+def add_validate_command(sub) -> None:
+    """`validate`: a measured report replayed, error per stage."""
     va = sub.add_parser("validate", help="replay a measured report's stages, error %% per stage",
                         description="Replay a measured run in the simulator and compare, per stage and (autoscaling "
                                     "runs: a report with replicas and config.server.autoscaling) for the whole "
@@ -241,6 +258,10 @@ def parser() -> argparse.ArgumentParser:
     va.add_argument("--replications", type=Bounded(int, 1, MAX_REPLICATIONS), default=5,
                     help="simulated replications per stage, averaged (default 5)")
     add_common(va)
+
+
+def add_trace_command(sub) -> None:
+    """`trace`: an arrival CSV from the workload model."""
     tr = sub.add_parser("trace", help="an arrival trace (t_s,case CSV) drawn from the workload model")
     tr.add_argument("--monthly", type=Bounded(int, 0, MAX_REQUESTS), default=10000,
                     help=f"requests per month (default 10000); the trace (monthly x days / 30, plus bursts) holds "
@@ -251,13 +272,20 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=Bounded(int, 0, MAX_SEED), default=1,
                     help="random seed; same seed, same arrivals as `run` (default 1)")
     add_arrivals(tr)
+
+
+def add_article_command(sub) -> None:
+    """`article`: the source article's scenario."""
     ar = sub.add_parser("article", help="the article's scenario replayed from its own figures")
     add_common(ar)
+
+
+def add_bench_command(sub) -> None:
+    """`bench`: the simulator's speed against a bare SimPy loop."""
     be = sub.add_parser("bench", help="simulator speed vs a bare SimPy M/M/1 loop (prints, asserts nothing)")
     be.add_argument("--requests", type=Bounded(int, 1, MAX_REQUESTS), default=1_000_000,
                     help="requests in the month (default 1,000,000)")
     be.add_argument("--seed", type=Bounded(int, 0, MAX_SEED), default=1, help="random seed (default 1)")
-    return top
 
 
 def main(argv: list[str] | None = None) -> int:

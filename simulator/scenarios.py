@@ -86,7 +86,7 @@ def _hybrid(sc: Scenario, env, ledger, rng) -> Hybrid:
 
 def _ray(sc: Scenario, env, ledger, rng) -> RayServeDeployment:
     return RayServeDeployment(env, ledger, sc.vertex_profile.sampler(rng), sc.ray, sc.prices,
-                              startup_s=sc.vertex_profile.provision_s + sc.vertex_profile.load_s, rng=rng)
+                              startup_s=sc.vertex_profile.provision_s + sc.vertex_profile.load_s)
 
 
 KINDS: dict[str, Callable[..., Deployment]] = {"local": _local, "vertex": _vertex, "hybrid": _hybrid, "ray": _ray}

@@ -116,33 +116,20 @@ def validate_autoscaling(measured: Report, profile: ServiceTimeProfile, seed: in
                          "replica intervals (a Ray Serve run) or a bench coldstart report")
     config, ignored = ray_settings(measured)
     t0, t1 = measured.replicas.window
-    window = t1 - t0
     initial_running = running_at(measured.replicas, t0)
     startup_s = profile.provision_s + profile.load_s
     delay_s, delay_from = config_delay_s(calibration, config)
-    # every job of every stage, in one replay (the autoscaler carries its state across stages)
-    index: list[tuple[int, JobRecord]] = []
-    for s_i, stage in enumerate(measured.stages):
-        index += [(s_i, j) for j in stage.jobs if j.status != DROPPED]
-    index.sort(key=lambda x: x[1].origin)
-    arrivals = [(j.origin - t0, j.case) for _, j in index]
+    index = replay_index(measured)
     rng = random.Random(seed)
 
     def make(env, ledger, _rng):
         # the overhead is spent inside the replica's slot (its result travelling back), not after it
-        return RayServeDeployment(env, ledger, profile.sampler(rng), config, DEFAULT_PRICES, startup_s=startup_s, rng=rng,
+        return RayServeDeployment(env, ledger, profile.sampler(rng), config, DEFAULT_PRICES, startup_s=startup_s,
                                   initial_running=initial_running, router_at_start=initial_running > 0,
                                   record_timeline=True, return_s=profile.overhead_sampler(rng),
                                   config_delay_s=delay_s)
 
-    replays, decisions = [], []
-    for _ in range(max(1, replications)):
-        stage, dep = run_open_stage(make, arrivals, lambda case: 0.0, rng, "run",
-                                    until_s=window + 86400.0, at_least_s=window)
-        replays.append((stage.jobs, dep.replica_run(window)))
-        if len(replays) == 1:
-            decisions = [{"t": t, "to": to, "total_requests": total} for t, to, total in dep.policy.decisions]
-
+    replays, decisions = replay(make, [(j.origin - t0, j.case) for _, j in index], t1 - t0, rng, replications)
     report = base_report(measured, profile, seed, replications, measured.config.server or ServerConfig(),
                          calibration or [])
     report.extra.update(title=f"{measured.name}: measured vs simulated autoscaling (ray-serve policy)",
@@ -155,7 +142,38 @@ def validate_autoscaling(measured: Report, profile: ServiceTimeProfile, seed: in
                         # behind each, to read beside the controller log's "Current ongoing requests"
                         simulated_decisions=decisions)
     report.replicas = replays[0][1]
-    # per stage: the simulated jobs back in their measured stages
+    add_stage_rows(report, measured, index, replays, t0, slo_e2e_s)
+    add_run_rows(report, measured, [j for _, j in index], replays, t0)
+    report.extra["max_abs_error_pct"] = max_abs_error_pct(report.errors, GATED)
+    return report
+
+
+def replay_index(measured: Report) -> list[tuple[int, JobRecord]]:
+    """Every job of every stage (not dropped) with its stage's index, by arrival: one replay, because the
+    autoscaler carries its state across stages."""
+    index: list[tuple[int, JobRecord]] = []
+    for s_i, stage in enumerate(measured.stages):
+        index += [(s_i, j) for j in stage.jobs if j.status != DROPPED]
+    index.sort(key=lambda x: x[1].origin)
+    return index
+
+
+def replay(make, arrivals: list[tuple[float, str]], window: float, rng: random.Random,
+           replications: int) -> tuple[list[tuple[list[JobRecord], ReplicaRun]], list[dict]]:
+    """Each replication's jobs and replicas over the window, and the first replication's decisions."""
+    replays, decisions = [], []
+    for _ in range(max(1, replications)):
+        stage, dep = run_open_stage(make, arrivals, lambda case: 0.0, rng, "run",
+                                    until_s=window + 86400.0, at_least_s=window)
+        replays.append((stage.jobs, dep.replica_run(window)))
+        if len(replays) == 1:
+            decisions = [{"t": t, "to": to, "total_requests": total} for t, to, total in dep.policy.decisions]
+    return replays, decisions
+
+
+def add_stage_rows(report: Report, measured: Report, index: list[tuple[int, JobRecord]], replays, t0: float,
+                   slo_e2e_s: float | None) -> None:
+    """Per stage: the simulated jobs back in their measured stages (with its dropped ones), scored."""
     for s_i, mstage in enumerate(measured.stages):
         if not mstage.jobs:
             continue
@@ -172,8 +190,10 @@ def validate_autoscaling(measured: Report, profile: ServiceTimeProfile, seed: in
                               slo_e2e_s=slo, jobs=mine + dropped))
         report.stages.append(sims[0])
         report.errors += stage_errors(mstage, sims, scored=True)
-    # the whole run
-    measured_jobs = [j for _, j in index]
+
+
+def add_run_rows(report: Report, measured: Report, measured_jobs: list[JobRecord], replays, t0: float) -> None:
+    """The whole run: its figures (mean over replications) and the first replication's decision times."""
     m = run_figures(measured_jobs, measured.replicas)
     sim = [run_figures(jobs, run) for jobs, run in replays]
     for metric, value in m.items():
@@ -182,5 +202,3 @@ def validate_autoscaling(measured: Report, profile: ServiceTimeProfile, seed: in
                                       error=relative_error(s, value),
                                       difference=None if s is None or value is None else s - value))
     report.errors += decision_rows(measured.replicas, replays[0][1], t0)
-    report.extra["max_abs_error_pct"] = max_abs_error_pct(report.errors, GATED)
-    return report

@@ -10,7 +10,8 @@ import pytest
 import simpy
 
 from loadlab.schema import Report
-from simulator.autoscaling.ray_serve import RayServeConfig, TotalRequests, decide, merge_instantaneous_total
+from simulator.autoscaling.ray_serve import RayServeConfig, decide
+from simulator.autoscaling.ray_serve_metrics import TotalRequests, merge_instantaneous_total
 from simulator.cli import main
 from simulator.deployments.ray_serve import RayServeDeployment
 from simulator.ledger import Job, Ledger
@@ -25,7 +26,7 @@ def run_script(arrivals, config=SCRIPT, service_s=25.0, startup_s=2.0, until=300
     env = simpy.Environment()
     ledger = Ledger()
     dep = RayServeDeployment(env, ledger, lambda case: service_s, config, DEFAULT_PRICES, startup_s=startup_s,
-                             rng=random.Random(1), record_timeline=True, **kwargs)
+                             record_timeline=True, **kwargs)
 
     def source():
         for t in arrivals:

@@ -1,6 +1,8 @@
 """`AutoscalingPolicy`: what decides how many replicas a `ReplicaPool` runs. The pool starts, routes,
 stops and bills replicas; a policy watches it (the hooks below) and calls `pool.set_target`,
-`pool.start_replica` and `pool.stop_replica` from its own SimPy process(es)."""
+`pool.start_replica` and `pool.stop_replicas` from its own SimPy process(es). The policy decides how many
+replicas; the pool (its deployment kind's `replicas_to_stop`) decides which stop, so no policy reaches
+into a deployment's choice."""
 
 from __future__ import annotations
 
@@ -18,8 +20,11 @@ class AutoscalingPolicy:
         """Take charge of `pool` (called once by its constructor): start the control loop, the first replicas."""
         raise NotImplementedError
 
+    def on_request(self, job) -> None:
+        """A request reached the deployment, even one it then refuses (an endpoint's idle clock counts it)."""
+
     def on_arrival(self, job) -> None:
-        """A request reached the deployment, before it is routed."""
+        """A request the deployment accepted, before it is routed."""
 
     def on_queued(self, job) -> None:
         """A request is held in the router's queue (no replica had a free slot)."""

@@ -19,11 +19,15 @@ What the model reproduces:
   or down waits `upscale_delay_s` / `downscale_delay_s` (1 -> 0: `downscale_to_zero_delay_s`), the
   timestamp resetting when the direction changes; from 0 running replicas any request scales up at once
   (max(ceil(upscaling_factor), target)); the result is clamped to [min_replicas, max_replicas].
-- The deployment then starts replicas (each RUNNING after the start-up time) or stops them: starting
-  ones first, then the newest running; a stopping replica takes no request, finishes what it holds and
-  stops at the next graceful-shutdown check (every graceful_shutdown_wait_loop_s = 2 s, at most
-  graceful_shutdown_timeout_s = 20 s). A replica serves at most `max_ongoing_requests` at once (the
-  router holds the rest), one at a time here (the app runs one pipeline call at a time).
+- The deployment (simulator/deployments/ray_serve.py) then starts replicas (each RUNNING after the
+  start-up time) or stops them: starting ones first, then the newest running; a stopping replica takes
+  no request, finishes what it holds and stops at the next graceful-shutdown check (every
+  graceful_shutdown_wait_loop_s = 2 s, at most graceful_shutdown_timeout_s = 20 s). A replica serves at
+  most `max_ongoing_requests` at once (the router holds the rest), one at a time here (the app runs one
+  pipeline call at a time).
+
+The router's gauges and the controller's merge of them are simulator/autoscaling/ray_serve_metrics.py;
+this module holds the settings, the decision and the timing of pushes and control-loop ticks.
 
 The control loop is simulated exactly on its 0.1 s grid but event by event: between two changes of
 its inputs (a push, a replica becoming RUNNING or stopping) the mean moves monotonically toward the last
@@ -33,11 +37,11 @@ stepping through every tick.
 
 from __future__ import annotations
 
-import bisect
 import math
 from dataclasses import dataclass
 
 from simulator.autoscaling.base_policy import AutoscalingPolicy
+from simulator.autoscaling.ray_serve_metrics import RouterMetrics, TotalRequests
 
 CONTROL_LOOP_INTERVAL_S = 0.1          # ray/serve/_private/constants.py (RAY_SERVE_CONTROL_LOOP_INTERVAL_S)
 RECORD_INTERVAL_FACTOR = 0.2           # RAY_SERVE_AUTOSCALING_METRIC_RECORD_INTERVAL_FACTOR
@@ -95,78 +99,6 @@ class RayServeConfig:
     @property
     def record_interval_s(self) -> float:
         return min(self.look_back_period_s * RECORD_INTERVAL_FACTOR, self.metrics_interval_s)
-
-
-# -- the controller's aggregation (autoscaling_metrics_merge.py, exact semantics) ------------------
-def _round_10ms(t: float) -> float:
-    return math.floor(t * 100.0 + 0.5) / 100.0
-
-
-def merge_instantaneous_total(series: list[list[tuple[float, float]]]) -> list[tuple[float, float]]:
-    """Sum right-continuous gauges into one step function: with one source, the source itself; else
-    each source's change points (baseline 0) at 10 ms-rounded times, summed, cumulated."""
-    active = [s for s in series if s]
-    if not active:
-        return []
-    if len(active) == 1:
-        return list(active[0])
-    deltas: dict[float, float] = {}
-    for s in active:
-        prev = 0.0
-        for t, v in s:
-            if v != prev:
-                key = _round_10ms(t)
-                deltas[key] = deltas.get(key, 0.0) + (v - prev)
-            prev = v
-    total, out = 0.0, []
-    for t in sorted(deltas):
-        total += deltas[t]
-        out.append((t, total))
-    return out
-
-
-class TotalRequests:
-    """The controller's total (queued + ongoing) from one set of series, as a function of `now`:
-    time-weighted mean of the merged step function over [window start, now], last value held to now."""
-
-    def __init__(self, series: list[list[tuple[float, float]]]):
-        merged = merge_instantaneous_total(series)
-        self.empty = not merged
-        if self.empty:
-            return
-        non_empty = [s for s in series if s]
-        ws = merged[0][0]
-        if len(non_empty) > 1:
-            aligned = max(s[0][0] for s in non_empty)
-            if aligned <= merged[-1][0]:
-                ws = max(aligned, merged[0][0])
-        self.ws = ws
-        self.t_last, self.v_last = merged[-1]
-        # integral of the step function from ws to t_last (LOCF: a value holds from its point to the next)
-        area = 0.0
-        times = [t for t, _ in merged]
-        i = bisect.bisect_right(times, ws) - 1
-        value = merged[i][1] if i >= 0 else 0.0
-        t = ws
-        for tj, vj in merged[i + 1:]:
-            if tj > t:
-                area += value * (tj - t)
-                t = tj
-            value = vj
-        self.area = area if self.t_last > ws else 0.0
-
-    def at(self, now: float) -> float:
-        if self.empty:
-            return 0.0
-        last_window = now - self.t_last
-        if last_window <= 0:
-            last_window = 1e-3
-        end = self.t_last + last_window
-        if end <= self.ws:
-            return 0.0
-        if self.t_last <= self.ws:                 # the window starts at (or after) the last point
-            return self.v_last
-        return (self.area + self.v_last * (end - self.t_last)) / (end - self.ws)
 
 
 # -- the policy (autoscaling_policy.py) ------------------------------------------------------------
@@ -228,60 +160,6 @@ def delay(desired: int, target: int, counter: int, since: float | None, now: flo
     return decision, counter, since
 
 
-# -- the handle's router metrics (router.py) --------------------------------------------------------
-class RouterMetrics:
-    """The router's gauges over time (queued, ongoing per replica), sampled lazily on the record grid
-    when a report is pushed."""
-
-    def __init__(self, cfg: RayServeConfig, created_at: float):
-        self.cfg, self.created_at = cfg, created_at
-        self.times: list[float] = []
-        self.states: list[tuple[int, dict[int, int]]] = []    # (queued, {replica: ongoing}) from each time on
-
-    def change(self, now: float, queued: int, sent: dict[int, int]) -> None:
-        if self.times and self.times[-1] == now:
-            self.states[-1] = (queued, dict(sent))
-        else:
-            self.times.append(now)
-            self.states.append((queued, dict(sent)))
-        # keep one state before the look-back window of the next push
-        keep = now - self.cfg.look_back_period_s - self.cfg.metrics_interval_s - self.cfg.record_interval_s
-        cut = bisect.bisect_right(self.times, keep) - 1
-        if cut > 0:
-            del self.times[:cut]
-            del self.states[:cut]
-
-    def state_at(self, t: float) -> tuple[int, dict[int, int]]:
-        i = bisect.bisect_right(self.times, t) - 1
-        return self.states[i] if i >= 0 else (0, {})
-
-    def report(self, now: float) -> tuple[list[tuple[float, float]], dict[int, list[tuple[float, float]]]]:
-        """What a push at `now` sends: the recorded points of the last look_back_period_s (recorded every
-        record interval since the router was created; a key with none sends its current value)."""
-        rec = self.cfg.record_interval_s
-        start = now - self.cfg.look_back_period_s
-        first = max(0, math.floor((start - self.created_at) / rec) + 1)
-        last = math.floor((now - self.created_at) / rec + 1e-9)
-        queued: list[tuple[float, float]] = []
-        running: dict[int, list[tuple[float, float]]] = {}
-        for k in range(first, last + 1):
-            g = self.created_at + k * rec
-            if g <= start:
-                continue
-            q, sent = self.state_at(g)
-            queued.append((g, float(q)))
-            for rid, n in sent.items():
-                running.setdefault(rid, []).append((g, float(n)))
-        q_now, sent_now = self.state_at(now)
-        if not queued:
-            queued = [(now, float(q_now))]
-        for rid, n in sent_now.items():
-            if rid not in running:
-                running[rid] = [(now, float(n))]
-        # keys no longer in the router's dict are pruned: only those it holds now are reported
-        return queued, {rid: s for rid, s in running.items() if rid in sent_now}
-
-
 class RayServePolicy(AutoscalingPolicy):
     """`initial_running` replicas are RUNNING at t=0 (a replay that starts with warm replicas) and the
     router already exists when `router_at_start`. A router created by a request learns the deployment's
@@ -322,7 +200,7 @@ class RayServePolicy(AutoscalingPolicy):
         for i in range(target):
             pool.start_replica(warm=i < self.initial_running)   # a replay may begin with replicas running
         if self.router_at_start:
-            self.router = RouterMetrics(cfg, 0.0)
+            self.router = self._new_router(0.0)
             self.config_known = True
             env.process(self.pusher())
         env.process(self.control_loop())
@@ -331,9 +209,13 @@ class RayServePolicy(AutoscalingPolicy):
         if self.router is None:                 # the handle's router is created by its first request
             env = self.pool.env
             # its record grid and pusher start when it has the config; its gauges count from now
-            self.router = RouterMetrics(self.config, env.now + self.config_delay_s)
+            self.router = self._new_router(env.now + self.config_delay_s)
             self._record()
             env.process(self.learn_config())
+
+    def _new_router(self, created_at: float) -> RouterMetrics:
+        cfg = self.config
+        return RouterMetrics(created_at, cfg.look_back_period_s, cfg.metrics_interval_s, cfg.record_interval_s)
 
     def learn_config(self):
         """update_deployment_config: the pusher starts (its first push at once, which is also the push at
@@ -482,17 +364,13 @@ class RayServePolicy(AutoscalingPolicy):
         return tick + horizon
 
     def apply(self, decision: int) -> None:
-        """DeploymentState: start replicas up to the target, or stop the surplus (starting first, then the
-        newest running)."""
+        """DeploymentState reconciling to the decision: start replicas up to it, or stop the surplus (the
+        deployment picks which: `RayServeDeployment.replicas_to_stop`)."""
         pool = self.pool
         pool.set_target(decision)
-        up = [r for r in pool.active if not r.stop_requested]
-        if decision > len(up):
-            for _ in range(decision - len(up)):
+        staying = pool.staying
+        if decision > staying:
+            for _ in range(decision - staying):
                 pool.start_replica()
-        elif decision < len(up):
-            starting = [r for r in up if r.state == "starting"]
-            running = [r for r in up if r.state == "ready"]
-            order = list(reversed(starting)) + list(reversed(running))
-            for rep in order[: len(up) - decision]:
-                pool.stop_replica(rep)
+        elif decision < staying:
+            pool.stop_replicas(staying - decision, target=decision)

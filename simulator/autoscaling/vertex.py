@@ -5,7 +5,7 @@ Every `tick_s` it samples the load (busy replicas + queued requests, the request
 cycle alone cannot see a queue) and averages it over `window_s`; the wanted count is
 ceil(average / target_utilisation) (Kubernetes HPA rule, Vertex default target 60 %), clamped to the
 min/max of the hour. Scale up at once (new replicas still provision and load); scale down only after
-the wanted count stayed lower for `scale_down_delay_s`, and only idle replicas are stopped. The window
+the wanted count stayed lower for `scale_down_delay_s` (the endpoint stops only idle ones). The window
 and delays are not published by Google: defaults 60 s and 300 s (the Kubernetes HPA's down-scale
 stabilisation) are our choice. min = 0 is the "scale to zero" preview: the last replica stops only
 after no request for `idle_scaledown_period_s` and at least `min_scaleup_period_s` after scaling up
@@ -52,10 +52,12 @@ class VertexPolicy(AutoscalingPolicy):
         self.pool = pool
         pool.env.process(self.control_loop())
 
+    def on_request(self, job) -> None:
+        self.last_request_at = self.pool.env.now
+
     def on_arrival(self, job) -> None:
         pool = self.pool
         now = pool.env.now
-        self.last_request_at = now
         if not pool.active:
             _, hi = self.config.schedule(int(now // 3600) % 24)
             if hi > 0:
@@ -92,12 +94,7 @@ class VertexPolicy(AutoscalingPolicy):
                 if lower_since is None:
                     lower_since = now
                 if now - lower_since >= cfg.scale_down_delay_s or current > hi:
-                    idle = [r for r in pool.active if r.state == "ready" and not r.busy and not r.stop_requested]
-                    stop = idle[: current - wanted]
-                    if stop:
-                        pool.set_target(current - len(stop))
-                    for rep in reversed(stop):
-                        pool.stop_replica(rep)
+                    pool.stop_replicas(current - wanted)   # those it can stop now; the target follows
             else:
                 lower_since = None
             yield env.timeout(cfg.tick_s)

@@ -6,7 +6,8 @@ from simulator.deployments.base import Cost, Deployment
 from simulator.deployments.hybrid import Hybrid
 from simulator.deployments.local import LocalGPU
 from simulator.deployments.ray_serve import RayServeDeployment
-from simulator.deployments.replicas import Replica, ReplicaPool
+from simulator.deployments.replica import Replica
+from simulator.deployments.replicas import ReplicaPool
 from simulator.deployments.vertex import VertexConfig, VertexEndpoint
 
 __all__ = ["Cost", "Deployment", "Hybrid", "LocalGPU", "RayServeDeployment", "Replica", "ReplicaPool", "VertexConfig", "VertexEndpoint"]

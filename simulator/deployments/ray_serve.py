@@ -1,15 +1,32 @@
 """A Ray Serve deployment on GPU nodes: a `ReplicaPool` scaled by the `ray-serve` policy
 (simulator/autoscaling/ray_serve.py). One replica per GPU node (a KubeRay worker pod on its own node);
 a node is billed per second from the replica's start to its stop, at least `node_min_billed_s`
-(Compute Engine's billing model), at `gpu_node_per_hour` (simulator/pricing.py)."""
+(Compute Engine's billing model), at `gpu_node_per_hour` (simulator/pricing.py).
+
+What it adds to the pool, as Ray Serve's DeploymentState and replica do: a scale-down stops starting
+replicas first, then the newest running; a stop is graceful (`GracefulStop`); a request is a cold start
+when the replica that takes it became RUNNING after it arrived; a replica holds a request while its
+result travels back (`return_s`)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import simpy
 
 from simulator.autoscaling.ray_serve import RayServeConfig, RayServePolicy
-from simulator.deployments.replicas import GracefulStop, ReplicaPool
+from simulator.deployments.replica import READY, STARTING, STOPPED, STOPPING, Replica
+from simulator.deployments.replicas import ReplicaPool
 from simulator.pricing import billed_seconds
+
+
+@dataclass
+class GracefulStop:
+    """Ray Serve's replica shutdown: check every `wait_loop_s` (graceful_shutdown_wait_loop_s, 2 s) whether
+    the replica still holds requests; stop when it holds none, or after `timeout_s` (20 s) whatever it holds."""
+
+    wait_loop_s: float = 2.0
+    timeout_s: float = 20.0
 
 
 class RayServeDeployment(ReplicaPool):
@@ -20,16 +37,68 @@ class RayServeDeployment(ReplicaPool):
     created by a request learns the deployment's config after this long (see RayServePolicy)."""
 
     def __init__(self, env: simpy.Environment, ledger, sample, config: RayServeConfig, prices: dict,
-                 startup_s: float, rng=None, name: str = "ray", initial_running: int = 0,
+                 startup_s: float, name: str = "ray", initial_running: int = 0,
                  router_at_start: bool = False, record_timeline: bool = False, return_s=None,
                  config_delay_s: float = 0.0):
         self.config, self.prices = config, prices
-        minimum = prices["node_min_billed_s"]
+        self.graceful = GracefulStop(config.graceful_shutdown_wait_loop_s, config.graceful_shutdown_timeout_s)
+        self.return_sampler = return_s
         super().__init__(env, ledger, sample, RayServePolicy(config, initial_running, router_at_start, config_delay_s),
-                         [("starting", startup_s)],
-                         price_per_hour=lambda r: prices["gpu_node_per_hour"],
-                         bill=lambda up_s: max(minimum, billed_seconds(up_s, 1.0)) if up_s > 0 else 0.0,
-                         max_ongoing=config.max_ongoing_requests, name=name, rng=rng,
-                         graceful=GracefulStop(config.graceful_shutdown_wait_loop_s, config.graceful_shutdown_timeout_s),
-                         cold_start_rule="replica_started_after_arrival", record_timeline=record_timeline,
-                         return_s=return_s)
+                         [("starting", startup_s)], max_ongoing=config.max_ongoing_requests, name=name,
+                         record_timeline=record_timeline)
+
+    # -- which replicas stop, and how --------------------------------------------------------------
+    def replicas_to_stop(self, count: int) -> list[Replica]:
+        """DeploymentState: starting replicas first, then the newest running."""
+        up = [r for r in self.active if not r.stop_requested]
+        starting = [r for r in up if r.state == STARTING]
+        running = [r for r in up if r.state == READY]
+        return (list(reversed(starting)) + list(reversed(running)))[:count]
+
+    def on_stopping(self, rep: Replica) -> None:
+        self.env.process(graceful_stop(self.env, self, rep))
+
+    def left_service(self, rep: Replica) -> None:
+        if rep.state != STOPPING:      # a stopping replica is stopped by its shutdown check
+            self.replica_stopped(rep)
+
+    @property
+    def killed_error(self) -> str:
+        return f"replica stopped after graceful_shutdown_timeout_s {self.graceful.timeout_s:g} s"
+
+    # -- requests ----------------------------------------------------------------------------------
+    def mark_cold_start_on_arrival(self, job) -> None:
+        """Decided when a replica takes the request (a request may find a replica RUNNING and still wait
+        for one that starts, or the other way round)."""
+
+    def mark_cold_start_on_service(self, job, rep: Replica) -> None:
+        job.cold_start = rep.ready_at > job.submitted
+
+    def return_s(self, case: str) -> float:
+        return self.return_sampler(case) if self.return_sampler is not None else 0.0
+
+    # -- the bill ------------------------------------------------------------------------------------
+    def price_per_hour(self, rep: Replica) -> float:
+        return self.prices["gpu_node_per_hour"]
+
+    def bill(self, up_s: float) -> float:
+        return max(self.prices["node_min_billed_s"], billed_seconds(up_s, 1.0)) if up_s > 0 else 0.0
+
+
+def graceful_stop(env: simpy.Environment, pool: RayServeDeployment, rep: Replica):
+    """Ray Serve's shutdown loop: wait `wait_loop_s`, stop if the replica holds no request, else wait again,
+    up to `timeout_s` (then requests still held fail)."""
+    begun = env.now
+    while True:
+        yield env.timeout(pool.graceful.wait_loop_s)
+        if rep.ongoing == 0 or env.now - begun >= pool.graceful.timeout_s:
+            break
+    if rep.state == STOPPED:
+        return
+    if rep.proc.is_alive:
+        rep.proc.interrupt(pool.killed_error)   # only reached with requests still held (graceful timeout)
+    for job in list(rep.inbox):
+        rep.inbox.remove(job)
+        rep.ongoing -= 1
+        pool.fail(job, pool.killed_error)
+    pool.replica_stopped(rep)

@@ -1,90 +1,55 @@
-"""`ReplicaPool`: replicas with a life cycle behind one router queue, and their bill and timeline — what
-every autoscaled deployment shares (Vertex AI, Ray Serve); an `AutoscalingPolicy` decides how many.
+"""`ReplicaPool`: replicas behind one router queue, and their bill and timeline — what every autoscaled
+deployment shares (Vertex AI, Ray Serve); an `AutoscalingPolicy` decides how many, the pool (through
+its hooks) which. A replica's own life cycle is simulator/deployments/replica.py.
 
 - Life cycle: starting (start-up phases, e.g. provisioning then loading) -> ready -> (stopping ->)
-  stopped. A stop is immediate for an idle replica, or graceful (`GracefulStop`, as Ray Serve's
-  replica shutdown): the replica takes no new request, finishes those it holds and is stopped at the
-  first check (every `wait_loop_s`) that finds it empty, at the latest after `timeout_s`.
+  stopped. A stop is immediate for an idle replica; a deployment kind may make it graceful (Ray Serve's
+  replica shutdown: `on_stopping`, `left_service`).
 - Routing: a request goes to the longest-idle ready replica, else to the ready replica with the fewest
   ongoing requests below `max_ongoing` (Ray Serve's router picks the less loaded of two; with one slot
   per replica, as here by default, the choice does not matter), else waits in the router `queue`.
   Each replica serves its requests one at a time, in order.
-- Return (`return_s(case)`, optional): after its service a replica still holds the request while the
+- Return (`return_s(case)`, 0 by default): after its service a replica still holds the request while the
   result travels back to the caller; the slot frees (and the request ends) only then. Ray Serve's router
   counts a request on its replica until the replica's result has arrived (router.py: the
   `_process_finished_request` callback on the ReplicaResult), so with max_ongoing_requests=1 the next
   request waits for that transfer too.
-- Spot preemption (a Poisson process per replica) puts the request in flight back at the head of the
-  queue; a request older than `timeout_s` when taken, or not done by then, fails.
+- Spot capacity (`stocked_out`, `preemption_at`; none by default): a preemption puts the request in
+  flight back at the head of the queue; a request older than `timeout_s` when taken, or not done by
+  then, fails.
 - Billing: each replica from its start to its stop, `bill(up_s)` seconds (rounding, minimum) at
   `price_per_hour(replica)`.
 - Timeline: the replicas' intervals, the target changes (`ScaleEvent`s) and, when `record_timeline`,
   a sample of (target, starting, running, stopping) at every change: a `loadlab.schema.ReplicaRun`.
 
-SimPy public API only: each idle replica waits on an event of its own, stops and preemptions
-`interrupt()` replicas that hold no request.
+A deployment kind is a subclass: it overrides the hooks (each marked "hook" below, the default being
+the plain behaviour) instead of passing flags, so what one kind adds stays in its own module.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import simpy
 
 from loadlab.schema import FAILED, ReplicaInterval, ReplicaRun, ReplicaSample, ScaleEvent
 from simulator.deployments.base import Cost
-
-STARTING, READY, STOPPING, STOPPED = "starting", "ready", "stopping", "stopped"
-
-
-@dataclass
-class GracefulStop:
-    """Ray Serve's replica shutdown: check every `wait_loop_s` (graceful_shutdown_wait_loop_s, 2 s) whether
-    the replica still holds requests; stop when it holds none, or after `timeout_s` (20 s) whatever it holds."""
-
-    wait_loop_s: float = 2.0
-    timeout_s: float = 20.0
-
-
-class Replica:
-    __slots__ = ("id", "state", "started_at", "ready_at", "stopping_at", "stopped_at", "ongoing", "inbox",
-                 "busy", "stop_requested", "preempt_at", "spot", "proc", "wake")
-
-    def __init__(self, rid: int, now: float, preempt_at: float, spot: bool):
-        self.id, self.state, self.started_at = rid, STARTING, now
-        self.ready_at = self.stopping_at = self.stopped_at = None
-        self.ongoing = 0            # requests routed to it and not ended (Ray's "running requests")
-        self.inbox: deque = deque()  # routed to it, not started yet (more than one with max_ongoing > 1)
-        self.busy = False
-        self.stop_requested = False
-        self.preempt_at = preempt_at
-        self.spot = spot
-        self.proc = None
-        self.wake = None            # idle: the event that wakes it when a request is routed to it
-
-    @property
-    def routable(self) -> bool:
-        return self.state == READY and not self.stop_requested
+from simulator.deployments.replica import READY, STARTING, STOPPED, STOPPING, Replica, preemptor, replica_life
 
 
 class ReplicaPool:
-    def __init__(self, env: simpy.Environment, ledger, sample, policy, startup: list[tuple[str, float]],
-                 price_per_hour: Callable[[Replica], float], bill: Callable[[float], float], *,
-                 max_ongoing: int = 1, name: str = "replica", timeout_s: float = math.inf, rng=None,
-                 spot: bool = False, preemptions_per_hour: float = 0.0, stockout_probability: float = 0.0,
-                 graceful: GracefulStop | None = None, cold_start_rule: str = "no_ready_replica",
-                 on_fail=None, record_timeline: bool = False, return_s: Callable[[str], float] | None = None):
+    """`startup`: the start-up phases, (name, seconds) each; `sample(case)`: a service time; `timeout_s`:
+    the endpoint's limit on a request's time inside it; `on_fail(job, error)`: who takes a failed request
+    (default: the ledger records it)."""
+
+    def __init__(self, env: simpy.Environment, ledger, sample, policy, startup: list[tuple[str, float]], *,
+                 max_ongoing: int = 1, name: str = "replica", timeout_s: float = math.inf, on_fail=None,
+                 record_timeline: bool = False):
         if max_ongoing < 1:
             raise ValueError("max_ongoing must be >= 1")
         self.env, self.ledger, self.sample, self.policy, self.name = env, ledger, sample, policy, name
-        self.startup, self.price_per_hour, self.bill = startup, price_per_hour, bill
-        self.max_ongoing, self.timeout_s, self.rng = max_ongoing, timeout_s, rng
-        self.spot, self.preemptions_per_hour, self.stockout_probability = spot, preemptions_per_hour, stockout_probability
-        self.graceful, self.cold_start_rule, self.on_fail = graceful, cold_start_rule, on_fail
-        self.return_s = return_s
+        self.startup, self.max_ongoing, self.timeout_s, self.on_fail = startup, max_ongoing, timeout_s, on_fail
         self.queue: deque = deque()          # requests the router holds (no replica with a free slot)
         self.idle: deque[Replica] = deque()  # ready replicas with no request, longest idle first
         self.replicas: list[Replica] = []    # every replica ever started
@@ -102,10 +67,34 @@ class ReplicaPool:
 
     # -- requests -------------------------------------------------------------------------------
     def submit(self, job) -> None:
-        if self.cold_start_rule == "no_ready_replica" and self.ready == 0:
-            job.cold_start = True
+        self.policy.on_request(job)
+        refused = self.on_submit(job)
+        if refused is not None:
+            self.fail(job, refused)
+            return
+        self.mark_cold_start_on_arrival(job)
         self.policy.on_arrival(job)
         self.dispatch(job)
+
+    def on_submit(self, job) -> str | None:
+        """Hook: the deployment's check of a request at its door; the error when it refuses it (none here)."""
+        return None
+
+    def mark_cold_start_on_arrival(self, job) -> None:
+        """Hook: by default a request that finds no ready replica is a cold start (it waits for one to start)."""
+        if self.ready == 0:
+            job.cold_start = True
+
+    def mark_cold_start_on_service(self, job, rep: Replica) -> None:
+        """Hook: called when `rep` takes the request (nothing by default: decided on arrival)."""
+
+    def return_s(self, case: str) -> float:
+        """Hook: how long a replica still holds a request of `case` after its service (0 by default)."""
+        return 0.0
+
+    @property
+    def timeout_error(self) -> str:
+        return f"timeout {self.timeout_s:g} s"
 
     def dispatch(self, job, first: bool = False) -> None:
         """Route the job (longest-idle replica, else the least loaded with a free slot), else hold it in
@@ -157,14 +146,12 @@ class ReplicaPool:
 
     def start_replica(self, warm: bool = False) -> Replica | None:
         """A new replica, starting (or `warm`: ready at once, for a replay that begins with it running)."""
-        if self.spot and self.stockout_probability > 0 and self.rng.random() < self.stockout_probability:
+        if self.stocked_out():
             self.stockouts += 1
             return None
         now = self.env.now
-        preempt_at = math.inf
-        if self.spot and self.preemptions_per_hour > 0:
-            preempt_at = now + self.rng.expovariate(self.preemptions_per_hour / 3600)
-        rep = Replica(len(self.replicas), now, preempt_at, self.spot)
+        preempt_at = self.preemption_at(now)
+        rep = Replica(len(self.replicas), f"{self.name}-replica{len(self.replicas)}", now, preempt_at)
         self.replicas.append(rep)
         self.active.append(rep)
         self.max_replicas = max(self.max_replicas, len(self.active))
@@ -176,7 +163,7 @@ class ReplicaPool:
 
     def stop_replica(self, rep: Replica) -> None:
         """Stop a replica: at once when starting or idle; a busy one takes no new request and stops when
-        it holds none (graceful: at the next shutdown check)."""
+        it holds none (or as the kind's `on_stopping` has it: Ray Serve's graceful shutdown)."""
         if rep.stop_requested or rep.state == STOPPED:
             return
         rep.stop_requested = True
@@ -189,9 +176,18 @@ class ReplicaPool:
             self.ready -= 1
         self.policy.on_replica_change(rep)
         self._sample()
-        if self.graceful is not None:
-            self.env.process(graceful_stop(self.env, self, rep))
+        self.on_stopping(rep)
         self.interrupt_if_idle(rep, "stop")
+
+    def stop_replicas(self, count: int, target: int | None = None) -> int:
+        """Stop up to `count` replicas, those `replicas_to_stop` picks; the target becomes `target` (the
+        policy's decision) or, when None, what is left. Returns how many stop."""
+        chosen = self.replicas_to_stop(count)
+        if chosen:
+            self.set_target(len(self.active) - len(chosen) if target is None else target)
+        for rep in chosen:
+            self.stop_replica(rep)
+        return len(chosen)
 
     def interrupt_if_idle(self, rep: Replica, cause: str) -> None:
         """A replica waiting for a request leaves the idle list and is interrupted; a busy one sees its
@@ -201,7 +197,13 @@ class ReplicaPool:
             rep.wake = None
             rep.proc.interrupt(cause)
 
-    def _stopped(self, rep: Replica) -> None:
+    def replica_ready(self, rep: Replica) -> None:
+        rep.state, rep.ready_at = READY, self.env.now
+        self.ready += 1
+        self.policy.on_replica_change(rep)
+        self._sample()
+
+    def replica_stopped(self, rep: Replica) -> None:
         if rep.state == READY:
             self.ready -= 1
         rep.state, rep.stopped_at = STOPPED, self.env.now
@@ -224,6 +226,41 @@ class ReplicaPool:
     def running(self) -> list[Replica]:
         """Ready replicas not being stopped (what Ray Serve calls RUNNING)."""
         return [r for r in self.active if r.state == READY]
+
+    @property
+    def staying(self) -> int:
+        """Replicas starting or running that were not told to stop."""
+        return sum(1 for r in self.active if not r.stop_requested)
+
+    # -- hooks a deployment kind overrides: which replicas stop, how, spot capacity, the bill ----
+    def replicas_to_stop(self, count: int) -> list[Replica]:
+        """Hook: which replicas a scale-down by `count` stops, in order. By default only idle ready ones (an
+        immediate stop then cuts no request): the longest-running of them, the newest of those first."""
+        idle = [r for r in self.active if r.state == READY and not r.busy and not r.stop_requested]
+        return list(reversed(idle[:count]))
+
+    def on_stopping(self, rep: Replica) -> None:
+        """Hook: `rep` began stopping (nothing more by default: it stops when it holds no request)."""
+
+    def left_service(self, rep: Replica) -> None:
+        """Hook: `rep` will take no more requests (stopped, preempted); by default it is stopped now."""
+        self.replica_stopped(rep)
+
+    def stocked_out(self) -> bool:
+        """Hook: whether a new replica finds no capacity (never by default)."""
+        return False
+
+    def preemption_at(self, now: float) -> float:
+        """Hook: when a replica started at `now` will be preempted (never by default)."""
+        return math.inf
+
+    def price_per_hour(self, rep: Replica) -> float:
+        """Hook: $ per hour of `rep`'s billed time."""
+        raise NotImplementedError
+
+    def bill(self, up_s: float) -> float:
+        """Hook: the seconds billed for a replica up `up_s` (rounding, minimum)."""
+        raise NotImplementedError
 
     # -- outputs --------------------------------------------------------------------------------
     def uptimes(self, horizon_s: float) -> list[float]:
@@ -250,7 +287,7 @@ class ReplicaPool:
 
     def replica_run(self, horizon_s: float) -> ReplicaRun:
         """The run's replicas on the simulation clock, window [0, horizon_s]."""
-        intervals = [ReplicaInterval(replica=f"{self.name}-replica{r.id}", start=r.started_at, ready=r.ready_at,
+        intervals = [ReplicaInterval(replica=r.label, start=r.started_at, ready=r.ready_at,
                                      end=r.stopped_at) for r in self.replicas]
         seconds = sum(min(horizon_s, r.stopped_at if r.stopped_at is not None else horizon_s) - r.started_at
                       for r in self.replicas if r.started_at < horizon_s)
@@ -258,112 +295,3 @@ class ReplicaPool:
                           events=list(self.events), replica_seconds=seconds)
 
 
-def replica_life(env: simpy.Environment, pool: ReplicaPool, rep: Replica, warm: bool = False):
-    """starting (its phases) -> ready -> (busy <-> idle) -> (stopping ->) stopped."""
-    for _phase, seconds in ([] if warm else pool.startup):
-        try:
-            yield env.timeout(seconds)
-        except simpy.Interrupt:                   # stopped while starting
-            pool._stopped(rep)
-            return
-    rep.state, rep.ready_at = READY, env.now
-    pool.ready += 1
-    pool.policy.on_replica_change(rep)
-    pool._sample()
-    ledger, sample, timeout_s = pool.ledger, pool.sample, pool.timeout_s
-    label = f"{pool.name}-replica{rep.id}"
-    while not (rep.stop_requested and not rep.inbox):
-        if rep.preempt_at <= env.now:              # preempted while idle (or while starting)
-            pool.preemptions += 1
-            break
-        if rep.inbox:
-            job = rep.inbox.popleft()
-        elif pool.queue and not rep.stop_requested:
-            job = pool.queue.popleft()
-            rep.ongoing += 1
-            pool.policy.on_load_change()
-        else:
-            rep.wake = env.event()
-            pool.idle.append(rep)
-            try:
-                yield rep.wake
-            except simpy.Interrupt:                # stopped or preempted while idle: it holds no request
-                continue
-            job = rep.inbox.popleft()              # handed over
-        now = env.now
-        if now - job.submitted >= timeout_s:       # dropped by the endpoint while waiting
-            rep.ongoing -= 1
-            pool.policy.on_load_change()
-            pool.fail(job, f"timeout {timeout_s:g} s")
-            continue
-        service = sample(job.case)
-        job.started, job.service_s = now, service
-        # the replica holds the request while its result travels back (0 without `return_s`)
-        held = service + (pool.return_s(job.case) if pool.return_s is not None else 0.0)
-        if pool.cold_start_rule == "replica_started_after_arrival":
-            job.cold_start = rep.ready_at > job.submitted
-        rep.busy = True
-        pool.busy += 1
-        limit = job.submitted + timeout_s
-        if rep.preempt_at < now + held and rep.preempt_at < limit:
-            outcome, ends = "preempted", rep.preempt_at
-        elif now + held > limit:
-            outcome, ends = "timeout", limit
-        else:
-            outcome, ends = "done", None
-        try:
-            yield env.timeout(held if ends is None else ends - now)
-        except simpy.Interrupt:                    # killed: graceful stop ran out of time
-            outcome = "killed"
-        # (each sum as the replica's time holding the request: service + return, the time to the limit, or to now)
-        pool.busy_s += held if outcome == "done" else (ends - now if outcome == "timeout" else env.now - now)
-        pool.busy -= 1
-        rep.busy = False
-        rep.ongoing -= 1
-        if outcome == "preempted":
-            pool.preemptions += 1
-            ledger.retried += 1
-            job.retries += 1
-            job.started = job.service_s = None
-            pool.dispatch(job, first=True)        # retried first, nothing lost
-            break
-        if outcome == "done":
-            ledger.complete(job, env.now, label)
-        elif outcome == "timeout":
-            pool.fail(job, f"timeout {timeout_s:g} s")
-        else:
-            pool.fail(job, f"replica stopped after graceful_shutdown_timeout_s {pool.graceful.timeout_s:g} s")
-            pool.policy.on_load_change()
-            return
-        pool.policy.on_load_change()
-    for job in list(rep.inbox):                    # preempted with requests routed to it: back to the router
-        rep.inbox.remove(job)
-        rep.ongoing -= 1
-        pool.dispatch(job, first=True)
-    if pool.graceful is None or rep.state != STOPPING:
-        pool._stopped(rep)
-
-
-def graceful_stop(env: simpy.Environment, pool: ReplicaPool, rep: Replica):
-    """Ray Serve's shutdown loop: wait `wait_loop_s`, stop if the replica holds no request, else wait again,
-    up to `timeout_s` (then requests still held fail)."""
-    begun = env.now
-    while True:
-        yield env.timeout(pool.graceful.wait_loop_s)
-        if rep.ongoing == 0 or env.now - begun >= pool.graceful.timeout_s:
-            break
-    if rep.state == STOPPED:
-        return
-    if rep.proc.is_alive:
-        rep.proc.interrupt("killed")   # only reached with requests still held (graceful timeout)
-    for job in list(rep.inbox):
-        rep.inbox.remove(job)
-        rep.ongoing -= 1
-        pool.fail(job, f"replica stopped after graceful_shutdown_timeout_s {pool.graceful.timeout_s:g} s")
-    pool._stopped(rep)
-
-
-def preemptor(env: simpy.Environment, pool: ReplicaPool, rep: Replica):
-    """A spot preemption of an idle replica (a busy one checks its own preempt_at)."""
-    yield env.timeout(rep.preempt_at - env.now)
-    pool.interrupt_if_idle(rep, "preempt")

@@ -16,6 +16,7 @@ Modelled rules (each a `VertexConfig` field):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import simpy
@@ -57,27 +58,42 @@ class VertexConfig:
 
 
 class VertexEndpoint(ReplicaPool):
+    """The pool's hooks as Vertex has them: the payload limit at the door, spot capacity (stockouts and
+    preemptions), the billing increment and the spot price; a scale-down stops only idle replicas (the
+    pool's default)."""
+
     def __init__(self, env: simpy.Environment, ledger, sample, config: VertexConfig, prices: dict,
                  provision_s: float = 127.0, load_s: float = 43.0, rng=None, name: str = "vertex",
                  on_fail=None, record_timeline: bool = False):
         config.check()
-        self.config, self.prices = config, prices
+        self.config, self.prices, self.rng = config, prices, rng
         timeout_s, self.max_payload_mb = ENDPOINT_LIMITS[config.endpoint]
-        granularity = prices["billing_granularity_s"]
         super().__init__(env, ledger, sample, VertexPolicy(config), [("provisioning", provision_s), ("loading", load_s)],
-                         price_per_hour=lambda r: replica_price_per_hour(prices, r.spot),
-                         bill=lambda up_s: billed_seconds(up_s, granularity), name=name, timeout_s=timeout_s,
-                         rng=rng, spot=config.spot, preemptions_per_hour=config.preemptions_per_hour,
-                         stockout_probability=config.stockout_probability, on_fail=on_fail,
-                         record_timeline=record_timeline)
+                         name=name, timeout_s=timeout_s, on_fail=on_fail, record_timeline=record_timeline)
 
-    def submit(self, job) -> None:
-        self.policy.last_request_at = self.env.now
+    def on_submit(self, job) -> str | None:
         if self.config.payload_mb.get(job.case, 0.0) > self.max_payload_mb:
-            return self.fail(job, f"payload over {self.max_payload_mb} MB ({self.config.endpoint} endpoint)")
-        super().submit(job)
+            return f"payload over {self.max_payload_mb} MB ({self.config.endpoint} endpoint)"
+        return None
 
     def fail(self, job, error: str) -> None:
         if error.startswith("timeout"):
             error = f"{error} ({self.config.endpoint} endpoint)"
         super().fail(job, error)
+
+    # the rng draws in this order (stockout, then preemption time) keep a seed's figures as they were
+    def stocked_out(self) -> bool:
+        cfg = self.config
+        return cfg.spot and cfg.stockout_probability > 0 and self.rng.random() < cfg.stockout_probability
+
+    def preemption_at(self, now: float) -> float:
+        cfg = self.config
+        if cfg.spot and cfg.preemptions_per_hour > 0:
+            return now + self.rng.expovariate(cfg.preemptions_per_hour / 3600)
+        return math.inf
+
+    def price_per_hour(self, rep) -> float:
+        return replica_price_per_hour(self.prices, self.config.spot)
+
+    def bill(self, up_s: float) -> float:
+        return billed_seconds(up_s, self.prices["billing_granularity_s"])
