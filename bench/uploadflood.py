@@ -52,6 +52,7 @@ class HealthProbe:
         self.samples: list[float] = []
         self.statuses: set[int] = set()
         self._stop = threading.Event()
+        self._probing = threading.Event()  # the first answer is in: the phase starts only then
         self._thread = threading.Thread(target=self._run, name="healthz-probe", daemon=True)
 
     def _run(self) -> None:
@@ -61,10 +62,14 @@ class HealthProbe:
                 r = http.get("/healthz")
                 self.samples.append(time.perf_counter() - t0)
                 self.statuses.add(r.status_code)
+                self._probing.set()
                 self._stop.wait(self.interval_s)
 
     def __enter__(self) -> HealthProbe:
+        # Building the client takes tens of ms on a loaded machine: a short flood could end before the
+        # first probe, and its phase would hold no sample.
         self._thread.start()
+        self._probing.wait(30)
         return self
 
     def __exit__(self, *exc) -> None:
