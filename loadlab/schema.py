@@ -26,7 +26,8 @@ COMPLETED, FAILED, REJECTED, DROPPED = "completed", "failed", "rejected", "dropp
 JobStatus = Literal["completed", "failed", "rejected", "dropped", "in_flight"]
 
 # What a report is, read by the HTML report and the validations (never guessed from its contents).
-Role = Literal["single", "coldstart", "load", "capacity", "monthly", "validation", "sweep", "article"]
+# "calibration": a run measured only to calibrate the simulator (e.g. the autoscale calibration), never scored.
+Role = Literal["single", "coldstart", "load", "capacity", "monthly", "validation", "sweep", "article", "calibration"]
 Kind = Literal["measured", "simulated"]
 
 

@@ -173,7 +173,7 @@ def test_first_request_at_zero_is_the_first_arrival_of_each_period_without_a_run
 def test_warm_service_time_leaves_the_cold_requests_out():
     jobs = [JobRecord(case="light", status="completed", submitted=0.0, service_s=s, cold_start=c)
             for s, c in ((3.0, True), (1.0, False), (2.0, False))]
-    report = Report(role="single", kind="measured", name="c", target="rayserve", config=RunConfig(driver="t"),
+    report = Report(role="calibration", kind="measured", name="c", target="rayserve", config=RunConfig(driver="t"),
                     stages=[Stage(name="light [u=1]", concurrency=1, jobs=jobs)])
     assert warm_service_s(report) == 1.5 == warm_service_s(report, "light")
     with pytest.raises(ValueError, match="no warm"):

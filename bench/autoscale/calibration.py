@@ -60,7 +60,7 @@ def calibrate(args: argparse.Namespace, target: RayTarget, cases: list[Case], cy
     stages = [s for c in cases for s in (cold[c.name], warm[c.name]) if s.jobs]
     timeline, run = rec.stop([j for s in stages for j in s.jobs], rec.at_rest_from, end)
     report = Report(
-        role="single", kind="measured", name="autoscale-calibration-rayserve", target="rayserve", cases=cases,
+        role="calibration", kind="measured", name="autoscale-calibration-rayserve", target="rayserve", cases=cases,
         stages=stages, environment=environment(), model=model_of(target, args), replicas=run,
         config=RunConfig(driver="bench autoscale --calibrate", cases=args.cases,
                          server=server_config(target, args),
