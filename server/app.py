@@ -14,14 +14,12 @@ from fastapi.openapi.utils import get_openapi
 
 from server import errors
 from server.auth import ApiKeyGuard
-from server.limits import BodyLimit
+from server.limits import SMALL_BODY, BodyLimit
 from server.routers import files, health, jobs, vertex
 from server.services import Services
 from server.settings import Settings
 
 log = logging.getLogger("server")
-# Every body but an upload or a prediction is a few dozen bytes of JSON.
-SMALL_BODY = 64 * 1024
 
 
 def default_loader(settings: Settings) -> list:

@@ -81,9 +81,6 @@ class Intake:
 
     # The same, off the event loop: what the async routes call (uploads, and Vertex predict's images).
 
-    async def check_image_async(self, data: bytes, what: str = "upload") -> tuple[int, int]:
-        return await self.off_loop(self.check_image, data, what)
-
     async def store_image_async(self, data: bytes, size: tuple[int, int]) -> UploadResponse:
         return await self.off_loop(self.store_image, data, size)
 

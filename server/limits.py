@@ -16,6 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.errors import render
 
+# Every body but an upload or a prediction is a few dozen bytes of JSON (both servers' default limit).
+SMALL_BODY = 64 * 1024
+
 
 class BodyTooLarge(HTTPException):
     """Raised from `receive` while the route reads its body; FastAPI re-raises HTTPExceptions met while

@@ -16,6 +16,11 @@ MB = 1024 * 1024
 VERTEX_BODY_LIMIT_MB = {"shared": 1.5, "dedicated": 10.0}
 
 
+def vertex_body_bytes(endpoint_type: str, max_body_mb: float | None = None) -> int:
+    """The predict body limit of that endpoint type, or `max_body_mb` when given (both servers')."""
+    return int((max_body_mb or VERTEX_BODY_LIMIT_MB[endpoint_type]) * MB)
+
+
 def default_data_dir() -> Path:
     # Same root as the model cache (server.model.cache_dir), so one env var moves everything.
     from server.model import cache_dir
@@ -77,5 +82,4 @@ class Settings(BaseSettings):
 
     @property
     def vertex_max_body_bytes(self) -> int:
-        mb = self.vertex_max_body_mb or VERTEX_BODY_LIMIT_MB[self.vertex_endpoint_type]
-        return int(mb * MB)
+        return vertex_body_bytes(self.vertex_endpoint_type, self.vertex_max_body_mb)

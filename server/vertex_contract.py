@@ -35,9 +35,6 @@ from server.errors import APIError, doc
 from server.images import inspect_image
 from server.schemas import EXAMPLE_PNG_BASE64, NumLayers, Resolution
 
-MB = 1_000_000
-# Vertex AI's request size limits by endpoint type (shared public endpoints 1.5 MB, dedicated 10 MB).
-VERTEX_BODY_LIMIT_MB = {"shared": 1.5, "dedicated": 10.0}
 CREATED_AT = "2026-01-01T00:00:00Z"
 # Base64 as `b64decode(validate=True)` accepts it: groups of four, padding only at the end. Said in the
 # schema so a generator (schemathesis) knows what a valid string is; "decodes to an image" it cannot say.
@@ -52,10 +49,6 @@ class PredictLimits:
     max_instances: int
     max_image_bytes: int
     max_pixels: int
-
-    @staticmethod
-    def body_bytes(endpoint_type: str, max_body_mb: float | None = None) -> int:
-        return int((max_body_mb or VERTEX_BODY_LIMIT_MB[endpoint_type]) * MB)
 
 
 def _decode_base64(value: Any) -> bytes:

@@ -80,3 +80,14 @@ def test_the_ray_ingress_answers_a_replica_failure_without_its_traceback():
     assert all(leak not in failed.detail for leak in ("Traceback", ".py", "pid=", "actor"))
     full = ingress._error(BackPressureError(num_queued_requests=4, max_queued_requests=4))
     assert full.status == 429 and full.headers["Retry-After"] == "6"  # 4 queued x 3 s / 2 replicas
+
+
+@pytest.mark.parametrize("endpoint_type, body_mb", [("shared", None), ("dedicated", None), ("shared", 3.0)])
+def test_both_servers_hold_a_predict_to_the_same_byte_counts(endpoint_type, body_mb, tmp_path):
+    from server.rayserve.options import ServeOptions
+    from server.routers.vertex import limits
+    from server.settings import Settings
+
+    job_server = limits(Settings(data_dir=tmp_path, vertex_endpoint_type=endpoint_type, vertex_max_body_mb=body_mb))
+    ray = ServeOptions(vertex_endpoint_type=endpoint_type, vertex_max_body_mb=body_mb).predict_limits()
+    assert ray == job_server

@@ -28,14 +28,12 @@ from ray.serve.exceptions import BackPressureError
 
 from server import errors
 from server.errors import APIError
-from server.limits import BodyLimit
+from server.limits import SMALL_BODY, BodyLimit
 from server.rayserve.options import APP_NAME, INGRESS_DEPLOYMENT, MODEL_DEPLOYMENT, ServeOptions
 from server.vertex_contract import CheckedInstance, VertexRoutes
 
 log = logging.getLogger("ray.serve")
 DEPLOYED_MODEL_ID = "rayserve"
-# Every body but a prediction is a few dozen bytes of JSON (as on the job server).
-SMALL_BODY = 64 * 1024
 # Response headers. With several instances in one request, each holds a comma-separated list in
 # instance order.
 HEADERS = {

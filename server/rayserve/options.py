@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from server.settings import MB, vertex_body_bytes
 from server.vertex_contract import PredictLimits
 
 APP_NAME = "decomposer"
@@ -52,9 +53,10 @@ class ServeOptions:
     extra: dict = field(default_factory=dict)  # shown by the readiness route (ray address, session dir)
 
     def predict_limits(self) -> PredictLimits:
-        return PredictLimits(max_body_bytes=PredictLimits.body_bytes(self.vertex_endpoint_type, self.vertex_max_body_mb),
+        # The job server's units (server.settings), so both servers hold a body to the same byte count.
+        return PredictLimits(max_body_bytes=vertex_body_bytes(self.vertex_endpoint_type, self.vertex_max_body_mb),
                              max_instances=self.vertex_max_instances,
-                             max_image_bytes=int(self.max_upload_mb * 1_000_000), max_pixels=self.max_pixels)
+                             max_image_bytes=int(self.max_upload_mb * MB), max_pixels=self.max_pixels)
 
     def autoscaling_config(self) -> dict:
         config = {
