@@ -59,7 +59,7 @@ def judge(rate_per_s: float, stage: Stage, slo_e2e_s: float, percentile: float, 
     """The SLO is met at `percentile` when at least that share of the stage's arrivals completed within
     `slo_e2e_s` (the stage's summary scores it; a stage without arrivals meets nothing)."""
     stage.slo_e2e_s = slo_e2e_s
-    attainment = stage.summary["slo_attainment"]
+    attainment = stage.summary.slo_attainment
     return Probe(rate_per_s, stage, attainment is not None and attainment >= percentile / 100, attainment, source)
 
 
@@ -336,7 +336,7 @@ def capacity_report(args: argparse.Namespace, name: str, cases, target, model, b
         s = p.stage.summary
         rows.append({"rate_per_s": p.rate_per_s, "stage": p.stage.name, "meets": p.meets, "attainment": p.attainment,
                      "simulated_attainment": at_measured_rates[p.rate_per_s],
-                     "inflation": service_inflation(s["service_s"]["mean"], bounds.alone_service_s),
+                     "inflation": service_inflation(s.service_s.mean, bounds.alone_service_s),
                      "report": p.source})
     return Report(
         role="capacity", kind="measured", name=name, target=args.target, cases=cases,
@@ -366,9 +366,9 @@ def print_table(report: Report) -> None:
           f"{'infl':>5} {'late p99 ms':>11} | {'sim attain':>10}")
     for i, (stage, row) in enumerate(zip(report.stages, report.extra["probes"], strict=True), 1):
         s = stage.summary
-        late = s["lateness_s"].get("p99")
-        print(f"{i:>5} {row['rate_per_s']:>8.4g} {s['jobs']:>5} {s['completed']:>5} {s['dropped']:>5} "
-              f"{format_s(s.get(key), 8)} {format_s(row['attainment'], 7, 3)} {'yes' if row['meets'] else 'no':>5} "
+        late = s.lateness_s.p99
+        print(f"{i:>5} {row['rate_per_s']:>8.4g} {s.jobs:>5} {s.completed:>5} {s.dropped:>5} "
+              f"{format_s(s.pct(p), 8)} {format_s(row['attainment'], 7, 3)} {'yes' if row['meets'] else 'no':>5} "
               f"{format_s(row['inflation'], 5)} {format_s(None if late is None else late * 1000, 11, 1)} | "
               f"{format_s(row['simulated_attainment'], 10, 3)}")
     measured, simulated = cap["measured_per_s"], cap["simulated_per_s"]

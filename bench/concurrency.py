@@ -48,15 +48,15 @@ def ideal_mean(users: int, jobs_per_user: int | None, service_s: float, workers:
 def service_time(report: Report, args: argparse.Namespace) -> tuple[float | None, str]:
     """S for the FIFO ideal and where it came from."""
     for stage in report.stages:
-        if stage.concurrency == 1 and stage.summary.get("mean"):
-            return stage.summary["mean"], f"stage {stage.name} of this run"
+        if stage.concurrency == 1 and stage.summary.mean:
+            return stage.summary.mean, f"stage {stage.name} of this run"
     if args.service_s:
         return args.service_s, "--service-s"
     if args.single_report:
         single = Report.load(args.single_report)
         for stage in single.stages:
-            if stage.summary.get("mean"):
-                return stage.summary["mean"], f"{args.single_report} stage {stage.name}"
+            if stage.summary.mean:
+                return stage.summary.mean, f"{args.single_report} stage {stage.name}"
     return None, "unknown"
 
 
@@ -64,12 +64,12 @@ def single_service_s(report: Report, args: argparse.Namespace) -> tuple[float | 
     """The model time of a job run on its own (server-measured service_s), which each stage's model time
     is compared with: the u=1 stage of this run, else the matching stage of `--single-report`."""
     for stage in report.stages:
-        if stage.concurrency == 1 and stage.summary["service_s"]["mean"]:
-            return stage.summary["service_s"]["mean"], f"stage {stage.name} of this run"
+        if stage.concurrency == 1 and stage.summary.service_s.mean:
+            return stage.summary.service_s.mean, f"stage {stage.name} of this run"
     if args.single_report:
         for stage in Report.load(args.single_report).stages:
-            if stage.summary["service_s"]["mean"]:
-                return stage.summary["service_s"]["mean"], f"{args.single_report} stage {stage.name}"
+            if stage.summary.service_s.mean:
+                return stage.summary.service_s.mean, f"{args.single_report} stage {stage.name}"
     return None, "unknown"
 
 
@@ -223,8 +223,8 @@ def add_fifo_ideal(report: Report, args: argparse.Namespace) -> None:
     fifo = {}
     for stage in report.stages:
         ideal = ideal_mean(stage.concurrency, stage.jobs_per_user, service_s, args.server_workers) if service_s else None
-        mean = stage.summary.get("mean")
-        own_s = stage.summary.get("service_s", {}).get("mean")
+        mean = stage.summary.mean
+        own_s = stage.summary.service_s.mean
         own_ideal = ideal_mean(stage.concurrency, stage.jobs_per_user, own_s, args.server_workers) if own_s else None
         fifo[stage.name] = {"service_s": service_s, "ideal_mean_s": ideal,
                             "ratio": (mean / ideal) if (mean and ideal) else None,
@@ -237,7 +237,7 @@ def add_fifo_ideal(report: Report, args: argparse.Namespace) -> None:
 def add_service_inflation(report: Report, args: argparse.Namespace) -> None:
     """`extra["service_inflation"]`: how much slower the model ran in each stage than alone."""
     alone_s, alone_source = single_service_s(report, args)
-    inflation = {stage.name: service_inflation(stage.summary["service_s"]["mean"], alone_s) for stage in report.stages}
+    inflation = {stage.name: service_inflation(stage.summary.service_s.mean, alone_s) for stage in report.stages}
     report.extra["service_inflation"] = {"single_service_s": alone_s, "source": alone_source, "stages": inflation}
 
 
@@ -252,10 +252,10 @@ def print_stages(report: Report, args: argparse.Namespace, target) -> None:
           f"{'S_stage':>7} {'ratio*':>6} {'infl':>5} | article")
     for stage in report.stages:
         s, f = stage.summary, fifo["stages"][stage.name]
-        thr = s["throughput_per_s"] * 60 if s.get("throughput_per_s") else None
+        thr = s.throughput_per_s * 60 if s.throughput_per_s else None
         q = quoted.get(stage.concurrency)
         qtxt = f"{q[0]}/{stage.concurrency}, {q[1]} s" if q and q[1] else (f"{q[0]}/{stage.concurrency}" if q else "-")
-        print(f"{stage.name:<7} {s['completed']:>3}/{s['jobs']:<3} {format_s(s['mean'])} {format_s(s['p95'])} {format_s(s['max'])} "
+        print(f"{stage.name:<7} {s.completed:>3}/{s.jobs:<3} {format_s(s.mean)} {format_s(s.p95)} {format_s(s.max)} "
               f"{format_s(thr, 8)} {format_s(f['ideal_mean_s'])} {format_s(f['ratio'], 6)} {format_s(f['stage_service_s'])} "
               f"{format_s(f['stage_ratio'], 6)} {format_s(infl['stages'][stage.name], 5)} | {qtxt}")
     print("ratio = mean / ideal with S; ratio* = the same with the stage's own mean model time (server-measured); "

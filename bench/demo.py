@@ -112,13 +112,13 @@ def calibrated_service_s(single_report: Path) -> tuple[float, float, int]:
     calibration run the open-loop rates, the SLO and the simulator's service times come from."""
     require_file(single_report, "bench single")
     report = Report.load(single_report)
-    jobs = [s for s in report.stages if s.summary["count"]]
+    jobs = [s for s in report.stages if s.summary.count]
     if not jobs:
         raise Skip(f"{single_report} has no completed job")
     summary = jobs[0].summary
-    service = summary["service_s"].get("mean") or summary["mean"]
+    service = summary.service_s.mean or summary.mean
     workers = (report.config.server.workers if report.config.server else None) or 1
-    return service, summary["mean"], workers
+    return service, summary.mean, workers
 
 
 def open_loop_rates(single_report: Path, loads: tuple[float, ...] = LOADS) -> tuple[list[float], float]:

@@ -99,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         s, sp = stage.summary, report.extra["split"][stage.name]
         case = stage.jobs[0].case if stage.jobs else stage.name
         q = quoted.get(case)
-        print(f"{case:<8} {s['completed']:>2}/{s['jobs']:<2} {format_s(s['mean'])} {format_s(s['std'])} {format_s(s['min'])} "
-              f"{format_s(s['max'])} {format_s(s['p50'])} {format_s(s['p95'])} | "
+        print(f"{case:<8} {s.completed:>2}/{s.jobs:<2} {format_s(s.mean)} {format_s(s.std)} {format_s(s.min)} "
+              f"{format_s(s.max)} {format_s(s.p50)} {format_s(s.p95)} | "
               + " ".join(format_s(sp[k]["mean"]) for k in SPLIT)
               + (f" | {q[0]} ± {q[1]} s" if q else " | -"))
     print(f"\nmeasured report: {path}")
-    return 0 if all(s.summary["completed"] == s.summary["jobs"] for s in stages) else 1
+    return 0 if all(s.summary.completed == s.summary.jobs for s in stages) else 1

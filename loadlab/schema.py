@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
 
-from loadlab.stats import summarize
+from loadlab.stats import pct_key, summarize
 
 SCHEMA = "decomposer-loadlab/report/v2"
 COMPLETED, FAILED, REJECTED, DROPPED = "completed", "failed", "rejected", "dropped"
@@ -72,6 +72,46 @@ class JobRecord(_Model):
         return self.scheduled if self.scheduled is not None else self.submitted
 
 
+class Summary(_Model):
+    """`loadlab.stats.summarize` of a set of seconds: count, mean, std, min, p50, p95, p99, p99.9, max."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    count: int
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    p99_9: float | None = Field(None, alias="p99.9")
+    max: float | None = None
+
+    def pct(self, p: float) -> float | None:
+        """The percentile `p` (one of `loadlab.stats.PERCENTILES`): `pct(99.9)` is `p99_9`."""
+        return getattr(self, pct_key(p).replace(".", "_"))
+
+
+class StageSummary(Summary):
+    """A stage's summary (`Stage.summary`): the e2e `Summary` of its completed jobs plus outcomes,
+    the queue/service/lateness summaries, wall time, throughput, and SLO attainment and goodput."""
+
+    jobs: int
+    completed: int
+    failed: int
+    rejected: int
+    dropped: int
+    success_rate: float | None
+    queue_s: Summary
+    service_s: Summary
+    lateness_s: Summary
+    wall_s: float | None
+    throughput_per_s: float | None
+    slo_e2e_s: float | None
+    slo_attainment: float | None
+    goodput_per_s: float | None
+
+
 class Stage(_Model):
     """A stage of a run: a concurrency (closed loop, burst) or an arrival rate (open loop, trace window)."""
 
@@ -94,11 +134,10 @@ class Stage(_Model):
 
     @computed_field  # type: ignore[prop-decorator]
     @property
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> StageSummary:
         """e2e statistics of completed jobs, outcome counts, success rate, throughput (completed jobs
         per second of the stage's wall time), dispatch lateness, and SLO attainment and goodput."""
         done = [j for j in self.jobs if j.status == COMPLETED and j.e2e_s is not None]
-        summary: dict[str, Any] = summarize(j.e2e_s for j in done)
         # A stage held for a duration: throughput counts only jobs that finished inside it, or the
         # jobs a closed loop lets run on past the end would inflate it.
         in_window = done
@@ -106,7 +145,14 @@ class Stage(_Model):
             end = self._start() + self.duration_s
             in_window = [j for j in done if j.finished is not None and j.finished <= end]
         wall = self.wall_s()
-        summary.update(
+        slo: dict[str, float | None] = {"slo_attainment": None, "goodput_per_s": None}
+        if self.slo_e2e_s is not None and self.jobs:
+            # every arrival counts against the SLO: a failed, rejected or dropped request missed it
+            good = [j for j in in_window if j.e2e_s <= self.slo_e2e_s]
+            slo["slo_attainment"] = sum(j.e2e_s <= self.slo_e2e_s for j in done) / len(self.jobs)
+            slo["goodput_per_s"] = len(good) / wall if wall else None
+        return StageSummary(
+            **summarize(j.e2e_s for j in done),
             jobs=len(self.jobs), completed=len(done),
             failed=sum(j.status == FAILED for j in self.jobs),
             rejected=sum(j.status == REJECTED for j in self.jobs),
@@ -117,14 +163,8 @@ class Stage(_Model):
             lateness_s=summarize(j.lateness_s for j in self.jobs if j.lateness_s is not None),
             wall_s=wall,
             throughput_per_s=(len(in_window) / wall) if wall else None,
-            slo_e2e_s=self.slo_e2e_s, slo_attainment=None, goodput_per_s=None,
+            slo_e2e_s=self.slo_e2e_s, **slo,
         )
-        if self.slo_e2e_s is not None and self.jobs:
-            # every arrival counts against the SLO: a failed, rejected or dropped request missed it
-            good = [j for j in in_window if j.e2e_s <= self.slo_e2e_s]
-            summary["slo_attainment"] = sum(j.e2e_s <= self.slo_e2e_s for j in done) / len(self.jobs)
-            summary["goodput_per_s"] = len(good) / wall if wall else None
-        return summary
 
     def _start(self) -> float:
         if self.started_at is not None:

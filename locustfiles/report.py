@@ -9,7 +9,7 @@ from pathlib import Path
 
 from loadlab.cases import parse_cases
 from loadlab.schema import JobRecord, LoadConfig, Report, RunConfig, ServerConfig, Stage, environment
-from loadlab.stats import format_s
+from loadlab.stats import PERCENTILES, format_s, pct_key
 from loadlab.trace import read_trace
 from locustfiles.arrivals import OpenLoopPlan
 from locustfiles.ledger import JobLedger, OpenLoopRun
@@ -130,17 +130,17 @@ def summary_lines(report: Report) -> list[str]:
     lines = []
     for stage in report.stages:
         s = stage.summary
-        outcomes = ", ".join(f"{s[k]} {k}" for k in ("failed", "rejected", "dropped") if s[k])
-        line = f"{stage.name}: {s['completed']}/{s['jobs']} completed" + (f" ({outcomes})" if outcomes else "")
-        if s["count"]:
-            tail = " ".join(f"{p} {format_s(s[p], 0)}" for p in ("p50", "p95", "p99", "p99.9"))
-            line += f"; e2e mean {format_s(s['mean'], 0)} {tail} s"
-        late = s["lateness_s"]
-        if late["count"]:
-            line += f"; lateness p99 {late['p99'] * 1000:.1f} ms max {late['max'] * 1000:.1f} ms"
-        if s["slo_e2e_s"] is not None:
-            attained = f"{s['slo_attainment'] * 100:.1f} %" if s["slo_attainment"] is not None else "-"
-            goodput = f"{s['goodput_per_s']:.3f}/s" if s["goodput_per_s"] is not None else "-"
-            line += f"; SLO {s['slo_e2e_s']:g} s: {attained} attained, goodput {goodput}"
+        outcomes = ", ".join(f"{n} {k}" for k, n in (("failed", s.failed), ("rejected", s.rejected), ("dropped", s.dropped)) if n)
+        line = f"{stage.name}: {s.completed}/{s.jobs} completed" + (f" ({outcomes})" if outcomes else "")
+        if s.count:
+            tail = " ".join(f"{pct_key(p)} {format_s(s.pct(p), 0)}" for p in PERCENTILES)
+            line += f"; e2e mean {format_s(s.mean, 0)} {tail} s"
+        late = s.lateness_s
+        if late.count:
+            line += f"; lateness p99 {late.p99 * 1000:.1f} ms max {late.max * 1000:.1f} ms"
+        if s.slo_e2e_s is not None:
+            attained = f"{s.slo_attainment * 100:.1f} %" if s.slo_attainment is not None else "-"
+            goodput = f"{s.goodput_per_s:.3f}/s" if s.goodput_per_s is not None else "-"
+            line += f"; SLO {s.slo_e2e_s:g} s: {attained} attained, goodput {goodput}"
         lines.append(line)
     return lines

@@ -50,7 +50,7 @@ def _burst(sc: Scenario, n: int, rng: random.Random, start_s: float = 0.0, until
 
 
 def _mean_of(stages) -> float:
-    return mean(s.summary["mean"] for s in stages)
+    return mean(s.summary.mean for s in stages)
 
 
 def replay(seed: int = 1, replications: int = 20, prices: dict | None = None) -> dict[str, Any]:
@@ -74,8 +74,8 @@ def replay(seed: int = 1, replications: int = 20, prices: dict | None = None) ->
             "fifo_simulated_mean_s": _mean_of(fifo_stages), "fifo_closed_form_mean_s": fifo_ideal_mean(n, s_local),
             "processor_sharing_mean_s": n * s_local,
             "quoted_over_fifo": (quoted_mean / fifo_ideal_mean(n, s_local)) if quoted_mean else None,
-            "bounded_queue_16": {"served": b.summary["completed"], "rejected": b.summary["rejected"],
-                                 "mean_s": b.summary["mean"]},
+            "bounded_queue_16": {"served": b.summary.completed, "rejected": b.summary.rejected,
+                                 "mean_s": b.summary.mean},
         })
 
     # Vertex, 20 at once: 3 warm replicas (best case), and 1 warm + autoscaling to 3 (article's min=1):

@@ -104,9 +104,9 @@ def stage_errors(mstage: Stage, sims: list[Stage], scored: bool) -> list[ErrorRo
     for metric, key in METRICS.items():
         if key == "slo_attainment" and mstage.slo_e2e_s is None:
             continue
-        sim = mean(v for s in sims if (v := s.summary.get(key)) is not None)
-        rows.append(ErrorRow(stage=mstage.name, metric=metric, measured=ms.get(key), simulated=sim,
-                             error=relative_error(sim, ms.get(key)), scored=scored))
+        sim = mean(v for s in sims if (v := getattr(s.summary, key)) is not None)
+        rows.append(ErrorRow(stage=mstage.name, metric=metric, measured=getattr(ms, key), simulated=sim,
+                             error=relative_error(sim, getattr(ms, key)), scored=scored))
     return rows
 
 

@@ -105,7 +105,7 @@ def test_the_trace_replays_through_locusts_plan_and_regroups_into_the_phases(tmp
         assert all(phase.start_s - 1e-6 <= j.scheduled - origin <= max(phase.end_s, phase.start_s) for j in stage.jobs)
         assert [j.scheduled for j in stage.jobs] == sorted(j.scheduled for j in stage.jobs)
     assert stages[0].duration_s == scenario.shape.step_s and stages[0].arrival_rate_per_s == scenario.phases[0].rate_per_s
-    assert stages[-1].duration_s is None and stages[-1].summary["count"] == SCENARIOS["short"].burst
+    assert stages[-1].duration_s is None and stages[-1].summary.count == SCENARIOS["short"].burst
     # a job without its arrival index is placed by its scheduled time
     (late,) = phase_stages([JobRecord(case="light", status="dropped", scheduled=origin + scenario.phases[1].start_s + 0.1,
                                       submitted=origin)], scenario, origin, None)[1].jobs

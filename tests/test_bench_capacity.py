@@ -90,9 +90,9 @@ def test_simulated_probe_is_an_md1_queue():
     stage = simulated_stage(fixed_calibration(), rate, seconds=4000, seed=3, max_in_flight=10**6,
                             case_names=["light"], replications=1)
     s = stage.summary
-    assert s["jobs"] / 4000 == pytest.approx(rate, rel=0.03)
+    assert s.jobs / 4000 == pytest.approx(rate, rel=0.03)
     rho = rate * S
-    assert s["mean"] == pytest.approx(S + rho * S / (2 * (1 - rho)), rel=0.04)  # Pollaczek-Khinchine
+    assert s.mean == pytest.approx(S + rho * S / (2 * (1 - rho)), rel=0.04)  # Pollaczek-Khinchine
     waits = [j.e2e_s - S for j in stage.jobs]
     for t in (0.1, 0.3, 0.8):
         assert sum(w <= t + 1e-9 for w in waits) / len(waits) == pytest.approx(md1_wait_cdf(t, rate, S), abs=0.02)
@@ -102,8 +102,8 @@ def test_simulated_probe_drops_over_max_in_flight():
     stage = simulated_stage(fixed_calibration(), 20.0, seconds=50, seed=1, max_in_flight=3, case_names=["light"],
                             replications=1)
     s = stage.summary
-    assert s["dropped"] > 0.5 * s["jobs"]           # 4x what the worker serves: most arrivals dropped
-    assert s["max"] <= 3 * S + 1e-9                  # never more than 3 in flight: at most 2 ahead of a job
+    assert s.dropped > 0.5 * s.jobs           # 4x what the worker serves: most arrivals dropped
+    assert s.max <= 3 * S + 1e-9                  # never more than 3 in flight: at most 2 ahead of a job
 
 
 def test_simulated_capacity_is_the_md1_capacity():

@@ -44,7 +44,7 @@ def test_single_writes_one_stage_per_case(tmp_path):
     # the table: our figures per case, the article's mean ± std beside the case it measured
     rows = {r.split()[0]: r for r in proc.stdout.splitlines() if r.split()[:1] in (["light"], ["small"])
             and "/" in r.split()[1]}
-    assert rows["small"].split()[1:3] == ["3/3", f"{report.stage('small [u=1]').summary['mean']:.2f}"]
+    assert rows["small"].split()[1:3] == ["3/3", f"{report.stage('small [u=1]').summary.mean:.2f}"]
     assert rows["small"].endswith(f"| {article.SINGLE['local-3090']['small'][0]} ± "
                                   f"{article.SINGLE['local-3090']['small'][1]} s")
     assert rows["light"].endswith("| -")  # not an article case

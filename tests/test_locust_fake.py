@@ -37,8 +37,8 @@ def test_burst_stages_give_one_entry_per_stage_and_a_measured_report(tmp_path):
     assert all(j.status == "completed" and j.e2e_s >= 0.2 and j.service_s == 0.2 for s in report.stages for j in s.jobs)
     # one FIFO stand-in worker: a job waits for the other 2 users' jobs; the stage takes 6 x S
     u3 = report.stage("u=3")
-    assert u3.summary["completed"] == 6 and u3.summary["max"] >= 3 * 0.2 * 0.9
-    assert u3.summary["wall_s"] >= 6 * 0.2 * 0.9
+    assert u3.summary.completed == 6 and u3.summary.max >= 3 * 0.2 * 0.9
+    assert u3.summary.wall_s >= 6 * 0.2 * 0.9
     stats = entries(tmp_path / "run.json")
     assert {n: e["num_requests"] for n, e in stats.items()} == {"light [u=1]": 2, "light [u=3]": 6}
     assert "light [u=3]" in (tmp_path / "run_stats.csv").read_text()
@@ -56,7 +56,7 @@ def test_closed_loop_holds_each_stage_and_stops_by_itself(tmp_path):
         assert stage.duration_s is not None and 1.5 <= stage.duration_s <= 2.5
         assert len(stage.jobs) >= 5
     # closed loop on one FIFO stand-in: 2 users in flight -> about 2 x S each
-    assert report.stage("u=2").summary["mean"] > 1.5 * 0.2
+    assert report.stage("u=2").summary.mean > 1.5 * 0.2
 
 
 def test_rejections_and_failures_are_locust_failures_with_reason(tmp_path):
@@ -68,7 +68,7 @@ def test_rejections_and_failures_are_locust_failures_with_reason(tmp_path):
     report = Report.load(out)
     jobs = report.stage("u=2").jobs
     assert len(jobs) == 4 and all(j.status == "rejected" and "RejectedError" in j.error for j in jobs)
-    assert report.stage("u=2").summary["success_rate"] == 0.0
+    assert report.stage("u=2").summary.success_rate == 0.0
     stats = entries(tmp_path / "run.json")
     assert stats["light [u=2]"]["num_failures"] == 4
 

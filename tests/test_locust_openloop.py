@@ -63,23 +63,23 @@ def test_open_loop_sends_the_planned_arrivals_on_time_whatever_the_responses(tmp
     jobs = [j for s in report.stages for j in s.jobs]
     assert all(j.status == "completed" for j in jobs)
     for stage in report.stages:
-        late = stage.summary["lateness_s"]
-        assert late["count"] == len(stage.jobs) and late["min"] >= 0
-        assert late["max"] < 0.5      # submitted when due, not when the worker was free (queueing adds seconds)
+        late = stage.summary.lateness_s
+        assert late.count == len(stage.jobs) and late.min >= 0
+        assert late.max < 0.5      # submitted when due, not when the worker was free (queueing adds seconds)
     for j in jobs:                    # latency counts from the scheduled time
         assert j.e2e_s == pytest.approx(j.finished - j.scheduled, abs=1e-3)
     # the overload shows as queueing: the last arrivals waited behind many others
-    assert report.stage("r=6/s").summary["max"] > 5 * 0.3
+    assert report.stage("r=6/s").summary.max > 5 * 0.3
     # --slo-e2e: every stage scores attainment and goodput; the end-of-run log prints them with the tail
     assert report.config.slo_e2e_s == 1.0
     for stage in report.stages:
         s = stage.summary
         assert stage.slo_e2e_s == 1.0
-        assert s["slo_attainment"] == sum(j.e2e_s <= 1.0 for j in stage.jobs) / len(stage.jobs)
-        assert f"[loadlab] {stage.name}: {s['completed']}/{s['jobs']} completed" in proc.stderr
-        assert f"p99.9 {s['p99.9']:.2f}" in proc.stderr
-        assert f"SLO 1 s: {s['slo_attainment'] * 100:.1f} % attained, goodput {s['goodput_per_s']:.3f}/s" in proc.stderr
-    assert report.stage("r=6/s").summary["slo_attainment"] < 1.0   # the overload missed the SLO
+        assert s.slo_attainment == sum(j.e2e_s <= 1.0 for j in stage.jobs) / len(stage.jobs)
+        assert f"[loadlab] {stage.name}: {s.completed}/{s.jobs} completed" in proc.stderr
+        assert f"p99.9 {s.p99_9:.2f}" in proc.stderr
+        assert f"SLO 1 s: {s.slo_attainment * 100:.1f} % attained, goodput {s.goodput_per_s:.3f}/s" in proc.stderr
+    assert report.stage("r=6/s").summary.slo_attainment < 1.0   # the overload missed the SLO
     rows = stats(tmp_path / "run.json")
     assert sum(e["num_requests"] for (m, n), e in rows.items() if m == "job" and n.endswith("[r=6/s]")) == \
         len(report.stage("r=6/s").jobs)
@@ -106,7 +106,7 @@ def test_max_in_flight_drops_arrivals_and_never_delays_them(tmp_path):
         in_flight += step
         peak = max(peak, in_flight)
     assert peak <= 2
-    assert report.stage("r=10/s").summary["dropped"] == len(dropped)
+    assert report.stage("r=10/s").summary.dropped == len(dropped)
     assert stats(tmp_path / "run.json")[("dropped", "light [r=10/s]")]["num_failures"] == len(dropped)
 
 

@@ -110,7 +110,7 @@ def test_web_ui_rerun_with_other_cases_runs_and_records_every_job(tmp_path):
             if report and report.config.cases == "small":
                 break
             time.sleep(0.5)
-        assert [(s.name, [j.case for j in s.jobs], s.summary["completed"]) for s in report.stages] == [
+        assert [(s.name, [j.case for j in s.jobs], s.summary.completed) for s in report.stages] == [
             ("u=2", ["small", "small"], 2)]
     finally:
         stop(ui)

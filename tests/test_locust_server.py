@@ -69,9 +69,9 @@ def test_headless_stages_1_and_5_give_job_entries_and_a_measured_report(server_u
             assert job.extra["layers"] == 2
     s1 = report.stage("u=1").summary
     s5 = report.stage("u=5").summary
-    assert s5["success_rate"] == 1.0
+    assert s5.success_rate == 1.0
     # five jobs at once on one model worker queue: the last waits for the others
-    assert s5["max"] > 2.5 * s1["mean"]
+    assert s5.max > 2.5 * s1.mean
     # the report keeps exact times; Locust's own figure agrees to within its rounding
     assert stats["light [u=5]"]["total_response_time"] / 1000 == pytest.approx(
         sum(j.e2e_s for j in report.stage("u=5").jobs), rel=0.05)
@@ -182,6 +182,6 @@ def test_open_loop_poisson_against_the_server_records_every_arrival(server_url, 
         assert job.status == "completed", job.error
         assert job.scheduled is not None and 0 <= job.lateness_s < 0.5 and job.service_s > 0
         assert job.e2e_s == pytest.approx(job.finished - job.scheduled, abs=1e-3)
-    assert stage.summary["slo_attainment"] is not None and stage.arrival_rate_per_s == 1.5
+    assert stage.summary.slo_attainment is not None and stage.arrival_rate_per_s == 1.5
     names = {(e["method"], e["name"]) for e in json.loads((tmp_path / "run.json").read_text())}
     assert ("job", "light [r=1.5/s]") in names and ("http", "POST /api/decompose") in names

@@ -126,11 +126,11 @@ def test_slo_attainment_rows_and_dropped_requests(tmp_path):
     errors = rows(out)
     m = Report.load(measured).stage("rate=0.425/s")
     row = errors[("rate=0.425/s", "slo_attainment")]
-    assert row.measured == pytest.approx(m.summary["slo_attainment"])
+    assert row.measured == pytest.approx(m.summary.slo_attainment)
     assert row.measured <= 0.9                                 # the dropped 10 % count as missed
     assert abs(row.error) < 0.1
     sim = Report.load(out).stage("rate=0.425/s")
-    assert sim.summary["dropped"] == m.summary["dropped"] == 40
+    assert sim.summary.dropped == m.summary.dropped == 40
     # --slo-e2e overrides the stages' own
     assert main(["validate", "--measured", measured, "--calibration", cal, "--slo-e2e", "3",
                  "--out", str(out)]) == 0
@@ -147,6 +147,6 @@ def test_run_slo_columns_match_the_report_stages(tmp_path, capsys):
     assert report.config.slo_e2e_s == 60
     for stage, result in zip(report.stages, report.extra["results"], strict=True):
         assert stage.slo_e2e_s == 60
-        assert stage.summary["slo_attainment"] == pytest.approx(result["slo_attainment"])
-        assert stage.summary["goodput_per_s"] == pytest.approx(result["goodput_per_s"])
+        assert stage.summary.slo_attainment == pytest.approx(result["slo_attainment"])
+        assert stage.summary.goodput_per_s == pytest.approx(result["goodput_per_s"])
         assert 0 < result["slo_attainment"] < 1

@@ -14,8 +14,8 @@ def print_calibration(report: Report) -> None:
     print(f"\ncalibration ({report.name}):")
     for stage in report.stages:
         s = stage.summary
-        print(f"  {stage.name:<16} {s['completed']}/{s['jobs']}  e2e mean {format_s(s['mean']).strip()} s  "
-              f"service mean {format_s(s['service_s']['mean']).strip()} s  queue mean {format_s(s['queue_s']['mean']).strip()} s")
+        print(f"  {stage.name:<16} {s.completed}/{s.jobs}  e2e mean {format_s(s.mean).strip()} s  "
+              f"service mean {format_s(s.service_s.mean).strip()} s  queue mean {format_s(s.queue_s.mean).strip()} s")
     starts = cs.get("replica_start_s") or []
     print(f"  replica start -> RUNNING: {', '.join(f'{x:.2f}' for x in starts) or '-'} s "
           f"(mean {format_s(cs.get('replica_start_mean_s')).strip()} s); request at zero -> scale-up decision: "
@@ -28,11 +28,11 @@ def print_summary(report: Report, calibrated_service_s: float | None) -> None:
           f"{'cold':>4}")
     for stage in report.stages:
         s = stage.summary
-        service = s["service_s"]["mean"]
+        service = s.service_s.mean
         infl = pinning.service_inflation(service, calibrated_service_s)
         rate = f"{stage.arrival_rate_per_s:.3f}" if stage.arrival_rate_per_s is not None else "once"
-        print(f"{stage.name:<12} {rate:>6} {s['completed']:>3}/{s['jobs']:<3} {format_s(s['mean'])} {format_s(s['p95'])} "
-              f"{format_s(s['queue_s']['mean'])} {format_s(service)} {format_s(infl, 5)} "
+        print(f"{stage.name:<12} {rate:>6} {s.completed:>3}/{s.jobs:<3} {format_s(s.mean)} {format_s(s.p95)} "
+              f"{format_s(s.queue_s.mean)} {format_s(service)} {format_s(infl, 5)} "
               f"{sum(j.cold_start for j in stage.jobs):>4}")
     firsts = figures["first_request_at_zero_e2e_s"]
     w0, w1 = report.replicas.window

@@ -84,11 +84,11 @@ def concurrency_plot(reports: list[Report], twin_of: dict[int, list[Report]]) ->
             if not points:
                 continue
             ns = sorted(points)
-            means = [points[n]["mean"] for n in ns]
+            means = [points[n].mean for n in ns]
             style = "o-" if origin == MEASURED else "x-."
             label = f"{report.target} {load_mode(report)} ({origin})"
             ax_abs.plot(ns, means, style, label=label)
-            base = points[ns[0]]["service_s"].get("mean") or means[0]
+            base = points[ns[0]].service_s.mean or means[0]
             if base:
                 ax_norm.plot(ns, [m / base if m is not None else math.nan for m in means], style, label=label)
     ax_abs.set(xlabel="users", ylabel="mean latency (s)", title="Latency vs concurrency (ours)")

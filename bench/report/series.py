@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from loadlab.schema import DROPPED, JobRecord, ReplicaRun, Report, Stage
+from loadlab.schema import DROPPED, JobRecord, ReplicaRun, Report, Stage, StageSummary
 from loadlab.stats import fifo_ideal_mean
 
 
@@ -77,7 +77,7 @@ def on_measured_clock(twin: Report, measured: Report) -> list[JobRecord]:
     return moved
 
 
-def concurrency_points(report: Report) -> dict[int, dict[str, Any]]:
+def concurrency_points(report: Report) -> dict[int, StageSummary]:
     """Concurrency -> the stage's summary, for the stages run at a concurrency."""
     return {s.concurrency: s.summary for s in report.stages if s.concurrency}
 
@@ -91,11 +91,11 @@ def fifo_of(report: Report, stage: Stage) -> tuple[float | None, float | None]:
     workers = report.config.server.workers if report.config.server else None
     if stage.jobs_per_user != 1 or not stage.concurrency or (workers or 1) != 1:
         return None, None
-    base = next((s.summary["mean"] for s in report.stages if s.concurrency == 1 and s.summary["mean"]), None)
+    base = next((s.summary.mean for s in report.stages if s.concurrency == 1 and s.summary.mean), None)
     if base is None:
         return None, None
     ideal = fifo_ideal_mean(stage.concurrency, base)
-    mean = stage.summary["mean"]
+    mean = stage.summary.mean
     return ideal, (mean / ideal if mean is not None else None)
 
 

@@ -23,7 +23,7 @@ def slo_cells(stages: list[Stage], stage: Stage, origin: str) -> list[Any]:
     s = stage.summary
     if stage.slo_e2e_s is None:
         return ["–", None, None]
-    return [f"{stage.slo_e2e_s:g} s", pct(s["slo_attainment"], origin), fig(s["goodput_per_s"], origin, "/s", 3)]
+    return [f"{stage.slo_e2e_s:g} s", pct(s.slo_attainment, origin), fig(s.goodput_per_s, origin, "/s", 3)]
 
 
 def extra_tables(report: Report) -> list[Table]:

@@ -18,8 +18,8 @@ def _blocks(reports: list[Report], loaded: Loaded) -> list[Any]:
         for stage in report.stages:
             s = stage.summary
             rows.append([stage.name, fmt(stage.arrival_rate_per_s, "/s", 3),
-                         Fig(f"{s['completed']}/{s['jobs']}", report.kind), fig(s["p95"], report.kind),
-                         fig(s["p99"], report.kind), *slo_cells(report.stages, stage, report.kind)])
+                         Fig(f"{s.completed}/{s.jobs}", report.kind), fig(s.p95, report.kind),
+                         fig(s.p99, report.kind), *slo_cells(report.stages, stage, report.kind)])
         blocks += [Heading(f"{report.target}: {report.name}"),
                    Table(["probe", "arrival rate", "ok", "p95", "p99", *slo_headers(report.stages)], rows,
                          title="Probes"),

@@ -38,8 +38,8 @@ def _stages_table(report: Report) -> Table:
     for stage in report.stages:
         s = stage.summary
         ideal, ratio = fifo_of(report, stage)
-        rows.append([stage.name, Fig(f"{s['completed']}/{s['jobs']}", MEASURED), fig(s["mean"], MEASURED),
-                     fig(s["p95"], MEASURED), fig(s["throughput_per_s"], MEASURED, "/s", 3),
+        rows.append([stage.name, Fig(f"{s.completed}/{s.jobs}", MEASURED), fig(s.mean, MEASURED),
+                     fig(s.p95, MEASURED), fig(s.throughput_per_s, MEASURED, "/s", 3),
                      fig(ideal, MEASURED), fig(ratio, MEASURED, "", 2),
                      *slo_cells(report.stages, stage, MEASURED)])
     return Table(

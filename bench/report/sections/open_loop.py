@@ -34,11 +34,11 @@ def _stages_table(report: Report) -> Table:
     rows = []
     for stage in report.stages:
         s = stage.summary
-        rows.append([stage.name, fmt(stage.arrival_rate_per_s, "/s", 3), Fig(f"{s['completed']}/{s['jobs']}",
-                     MEASURED), Fig(str(s["dropped"]), MEASURED), fig(s["mean"], MEASURED),
-                     fig(s["p95"], MEASURED), fig(s["p99"], MEASURED),
-                     fig(s["lateness_s"].get("p99"), MEASURED, " s", 3),
-                     fig(s["throughput_per_s"], MEASURED, "/s", 3),
+        rows.append([stage.name, fmt(stage.arrival_rate_per_s, "/s", 3), Fig(f"{s.completed}/{s.jobs}",
+                     MEASURED), Fig(str(s.dropped), MEASURED), fig(s.mean, MEASURED),
+                     fig(s.p95, MEASURED), fig(s.p99, MEASURED),
+                     fig(s.lateness_s.p99, MEASURED, " s", 3),
+                     fig(s.throughput_per_s, MEASURED, "/s", 3),
                      *slo_cells(report.stages, stage, MEASURED)])
     return Table(["stage", "arrival rate", "ok", "dropped", "mean", "p95", "p99",
                   "lateness p99", "throughput", *slo_headers(report.stages)], rows)

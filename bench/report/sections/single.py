@@ -35,11 +35,11 @@ def _ours(reports: list[Report]) -> dict[tuple[str, str], Fig]:
         for stage in report.stages:
             cases = {j.case for j in stage.jobs}
             s = stage.summary
-            if len(cases) != 1 or not s["count"]:
+            if len(cases) != 1 or not s.count:
                 continue
-            model = s["service_s"].get("mean")
+            model = s.service_s.mean
             ours[(cases.pop(), report.target)] = Fig(
-                f"{fmt(s['mean'])} ± {fmt(s['std'])} s (p95 {fmt(s['p95'])}, model {fmt(model)})", MEASURED)
+                f"{fmt(s.mean)} ± {fmt(s.std)} s (p95 {fmt(s.p95)}, model {fmt(model)})", MEASURED)
     return ours
 
 
