@@ -26,6 +26,7 @@ from pathlib import Path
 from bench.measure import add_target_options, model_info, server_config, target_server
 from bench.pinning import service_inflation
 from loadlab import article
+from loadlab.blocks import FifoIdeal, FifoIdealStage
 from loadlab.schema import Report
 from loadlab.stats import fifo_ideal_mean, format_s
 
@@ -226,12 +227,13 @@ def add_fifo_ideal(report: Report, args: argparse.Namespace) -> None:
         mean = stage.summary.mean
         own_s = stage.summary.service_s.mean
         own_ideal = ideal_mean(stage.concurrency, stage.jobs_per_user, own_s, args.server_workers) if own_s else None
-        fifo[stage.name] = {"service_s": service_s, "ideal_mean_s": ideal,
-                            "ratio": (mean / ideal) if (mean and ideal) else None,
-                            "stage_service_s": own_s, "stage_ideal_mean_s": own_ideal,
-                            "stage_ratio": (mean / own_ideal) if (mean and own_ideal) else None}
-    report.extra["fifo_ideal"] = {"service_s": service_s, "source": source, "stages": fifo,
-                                  "formula": "burst: (N+1)/2 x S; closed loop: N x S (one FIFO worker)"}
+        fifo[stage.name] = FifoIdealStage(service_s=service_s, ideal_mean_s=ideal,
+                                          ratio=(mean / ideal) if (mean and ideal) else None,
+                                          stage_service_s=own_s, stage_ideal_mean_s=own_ideal,
+                                          stage_ratio=(mean / own_ideal) if (mean and own_ideal) else None)
+    report.extra[FifoIdeal.KEY] = FifoIdeal(
+        service_s=service_s, source=source, stages=fifo,
+        formula="burst: (N+1)/2 x S; closed loop: N x S (one FIFO worker)").to_extra()
 
 
 def add_service_inflation(report: Report, args: argparse.Namespace) -> None:
@@ -243,20 +245,20 @@ def add_service_inflation(report: Report, args: argparse.Namespace) -> None:
 
 def print_stages(report: Report, args: argparse.Namespace, target) -> None:
     """The per-stage table, with the article's quoted figures for the same target beside each stage."""
-    fifo, infl = report.extra["fifo_ideal"], report.extra["service_inflation"]
+    fifo, infl = FifoIdeal.of(report), report.extra["service_inflation"]
     quoted = article.CONCURRENCY.get(args.target, {})
-    print(f"\nS = {format_s(fifo['service_s']).strip()} s ({fifo['source']}); model time alone "
+    print(f"\nS = {format_s(fifo.service_s).strip()} s ({fifo.source}); model time alone "
           f"{format_s(infl['single_service_s']).strip()} s ({infl['source']}); server CPUs "
           f"{target.server_cpus or 'not pinned'}, load CPUs {target.load_cpus or 'not pinned'}")
     print(f"{'stage':<7} {'ok':>7} {'mean':>7} {'p95':>7} {'max':>7} {'thr/min':>8} {'ideal':>7} {'ratio':>6} "
           f"{'S_stage':>7} {'ratio*':>6} {'infl':>5} | article")
     for stage in report.stages:
-        s, f = stage.summary, fifo["stages"][stage.name]
+        s, f = stage.summary, fifo.stages[stage.name]
         thr = s.throughput_per_s * 60 if s.throughput_per_s else None
         q = quoted.get(stage.concurrency)
         qtxt = f"{q[0]}/{stage.concurrency}, {q[1]} s" if q and q[1] else (f"{q[0]}/{stage.concurrency}" if q else "-")
         print(f"{stage.name:<7} {s.completed:>3}/{s.jobs:<3} {format_s(s.mean)} {format_s(s.p95)} {format_s(s.max)} "
-              f"{format_s(thr, 8)} {format_s(f['ideal_mean_s'])} {format_s(f['ratio'], 6)} {format_s(f['stage_service_s'])} "
-              f"{format_s(f['stage_ratio'], 6)} {format_s(infl['stages'][stage.name], 5)} | {qtxt}")
+              f"{format_s(thr, 8)} {format_s(f.ideal_mean_s)} {format_s(f.ratio, 6)} {format_s(f.stage_service_s)} "
+              f"{format_s(f.stage_ratio, 6)} {format_s(infl['stages'][stage.name], 5)} | {qtxt}")
     print("ratio = mean / ideal with S; ratio* = the same with the stage's own mean model time (server-measured); "
           "infl = S_stage / the model time alone")

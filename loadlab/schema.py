@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
 
+from loadlab.blocks import ColdStart
 from loadlab.stats import pct_key, summarize
 
 SCHEMA = "decomposer-loadlab/report/v2"
@@ -298,7 +299,7 @@ class Report(_Model):
     stages: list[Stage] = Field(default_factory=list)
     environment: dict[str, Any] = Field(default_factory=dict)
     model: dict[str, Any] = Field(default_factory=dict)
-    coldstart: dict[str, Any] | None = None
+    coldstart: ColdStart | None = None
     replicas: ReplicaRun | None = None
     errors: list[ErrorRow] = Field(default_factory=list)   # role "validation": measured vs this report
     extra: dict[str, Any] = Field(default_factory=dict)

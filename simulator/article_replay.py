@@ -30,6 +30,7 @@ import random
 from typing import Any
 
 from loadlab import article as quoted
+from loadlab.blocks import ArticleLocalRow, BoundedQueue
 from loadlab.schema import Report, RunConfig, SimulationConfig
 from loadlab.stats import fifo_ideal_mean, mean
 from simulator.closedloop import run_stage
@@ -68,15 +69,15 @@ def replay(seed: int = 1, replications: int = 20, prices: dict | None = None) ->
         fifo_stages = [_burst(fifo, n, rng) for _ in range(replications)]
         b = _burst(bounded, n, rng)
         ok, quoted_mean = quoted.CONCURRENCY["local"][n]
-        out["local"].append({
-            "concurrency": n, "quoted_succeeded": ok, "quoted_mean_s": quoted_mean,
-            "quoted_note": quoted.CONCURRENCY_NOTE["local"].get(n),
-            "fifo_simulated_mean_s": _mean_of(fifo_stages), "fifo_closed_form_mean_s": fifo_ideal_mean(n, s_local),
-            "processor_sharing_mean_s": n * s_local,
-            "quoted_over_fifo": (quoted_mean / fifo_ideal_mean(n, s_local)) if quoted_mean else None,
-            "bounded_queue_16": {"served": b.summary.completed, "rejected": b.summary.rejected,
-                                 "mean_s": b.summary.mean},
-        })
+        out["local"].append(ArticleLocalRow(
+            concurrency=n, quoted_succeeded=ok, quoted_mean_s=quoted_mean,
+            quoted_note=quoted.CONCURRENCY_NOTE["local"].get(n),
+            fifo_simulated_mean_s=_mean_of(fifo_stages), fifo_closed_form_mean_s=fifo_ideal_mean(n, s_local),
+            processor_sharing_mean_s=n * s_local,
+            quoted_over_fifo=(quoted_mean / fifo_ideal_mean(n, s_local)) if quoted_mean else None,
+            bounded_queue_16=BoundedQueue(served=b.summary.completed, rejected=b.summary.rejected,
+                                          mean_s=b.summary.mean),
+        ).model_dump(mode="json"))
 
     # Vertex, 20 at once: 3 warm replicas (best case), and 1 warm + autoscaling to 3 (article's min=1):
     # the burst comes once the min=1 replica has provisioned and loaded.

@@ -147,7 +147,7 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
     for report in reports:
         startups = [i.ready - i.start for i in (report.replicas.intervals if report.replicas else [])
                     if i.ready is not None]
-        cs = (report.coldstart or {}).get("stages_s") or {}
+        cs = report.coldstart.stages_s if report.coldstart else {}
         if startups:
             prof.provision_s, prof.load_s = mean(startups), 0.0
             prof.startup_from = f"replica start -> ready in {report.name} ({len(startups)} replicas)"

@@ -99,7 +99,8 @@ def config_delay_s(calibration: list[str] | None, config: RayServeConfig) -> tup
     measured: list[float] = []
     names = []
     for path in calibration or []:
-        values = ((Report.load(path).coldstart or {}).get("zero_to_decision_s")) or []
+        coldstart = Report.load(path).coldstart
+        values = coldstart.zero_to_decision_s if coldstart else []
         if values:
             measured += [float(v) for v in values]
             names.append(path)

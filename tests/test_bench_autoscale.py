@@ -307,7 +307,7 @@ def test_short_scenario_scales_from_zero_and_back_and_the_report_has_the_bill(tm
     assert [s.name for s in report.stages] == [p["name"] for p in report.extra["scenario"]["phases"]]
     # the calibration run beside it: warm service times and the replica start, in its own window
     calibration = Report.load(tmp_path / "autoscale-calibration.json")
-    assert calibration.coldstart["replica_start_s"] and all(x > 0 for x in calibration.coldstart["replica_start_s"])
+    assert calibration.coldstart.replica_start_s and all(x > 0 for x in calibration.coldstart.replica_start_s)
     assert calibration.replicas.window[1] <= run.window[0]
     assert warm_service_s(calibration) > 0
     # Ray stopped: nothing had to be killed, no process of the cluster left

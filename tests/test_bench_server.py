@@ -47,15 +47,15 @@ def test_coldstart_short(tmp_path):
     out = tmp_path / "cold.json"
     proc = bench(["coldstart", "--short", "--out", str(out)], tmp_path)
     report = Report.load(out)
-    st = report.coldstart["stages_s"]
+    st = report.coldstart.stages_s
     assert st["ready"] > 0 and st["model_load"] > 0 and st["ready"] >= st["model_load"]
     assert st["first_inference"] > 0 and st["warm_inference"] > 0
     # the first job is the stage's cold one; cold total = spawn → ready + the first job
     (stage,) = report.stages
     assert [j.cold_start for j in stage.jobs] == [True, False]
-    assert report.coldstart["cold_total_s"] == pytest.approx(st["ready"] + st["first_inference"])
+    assert report.coldstart.cold_total_s == pytest.approx(st["ready"] + st["first_inference"])
     total = next(line.split() for line in proc.stdout.splitlines() if line.startswith("cold total"))
-    assert float(total[2]) == pytest.approx(report.coldstart["cold_total_s"], abs=0.01)
+    assert float(total[2]) == pytest.approx(report.coldstart.cold_total_s, abs=0.01)
 
 
 def test_concurrency_short_burst_is_a_fifo_queue(tmp_path):

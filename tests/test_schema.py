@@ -2,6 +2,10 @@
 
 import json
 
+import pytest
+from pydantic import ValidationError
+
+from loadlab.blocks import ColdStart, FifoIdeal, FifoIdealStage
 from loadlab.schema import JobRecord, Report, RunConfig, Stage, StageSummary, Summary
 from loadlab.stats import PERCENTILES, pct_key, summarize
 
@@ -46,3 +50,23 @@ def test_summary_is_recomputed_on_load(tmp_path):
     path = tmp_path / "r.json"
     path.write_text(json.dumps(data))
     assert Report.load(path).stages[0].summary.mean == report.stages[0].summary.mean
+
+
+def test_coldstart_writes_back_only_the_half_its_writer_filled(tmp_path):
+    report = Report(role="calibration", kind="measured", name="n", target="rayserve", config=RunConfig(driver="t"),
+                    coldstart={"replica_start_s": [3.5], "zero_to_decision_s": [1.25], "back_at_rest": True})
+    assert isinstance(report.coldstart, ColdStart) and report.coldstart.zero_to_decision_s == [1.25]
+    assert report.to_dict()["coldstart"] == {"replica_start_s": [3.5], "zero_to_decision_s": [1.25],
+                                             "back_at_rest": True}
+    assert report.coldstart.stages_s == {}                     # the other writer's half reads as empty
+    with pytest.raises(ValidationError):
+        ColdStart(zero_to_decison_s=[1.0])                     # a misspelt key fails where it is written
+
+
+def test_fifo_ideal_block_round_trips_through_extra():
+    report = Report(role="load", kind="measured", name="n", target="local", config=RunConfig(driver="t"))
+    assert FifoIdeal.of(report) is None
+    report.extra[FifoIdeal.KEY] = FifoIdeal(service_s=2.0, source="s", formula="f",
+                                            stages={"u=3": FifoIdealStage(ideal_mean_s=4.0, ratio=1.1)}).to_extra()
+    assert report.extra["fifo_ideal"]["stages"]["u=3"]["ratio"] == 1.1
+    assert FifoIdeal.of(report).stages["u=3"].ideal_mean_s == 4.0

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         print_calibration(calibration)
         print(f"calibration report: {calibration_out}")
     if report is None:
-        return 0 if calibration.coldstart.get("back_at_rest") and not target.info.get("leftover_pids") else 1
+        return 0 if calibration.coldstart.back_at_rest and not target.info.get("leftover_pids") else 1
     report.extra["rayserve"] = target.info
     report.save(out)
     print_summary(report, warm_service_s(calibration))

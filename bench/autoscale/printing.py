@@ -5,21 +5,22 @@ from __future__ import annotations
 
 from bench import pinning
 from bench.autoscale.replica_run import run_figures
+from loadlab.blocks import ColdStart
 from loadlab.schema import Report
 from loadlab.stats import format_s, mean
 
 
 def print_calibration(report: Report) -> None:
-    cs = report.coldstart or {}
+    cs = report.coldstart or ColdStart()
     print(f"\ncalibration ({report.name}):")
     for stage in report.stages:
         s = stage.summary
         print(f"  {stage.name:<16} {s.completed}/{s.jobs}  e2e mean {format_s(s.mean).strip()} s  "
               f"service mean {format_s(s.service_s.mean).strip()} s  queue mean {format_s(s.queue_s.mean).strip()} s")
-    starts = cs.get("replica_start_s") or []
+    starts = cs.replica_start_s
     print(f"  replica start -> RUNNING: {', '.join(f'{x:.2f}' for x in starts) or '-'} s "
-          f"(mean {format_s(cs.get('replica_start_mean_s')).strip()} s); request at zero -> scale-up decision: "
-          f"{', '.join(f'{x:.2f}' for x in cs.get('zero_to_decision_s') or []) or '-'} s")
+          f"(mean {format_s(cs.replica_start_mean_s).strip()} s); request at zero -> scale-up decision: "
+          f"{', '.join(f'{x:.2f}' for x in cs.zero_to_decision_s) or '-'} s")
 
 
 def print_summary(report: Report, calibrated_service_s: float | None) -> None:

@@ -5,8 +5,8 @@ per-concurrency means and the FIFO ideal of a burst stage, and the consecutive p
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
+from loadlab.blocks import ColdStart, FifoIdeal
 from loadlab.schema import DROPPED, JobRecord, ReplicaRun, Report, Stage, StageSummary
 from loadlab.stats import fifo_ideal_mean
 
@@ -85,9 +85,10 @@ def concurrency_points(report: Report) -> dict[int, StageSummary]:
 def fifo_of(report: Report, stage: Stage) -> tuple[float | None, float | None]:
     """(FIFO-ideal mean, measured mean / ideal) of a burst stage on one worker: what `bench concurrency`
     stored, else (N+1)/2 x S with S the mean of the run's u=1 stage."""
-    stored = (report.extra.get("fifo_ideal") or {}).get("stages", {}).get(stage.name)
+    fifo = FifoIdeal.of(report)
+    stored = fifo.stages.get(stage.name) if fifo else None
     if stored:
-        return stored.get("ideal_mean_s"), stored.get("ratio")
+        return stored.ideal_mean_s, stored.ratio
     workers = report.config.server.workers if report.config.server else None
     if stage.jobs_per_user != 1 or not stage.concurrency or (workers or 1) != 1:
         return None, None
@@ -99,10 +100,10 @@ def fifo_of(report: Report, stage: Stage) -> tuple[float | None, float | None]:
     return ideal, (mean / ideal if mean is not None else None)
 
 
-def coldstart_parts(coldstart: dict[str, Any] | None) -> dict[str, float]:
+def coldstart_parts(coldstart: ColdStart | None) -> dict[str, float]:
     """Consecutive parts of a measured cold start. `bench coldstart` records `ready` as spawn -> ready,
     which contains process start and model load; the rest of it is imports and app start-up."""
-    stages = dict((coldstart or {}).get("stages_s") or {})
+    stages = dict(coldstart.stages_s if coldstart else {})
     ready = stages.pop("ready", None)
     if ready is not None:
         start = stages.pop("process_start", 0.0) or 0.0

@@ -9,14 +9,15 @@ from bench.report.loading import Loaded
 from bench.report.sections.base import SectionSpec, by_role
 from bench.report.tables import extra_tables
 from bench.report.view import QUOTED, SIMULATED, Fig, Para, Table, fig, fmt, money
+from loadlab.blocks import ArticleLocalRow, ArticleReplay
 from loadlab.schema import Report
 
 
 def _blocks(reports: list[Report], loaded: Loaded) -> list[Any]:
     blocks: list[Any] = []
     for report in reports:
-        replay = report.extra
-        rows = [_local_row(r) for r in replay.get("local", [])]
+        replay = ArticleReplay.of(report)
+        rows = [_local_row(r) for r in replay.local]
         if rows:
             blocks += [
                 Para("Local rows: the article's means match a server where all jobs share the GPU at once "
@@ -24,23 +25,23 @@ def _blocks(reports: list[Report], loaded: Loaded) -> list[Any]:
                      "of memory at 20."),
                 Table(["N at once", "article local", "FIFO server", "FIFO closed form", "processor sharing N·S",
                        "bounded queue 16"], rows)]
-        if replay.get("vertex"):
-            blocks.append(_vertex_table(replay["vertex"]))
-        if replay.get("cost"):
-            blocks.append(_cost_table(replay["cost"]))
+        if replay.vertex:
+            blocks.append(_vertex_table(replay.vertex))
+        if replay.cost:
+            blocks.append(_cost_table(replay.cost))
         blocks += extra_tables(report)
     return blocks
 
 
-def _local_row(r: dict[str, Any]) -> list[Any]:
+def _local_row(r: ArticleLocalRow) -> list[Any]:
     """One burst size of the article's local run: quoted, and simulated under each queue model."""
-    quoted = f"{r['quoted_succeeded']}/{r['concurrency']}, " + (
-        fmt(r["quoted_mean_s"], " s", 1) if r.get("quoted_mean_s") else r.get("quoted_note") or "")
-    bounded = r.get("bounded_queue_16") or {}
-    return [str(r["concurrency"]), Fig(quoted, QUOTED), fig(r.get("fifo_simulated_mean_s"), SIMULATED,
-            " s", 1), fig(r.get("fifo_closed_form_mean_s"), SIMULATED, " s", 1),
-            fig(r.get("processor_sharing_mean_s"), SIMULATED, " s", 1),
-            Fig(f"{bounded.get('served')} served / {bounded.get('rejected')} rejected (429)", SIMULATED)
+    quoted = f"{r.quoted_succeeded}/{r.concurrency}, " + (
+        fmt(r.quoted_mean_s, " s", 1) if r.quoted_mean_s else r.quoted_note or "")
+    bounded = r.bounded_queue_16
+    return [str(r.concurrency), Fig(quoted, QUOTED), fig(r.fifo_simulated_mean_s, SIMULATED,
+            " s", 1), fig(r.fifo_closed_form_mean_s, SIMULATED, " s", 1),
+            fig(r.processor_sharing_mean_s, SIMULATED, " s", 1),
+            Fig(f"{bounded.served} served / {bounded.rejected} rejected (429)", SIMULATED)
             if bounded else None]
 
 
