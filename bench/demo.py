@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import pinning
+from bench.autoscale.target import AUTOSCALING_FLAGS
 from bench.concurrency import LOCUSTFILE
 from bench.measure import started_server
 from loadlab.cases import LIGHT_CASES, test_image
@@ -28,10 +29,9 @@ LOADS = (0.5, 0.85)
 # The demo's end-to-end SLO, as a multiple of the calibrated single-job time: the SLO is a user's choice;
 # tying it to S makes it mean the same on a slow CPU and on a GPU (at rho 0.85 the FIFO mean is ~3.8 S).
 SLO_MULTIPLE = 4.0
-# The Ray Serve scenario's autoscaling settings (`bench autoscale`'s defaults, written out so the demo's
-# command shows them).
-RAY_AUTOSCALING = {"min_replicas": 0, "max_replicas": 2, "target_ongoing_requests": 1, "upscale_delay_s": 2,
-                   "downscale_delay_s": 10, "downscale_to_zero_delay_s": 15, "metrics_interval_s": 0.5}
+# The Ray Serve scenario's autoscaling settings: `bench autoscale`'s defaults where they differ from Ray's,
+# written out so the demo's command shows them.
+RAY_AUTOSCALING = AUTOSCALING_FLAGS.base.changed()
 RAY_SHORT_SKIP = ("--short: the autoscaling scenario (Ray start-up and minutes of scaling) runs in the full demo; "
                   "CI covers the deployment in tests/test_rayserve.py")
 SHORT_SKIP = "--short: CI keeps to the Poisson run"

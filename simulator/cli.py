@@ -21,7 +21,9 @@ import os
 import sys
 from pathlib import Path
 
+from loadlab.ray_autoscaling import Flags
 from loadlab.trace import MAX_ROWS
+from simulator.autoscaling.ray_serve import ray_defaults
 from simulator.limits import (
     MAX_DAYS,
     MAX_REPLICAS,
@@ -79,6 +81,25 @@ def writable_path(text: str) -> Path:
     if not os.access(path if path.exists() else folder, os.W_OK):
         raise argparse.ArgumentTypeError(f"cannot write {text}: permission denied")
     return path
+
+
+# `--ray-upscale-delay-s` ...: the Ray Serve model's settings, one flag per field (min/max: --ray-min-max);
+# the older spellings stay as aliases.
+RAY_FLAGS = Flags(
+    ray_defaults(), prefix="ray-",
+    only=("target_ongoing_requests", "max_ongoing_requests", "upscale_delay_s", "downscale_delay_s",
+          "downscale_to_zero_delay_s", "look_back_period_s", "metrics_interval_s", "graceful_shutdown_timeout_s"),
+    aliases={"target_ongoing_requests": "--ray-target-ongoing", "max_ongoing_requests": "--ray-max-ongoing",
+             "upscale_delay_s": "--ray-upscale-delay", "downscale_delay_s": "--ray-downscale-delay",
+             "downscale_to_zero_delay_s": "--ray-downscale-to-zero-delay", "look_back_period_s": "--ray-look-back",
+             "metrics_interval_s": "--ray-metrics-interval", "graceful_shutdown_timeout_s": "--ray-graceful-timeout"},
+    # below a second of look-back the time-weighted records (a fifth of it) would swamp a month's events
+    types={"target_ongoing_requests": Bounded(float, 0, 1000, lo_open=True), "max_ongoing_requests": Bounded(int, 1, 1000),
+           "upscale_delay_s": Bounded(float, 0, DAY_S), "downscale_delay_s": Bounded(float, 0, DAY_S),
+           "downscale_to_zero_delay_s": Bounded(float, 0, DAY_S), "look_back_period_s": Bounded(float, 1, 3600),
+           "metrics_interval_s": Bounded(float, 0.5, 3600), "graceful_shutdown_timeout_s": Bounded(float, 0, DAY_S)},
+    helps={"graceful_shutdown_timeout_s": "Ray Serve graceful_shutdown_timeout_s: a stopping replica's jobs are "
+                                          "killed after it (default 300, above a Large job on a T4; Ray's own is 20)"})
 
 
 class Parser(argparse.ArgumentParser):
@@ -162,24 +183,7 @@ def add_deployment(p: argparse.ArgumentParser) -> None:
                    help="Vertex endpoint: dedicated (3600 s, 10 MB) or shared public (60 s, 1.5 MB)")
     p.add_argument("--ray-min-max", default="0,3",
                    help=f"Ray Serve min,max replicas (default 0,3); 0 <= MIN <= MAX <= {MAX_REPLICAS}")
-    p.add_argument("--ray-target-ongoing", type=Bounded(float, 0, 1000, lo_open=True), default=1.0,
-                   help="Ray Serve target_ongoing_requests per replica (default 1: one pipeline call at a time)")
-    p.add_argument("--ray-max-ongoing", type=Bounded(int, 1, 1000), default=1,
-                   help="Ray Serve max_ongoing_requests per replica (default 1)")
-    p.add_argument("--ray-upscale-delay", type=Bounded(float, 0, DAY_S), default=30.0,
-                   help="Ray Serve upscale_delay_s (default 30, Ray's)")
-    p.add_argument("--ray-downscale-delay", type=Bounded(float, 0, DAY_S), default=600.0,
-                   help="Ray Serve downscale_delay_s (default 600, Ray's)")
-    p.add_argument("--ray-downscale-to-zero-delay", type=Bounded(float, 0, DAY_S), default=None,
-                   help="Ray Serve downscale_to_zero_delay_s, 1 -> 0 (default: the downscale delay)")
-    # below a second the time-weighted records (a fifth of the look-back) would swamp a month's events
-    p.add_argument("--ray-look-back", type=Bounded(float, 1, 3600), default=30.0,
-                   help="Ray Serve look_back_period_s (default 30)")
-    p.add_argument("--ray-metrics-interval", type=Bounded(float, 0.5, 3600), default=10.0,
-                   help="Ray Serve metrics push interval, s (default 10, Ray's)")
-    p.add_argument("--ray-graceful-timeout", type=Bounded(float, 0, DAY_S), default=300.0,
-                   help="Ray Serve graceful_shutdown_timeout_s: a stopping replica's jobs are killed after it "
-                        "(default 300, above a Large job on a T4; Ray's own default is 20)")
+    RAY_FLAGS.add_to(p)
     p.add_argument("--fallback-after", type=Bounded(float, 0, DAY_S), default=120.0,
                    help="hybrid: move a request to the local GPU when not started on Vertex after this many s (default 120)")
 

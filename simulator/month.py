@@ -14,8 +14,8 @@ from typing import Any
 from loadlab.cases import ALL_CASES
 from loadlab.schema import Case, LoadConfig, Report, RunConfig, SimulationConfig, Stage
 from loadlab.trace import read_trace
-from simulator.autoscaling.ray_serve import RayServeConfig
 from simulator.autoscaling.vertex import hours_schedule
+from simulator.cli import RAY_FLAGS
 from simulator.deployments.vertex import VertexConfig
 from simulator.engine import replicate, run_month, run_trace
 from simulator.limits import MAX_REPLICAS
@@ -71,12 +71,7 @@ def base_scenario(args: argparse.Namespace) -> Scenario:
     if args.gpus < 1 or args.max_batch < 1:
         raise ValueError("--gpus and --max-batch must be >= 1")
     lo, hi = _pair(args.ray_min_max, "--ray-min-max")
-    ray = RayServeConfig(min_replicas=lo, max_replicas=hi, target_ongoing_requests=args.ray_target_ongoing,
-                         max_ongoing_requests=args.ray_max_ongoing, upscale_delay_s=args.ray_upscale_delay,
-                         downscale_delay_s=args.ray_downscale_delay,
-                         downscale_to_zero_delay_s=args.ray_downscale_to_zero_delay,
-                         look_back_period_s=args.ray_look_back, metrics_interval_s=args.ray_metrics_interval,
-                         graceful_shutdown_timeout_s=args.ray_graceful_timeout)
+    ray = RAY_FLAGS.read(args, min_replicas=lo, max_replicas=hi)
     ray.check()
     return Scenario(local_profile=local_p, vertex_profile=vertex_p, gpus=args.gpus, queue_limit=args.queue_limit,
                     max_batch=args.max_batch, batch_marginal=args.batch_marginal, vertex=cfg, ray=ray,

@@ -14,21 +14,13 @@ from dataclasses import dataclass, field, replace
 
 import simpy
 
-from simulator.autoscaling.ray_serve import RayServeConfig
+from simulator.autoscaling.ray_serve import RayServeConfig, ray_defaults
 from simulator.autoscaling.vertex import fixed_schedule, hours_schedule
 from simulator.deployments import Deployment, Hybrid, LocalGPU, VertexConfig, VertexEndpoint
 from simulator.deployments.ray_serve import RayServeDeployment
 from simulator.ledger import Ledger
 from simulator.pricing import DEFAULT_PRICES
 from simulator.profiles import ServiceTimeProfile, builtin
-
-
-def ray_defaults() -> RayServeConfig:
-    """Ray Serve settings for this app (one pipeline call at a time per replica): scale 0..3 on one ongoing
-    request per replica; Ray's own delays and look-back (30 s up, 600 s down, 30 s); a graceful shutdown
-    long enough for a Large job on a T4 (Ray's 20 s default would kill jobs in flight when scaling down)."""
-    return RayServeConfig(min_replicas=0, max_replicas=3, target_ongoing_requests=1.0, max_ongoing_requests=1,
-                          graceful_shutdown_timeout_s=300.0)
 
 
 @dataclass

@@ -151,7 +151,7 @@ def test_options_become_ray_serve_config():
         "min_replicas": 0, "max_replicas": 3, "target_ongoing_requests": 2.0, "upscale_delay_s": 1.0,
         "downscale_delay_s": 5.0, "downscale_to_zero_delay_s": 7.0, "look_back_period_s": 4.0,
         "metrics_interval_s": 0.5}
-    assert opts.max_ongoing_requests == 1
+    assert opts.autoscaling.max_ongoing_requests == 1
     cpu = opts.ray_actor_options()
     assert cpu["num_cpus"] == 1 and "num_gpus" not in cpu and cpu["runtime_env"]["env_vars"]["OMP_NUM_THREADS"] == "1"
     gpu = options_from_args(parse_args(["--device", "cuda"])).ray_actor_options()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -70,11 +71,12 @@ def test_a_predict_body_is_checked_off_the_event_loop(make_client, monkeypatch):
 def test_the_ray_ingress_answers_a_replica_failure_without_its_traceback():
     from ray.serve.exceptions import BackPressureError
 
+    from loadlab.ray_autoscaling import DEPLOYMENT
     from server.rayserve.app import VertexIngress
     from server.rayserve.options import ServeOptions
 
     ingress = VertexIngress.func_or_class.__new__(VertexIngress.func_or_class)
-    ingress.options, ingress.mean_model_s = ServeOptions(max_replicas=2), 3.0
+    ingress.options, ingress.mean_model_s = ServeOptions(autoscaling=replace(DEPLOYMENT, max_replicas=2)), 3.0
     failed = ingress._error(RuntimeError('Traceback (most recent call last):\n  File "/srv/x.py", pid=7 actor=ab'))
     assert failed.status == 500 and "RuntimeError" in failed.detail
     assert all(leak not in failed.detail for leak in ("Traceback", ".py", "pid=", "actor"))

@@ -25,7 +25,7 @@ from bench.autoscale.calibration import calibrate, warm_service_s
 from bench.autoscale.printing import print_calibration, print_summary
 from bench.autoscale.scenario import SCENARIOS, build_scenario
 from bench.autoscale.scenario_run import run_scenario
-from bench.autoscale.target import ray_target
+from bench.autoscale.target import AUTOSCALING_FLAGS, ray_target
 from loadlab.cases import parse_cases
 from loadlab.schema import Report
 
@@ -45,17 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cases", default="light", help="case set or list (round robin over the arrivals)")
     p.add_argument("--url", default="", help="a running `python -m server.rayserve` instead of starting one")
     p.add_argument("--model", default="tiny", help="model of the deployment we start (tiny | path | hub id)")
-    p.add_argument("--min-replicas", type=int, default=0)
-    p.add_argument("--max-replicas", type=int, default=2)
-    p.add_argument("--target-ongoing-requests", type=float, default=1.0)
-    p.add_argument("--max-ongoing-requests", type=int, default=1)
-    p.add_argument("--upscale-delay-s", type=float, default=2.0)
-    p.add_argument("--downscale-delay-s", type=float, default=10.0)
-    p.add_argument("--downscale-to-zero-delay-s", type=float, default=15.0)
-    p.add_argument("--look-back-period-s", type=float, default=30.0)
-    p.add_argument("--metrics-interval-s", type=float, default=0.5,
-                   help="how often handles and replicas push load to the autoscaler (Ray's default 10 s)")
-    p.add_argument("--graceful-shutdown-timeout-s", type=float, default=20.0)
+    AUTOSCALING_FLAGS.add_to(p.add_argument_group("the deployment's autoscaling (Ray Serve's names)"))
     p.add_argument("--slo-e2e", type=float, default=0.0, help="end-to-end SLO in s for every stage (0 = none)")
     p.add_argument("--stop-timeout", type=int, default=300, help="seconds Locust lets running jobs finish")
     p.add_argument("--out", type=Path, default=None,

@@ -10,23 +10,25 @@ import contextlib
 import json
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench import pinning
+from loadlab.ray_autoscaling import DEPLOYMENT, Flags, RayAutoscaling
 from loadlab.schema import ServerConfig
 from server.rayserve.process import RayServeProcess, descendants
+
+# The deployment this command starts: `python -m server.rayserve`'s, with pushes every 0.5 s so a scenario of
+# minutes sees load changes at once; no --initial-replicas (a scenario starts at rest).
+AUTOSCALING_FLAGS = Flags(replace(DEPLOYMENT, metrics_interval_s=0.5),
+                          only=[n for n in RayAutoscaling.field_names() if n != "initial_replicas"])
 
 
 def autoscaling_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The deployment's autoscaling as Ray Serve names it (what `simulator validate` replays), plus the
     deployment options the replay needs (max_ongoing_requests, graceful_shutdown_timeout_s)."""
-    return {"min_replicas": args.min_replicas, "max_replicas": args.max_replicas,
-            "target_ongoing_requests": args.target_ongoing_requests, "upscale_delay_s": args.upscale_delay_s,
-            "downscale_delay_s": args.downscale_delay_s, "downscale_to_zero_delay_s": args.downscale_to_zero_delay_s,
-            "look_back_period_s": args.look_back_period_s, "max_ongoing_requests": args.max_ongoing_requests,
-            "metrics_interval_s": args.metrics_interval_s,
-            "graceful_shutdown_timeout_s": args.graceful_shutdown_timeout_s}
+    settings = AUTOSCALING_FLAGS.read(args).settings()
+    return {k: settings[k] for k in AUTOSCALING_FLAGS.names()}
 
 
 def settings_from_ready(ready: dict[str, Any]) -> dict[str, Any]:

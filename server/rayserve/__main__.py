@@ -15,7 +15,13 @@ import threading
 import time
 import warnings
 
-from server.rayserve.options import APP_NAME, INGRESS_DEPLOYMENT, MODEL_DEPLOYMENT, ServeOptions
+from server.rayserve.options import (
+    APP_NAME,
+    AUTOSCALING_FLAGS,
+    INGRESS_DEPLOYMENT,
+    MODEL_DEPLOYMENT,
+    ServeOptions,
+)
 
 READY_PREFIX = "RAYSERVE READY "
 DEFAULT_TEMP_DIR = os.path.join(tempfile.gettempdir(), "decomposer-loadlab-ray")
@@ -42,21 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=d.device, help="cpu or cuda (cuda asks one GPU per replica)")
     p.add_argument("--dtype", default=d.dtype)
     p.add_argument("--steps", type=int, default=None, help="inference steps (default: the model's)")
-    p.add_argument("--min-replicas", type=int, default=d.min_replicas)
-    p.add_argument("--max-replicas", type=int, default=d.max_replicas)
-    p.add_argument("--initial-replicas", type=int, default=None)
-    p.add_argument("--target-ongoing-requests", type=float, default=d.target_ongoing_requests)
-    p.add_argument("--max-ongoing-requests", type=int, default=d.max_ongoing_requests,
-                   help="per replica; 1 = one pipeline call at a time (default %(default)s)")
-    p.add_argument("--upscale-delay-s", type=float, default=d.upscale_delay_s)
-    p.add_argument("--downscale-delay-s", type=float, default=d.downscale_delay_s)
-    p.add_argument("--downscale-to-zero-delay-s", type=float, default=d.downscale_to_zero_delay_s)
-    p.add_argument("--look-back-period-s", type=float, default=d.look_back_period_s)
-    p.add_argument("--metrics-interval-s", type=float, default=None,
-                   help="how often handles/replicas push load to the autoscaler (Ray's default 10 s)")
+    AUTOSCALING_FLAGS.add_to(p.add_argument_group("autoscaling (Ray Serve's names)"))
     p.add_argument("--replica-cpus", type=float, default=d.replica_cpus, help="CPU slots per model replica")
     p.add_argument("--torch-threads", type=int, default=d.torch_threads)
-    p.add_argument("--graceful-shutdown-timeout-s", type=float, default=d.graceful_shutdown_timeout_s)
     p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb, help="largest image, MB")
     p.add_argument("--max-pixels", type=int, default=d.max_pixels, help="largest image, width x height")
     p.add_argument("--vertex-endpoint-type", choices=("shared", "dedicated"), default=d.vertex_endpoint_type,
@@ -72,12 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
     return ServeOptions(
         model=args.model, device=args.device, dtype=args.dtype, steps=args.steps,
-        min_replicas=args.min_replicas, max_replicas=args.max_replicas, initial_replicas=args.initial_replicas,
-        target_ongoing_requests=args.target_ongoing_requests, max_ongoing_requests=args.max_ongoing_requests,
-        upscale_delay_s=args.upscale_delay_s, downscale_delay_s=args.downscale_delay_s,
-        downscale_to_zero_delay_s=args.downscale_to_zero_delay_s, look_back_period_s=args.look_back_period_s,
-        metrics_interval_s=args.metrics_interval_s, replica_cpus=args.replica_cpus,
-        torch_threads=args.torch_threads, graceful_shutdown_timeout_s=args.graceful_shutdown_timeout_s,
+        autoscaling=AUTOSCALING_FLAGS.read(args), replica_cpus=args.replica_cpus, torch_threads=args.torch_threads,
         predict_route=_env("AIP_PREDICT_ROUTE", "/vertex/predict"),
         health_route=_env("AIP_HEALTH_ROUTE", "/vertex/health"), max_upload_mb=args.max_upload_mb,
         max_pixels=args.max_pixels, vertex_endpoint_type=args.vertex_endpoint_type,
@@ -135,7 +124,7 @@ def _serve(args: argparse.Namespace, options: ServeOptions, source: str, stop: t
         ready = {"url": f"http://{args.host}:{args.port}", "app": APP_NAME, "deployment": MODEL_DEPLOYMENT,
                  "ingress": INGRESS_DEPLOYMENT, **info, "ray_init_s": round(t_init - t0, 3),
                  "ready_s": round(t_ready - t0, 3), "ready_at": t_ready,
-                 "autoscaling": options.autoscaling_config(), "max_ongoing_requests": options.max_ongoing_requests}
+                 "autoscaling": options.autoscaling_config(), "max_ongoing_requests": options.autoscaling.max_ongoing_requests}
         print(READY_PREFIX + json.dumps(ready), flush=True)
         while not stop.wait(0.5):
             pass

@@ -133,7 +133,7 @@ class VertexIngress:
     def _retry_after_s(self, queued: int) -> int:
         """The queue ahead drained by the replicas at the mean model time seen so far (1 s before any)."""
         per_job = self.mean_model_s or 1.0
-        return max(1, math.ceil(queued * per_job / max(1, self.options.max_replicas)))
+        return max(1, math.ceil(queued * per_job / max(1, self.options.autoscaling.max_replicas)))
 
     def _answer(self, results: list[dict], received: float) -> JSONResponse:
         predictions, columns = [], {key: [] for key in HEADERS}
@@ -159,7 +159,7 @@ class VertexIngress:
     def _ready(self) -> dict:
         return {"ready": True, "app": APP_NAME, "deployment": MODEL_DEPLOYMENT, "model": self.options.model,
                 "device": self.options.device, "autoscaling": self.options.autoscaling_config(),
-                "max_ongoing_requests": self.options.max_ongoing_requests,
+                "max_ongoing_requests": self.options.autoscaling.max_ongoing_requests,
                 "max_queued_requests": self.options.max_queued_requests, "ingress_started_at": self.started_at,
                 **self.options.extra}
 
@@ -199,10 +199,10 @@ def build_app(options: ServeOptions, source: str):
     the resolved model (a directory or hub id every node can load)."""
     model = ModelReplica.options(
         autoscaling_config=options.autoscaling_config(),
-        max_ongoing_requests=options.max_ongoing_requests,
+        max_ongoing_requests=options.autoscaling.max_ongoing_requests,
         max_queued_requests=options.max_queued_requests,
         ray_actor_options=options.ray_actor_options(),
-        graceful_shutdown_timeout_s=options.graceful_shutdown_timeout_s,
+        graceful_shutdown_timeout_s=options.autoscaling.graceful_shutdown_timeout_s,
     ).bind(source, options.device, options.dtype, options.steps, options.torch_threads)
     # One ingress replica that takes no CPU slot (the model replicas get them all) and never queues:
     # requests must wait in the model handle's router, where the autoscaler counts them.

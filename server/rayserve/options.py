@@ -5,39 +5,32 @@ Imports no Ray, so the command line can set Ray's environment before Ray is impo
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from loadlab.ray_autoscaling import DEPLOYMENT, Flags, RayAutoscaling
 from server.settings import MB, vertex_body_bytes
 from server.vertex_contract import PredictLimits
 
 APP_NAME = "decomposer"
 MODEL_DEPLOYMENT = "LayeredModel"
 INGRESS_DEPLOYMENT = "VertexIngress"
+# `--min-replicas` ... `--graceful-shutdown-timeout-s`: one flag per field of the autoscaling settings
+AUTOSCALING_FLAGS = Flags(DEPLOYMENT, helps={
+    "max_ongoing_requests": "per replica; 1 = one pipeline call at a time (default %(default)s)",
+    "metrics_interval_s": "how often handles/replicas push load to the autoscaler (Ray's default 10 s)"})
 
 
 @dataclass
 class ServeOptions:
-    """What `python -m server.rayserve` deploys (autoscaling config fields as Ray Serve 2.60 names them)."""
+    """What `python -m server.rayserve` deploys (`autoscaling`: the one Ray autoscaling settings type)."""
 
     model: str = "tiny"
     device: str = "cpu"
     dtype: str = "float32"
     steps: int | None = None
-    min_replicas: int = 0
-    max_replicas: int = 2
-    initial_replicas: int | None = None
-    target_ongoing_requests: float = 1.0
-    max_ongoing_requests: int = 1
-    upscale_delay_s: float = 2.0
-    downscale_delay_s: float = 10.0
-    downscale_to_zero_delay_s: float | None = 15.0
-    look_back_period_s: float = 30.0
-    # Deprecated in 2.60 but still what the handles' and replicas' metric pushes use (default 10 s):
-    # it bounds how soon the autoscaler sees a change in load. None leaves Ray's default.
-    metrics_interval_s: float | None = None
+    autoscaling: RayAutoscaling = field(default_factory=lambda: replace(DEPLOYMENT))
     replica_cpus: float = 1.0
     torch_threads: int = 1
-    graceful_shutdown_timeout_s: float = 20.0
     predict_route: str = "/vertex/predict"
     health_route: str = "/vertex/health"
     # The Vertex contract's limits, as on the job server (`python -m server --help` says each).
@@ -59,19 +52,7 @@ class ServeOptions:
                              max_image_bytes=int(self.max_upload_mb * MB), max_pixels=self.max_pixels)
 
     def autoscaling_config(self) -> dict:
-        config = {
-            "min_replicas": self.min_replicas, "max_replicas": self.max_replicas,
-            "target_ongoing_requests": self.target_ongoing_requests,
-            "upscale_delay_s": self.upscale_delay_s, "downscale_delay_s": self.downscale_delay_s,
-            "look_back_period_s": self.look_back_period_s,
-        }
-        if self.metrics_interval_s is not None:
-            config["metrics_interval_s"] = self.metrics_interval_s
-        if self.downscale_to_zero_delay_s is not None:
-            config["downscale_to_zero_delay_s"] = self.downscale_to_zero_delay_s
-        if self.initial_replicas is not None:
-            config["initial_replicas"] = self.initial_replicas
-        return config
+        return self.autoscaling.autoscaling_config()
 
     def ray_actor_options(self) -> dict:
         options: dict = {"num_cpus": self.replica_cpus}

@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from loadlab.ray_autoscaling import RayAutoscaling
 from simulator.autoscaling.base_policy import AutoscalingPolicy
 from simulator.autoscaling.ray_serve_metrics import RouterMetrics, TotalRequests
 
@@ -50,24 +51,15 @@ NO_CHANGE_HORIZON_TICKS = 864_000      # look at most a day ahead before waiting
 
 
 @dataclass
-class RayServeConfig:
-    """Ray Serve 2.60's AutoscalingConfig and the deployment options the model uses, with their defaults."""
+class RayServeConfig(RayAutoscaling):
+    """The deployment's autoscaling settings (loadlab.ray_autoscaling, Ray's defaults) and the rest of
+    Ray Serve 2.60's AutoscalingConfig and constants the model uses."""
 
-    min_replicas: int = 1
-    max_replicas: int = 1
-    initial_replicas: int | None = None
-    target_ongoing_requests: float = 2.0
-    max_ongoing_requests: int = 5
-    upscale_delay_s: float = 30.0
-    downscale_delay_s: float = 600.0
-    downscale_to_zero_delay_s: float | None = None
-    look_back_period_s: float = 30.0
-    metrics_interval_s: float = 10.0
+    metrics_interval_s: float = 10.0       # the model needs a push interval: Ray's default, never None
     upscaling_factor: float | None = None
     downscaling_factor: float | None = None
     smoothing_factor: float = 1.0
     graceful_shutdown_wait_loop_s: float = 2.0
-    graceful_shutdown_timeout_s: float = 20.0
     control_loop_interval_s: float = CONTROL_LOOP_INTERVAL_S
 
     @classmethod
@@ -99,6 +91,14 @@ class RayServeConfig:
     @property
     def record_interval_s(self) -> float:
         return min(self.look_back_period_s * RECORD_INTERVAL_FACTOR, self.metrics_interval_s)
+
+
+def ray_defaults() -> RayServeConfig:
+    """Ray Serve settings for this app (one pipeline call at a time per replica): scale 0..3 on one ongoing
+    request per replica; Ray's own delays and look-back (30 s up, 600 s down, 30 s); a graceful shutdown
+    long enough for a Large job on a T4 (Ray's 20 s default would kill jobs in flight when scaling down)."""
+    return RayServeConfig(min_replicas=0, max_replicas=3, target_ongoing_requests=1.0, max_ongoing_requests=1,
+                          graceful_shutdown_timeout_s=300.0)
 
 
 # -- the policy (autoscaling_policy.py) ------------------------------------------------------------
