@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
 
+from loadlab.arrival_modes import ARRIVAL_MODES
 from loadlab.blocks import ColdStart
 from loadlab.stats import pct_key, summarize
 
@@ -201,7 +202,7 @@ class LoadConfig(_Model):
     mode: Literal["closed", "burst", "open", "trace", "single", "coldstart"]
     users: list[int] | None = None           # closed loop / burst: users per stage
     rates_per_s: list[float] | None = None   # open loop: arrival rate per stage
-    arrival: Literal["closed", "poisson", "constant", "gamma", "trace"] = "closed"
+    arrival: Literal[ARRIVAL_MODES] = "closed"      # loadlab.arrival_modes
     burstiness: float | None = None
     seed: int | None = None
     trace: str | None = None

@@ -17,11 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from loadlab.arrival_modes import OPEN_MODES, RATE_LAWS, interarrivals
 from loadlab.stats import summarize
 from locustfiles.stages import rate_stage_name, window_stage_name
-
-RATE_MODES = ("poisson", "constant", "gamma")
-ARRIVAL_MODES = ("closed", *RATE_MODES, "trace")
 
 
 @dataclass(frozen=True)
@@ -71,22 +69,10 @@ def parse_rates(spec: str | list[float] | tuple[float, ...]) -> list[float]:
     return values
 
 
-def interarrivals(arrival: str, rate_per_s: float, n: int, rng: np.random.Generator,
-                  burstiness: float = 1.0) -> np.ndarray:
-    """`n` gaps (seconds) of a `rate_per_s` arrival process of kind `arrival`."""
-    if arrival == "poisson":
-        return rng.exponential(1.0 / rate_per_s, n)
-    if arrival == "gamma":
-        return rng.gamma(shape=burstiness, scale=1.0 / (rate_per_s * burstiness), size=n)
-    if arrival == "constant":
-        return np.full(n, 1.0 / rate_per_s)
-    raise ValueError(f"no interarrival law for arrival mode {arrival!r}")
-
-
 def stage_times(arrival: str, rate_per_s: float, duration_s: float, rng: np.random.Generator,
                 burstiness: float = 1.0) -> list[float]:
     """Arrival offsets in [0, duration_s) of one rate stage."""
-    if arrival == "constant":
+    if RATE_LAWS[arrival].regular:
         return [k / rate_per_s for k in range(math.ceil(duration_s * rate_per_s)) if k / rate_per_s < duration_s]
     times: list[float] = []
     t = 0.0
@@ -117,8 +103,8 @@ class OpenLoopPlan:
     time_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.arrival not in RATE_MODES + ("trace",):
-            raise ValueError(f"--arrival {self.arrival!r} is not open loop; choose from {RATE_MODES + ('trace',)}")
+        if self.arrival not in OPEN_MODES:
+            raise ValueError(f"--arrival {self.arrival!r} is not open loop; choose from {OPEN_MODES}")
         if not self.stage_seconds > 0:
             raise ValueError("--stage-seconds must be > 0")
         if self.arrival == "trace":

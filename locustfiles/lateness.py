@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from loadlab.arrival_modes import RATE_MODES
 from loadlab.schema import Report
 from loadlab.stats import summarize
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m locustfiles.lateness", description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=20.0, help="arrivals per second (default 20)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the run (default 60)")
-    parser.add_argument("--arrival", default="poisson", choices=["poisson", "constant", "gamma"])
+    parser.add_argument("--arrival", default="poisson", choices=RATE_MODES)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--http", action="store_true", help="each job also GETs a local http.server")
     parser.add_argument("--processes", type=int, default=0, help="Locust --processes (0 = one process)")

@@ -22,9 +22,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from clients.factory import TARGETS, check_factory, check_target
+from loadlab.arrival_modes import ARRIVAL_MODES, RATE_MODES
 from loadlab.cases import parse_cases
 from loadlab.trace import MAX_ROWS
-from locustfiles.arrivals import ARRIVAL_MODES, cap_share, parse_rates
+from locustfiles.arrivals import cap_share, parse_rates
 from locustfiles.report import open_plan_from_options, plan_from_options
 from locustfiles.stages import DEFAULT_MAX_STAGE_S, DEFAULT_STAGES, parse_stages
 
@@ -191,7 +192,7 @@ class Option:
 
 OPTIONS = (
     Option("--arrival", str, "closed", one_of(ARRIVAL_MODES), choices=ARRIVAL_MODES,
-           help="closed: --stages of N users (or bursts); poisson|gamma|constant: open loop at --rates; "
+           help=f"closed: --stages of N users (or bursts); {'|'.join(RATE_MODES)}: open loop at --rates; "
                 "trace: replay --trace"),
     Option("--stages", str, ",".join(map(str, DEFAULT_STAGES)), each_at_most(parse_stages, MAX_USERS, "stages"),
            help="closed loop: comma list of concurrent users per stage (default 1,5,10,20)"),

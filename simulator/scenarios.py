@@ -25,7 +25,7 @@ from simulator.profiles import ServiceTimeProfile, builtin
 
 @dataclass
 class Scenario:
-    """One way of serving. kind: local | vertex | hybrid | ray. `vertex_profile` is the cloud GPU's
+    """One way of serving. kind: a key of `KINDS` (local, vertex, hybrid, ray). `vertex_profile` is the cloud GPU's
     (Vertex replicas and Ray nodes: a T4 by default); its provision + load time is a replica's start."""
 
     kind: str = "vertex"
@@ -81,10 +81,10 @@ def _ray(sc: Scenario, env, ledger, rng) -> RayServeDeployment:
                               startup_s=sc.vertex_profile.provision_s + sc.vertex_profile.load_s)
 
 
-KINDS: dict[str, Callable[..., Deployment]] = {"local": _local, "vertex": _vertex, "hybrid": _hybrid, "ray": _ray}
-
 # -- the registry ----------------------------------------------------------------------------------
+Builder = Callable[..., Deployment]            # (scenario, env, ledger, rng) -> the deployment
 ScenarioFactory = Callable[[Scenario], Scenario]
+KINDS: dict[str, Builder] = {}
 REGISTRY: dict[str, tuple[ScenarioFactory, str]] = {}
 
 
@@ -92,6 +92,15 @@ def register(name: str, description: str, factory: ScenarioFactory) -> None:
     if name in REGISTRY:
         raise ValueError(f"scenario {name!r} registered twice")
     REGISTRY[name] = (factory, description)
+
+
+def register_kind(kind: str, description: str, build: Builder) -> None:
+    """A deployment kind: how a scenario builds it, and the scenario of the same name (the kind with the
+    command line's settings). A new kind is its policy module, its deployment module and this one call."""
+    if kind in KINDS:
+        raise ValueError(f"deployment kind {kind!r} registered twice")
+    KINDS[kind] = build
+    register(kind, description, lambda b: replace(b, kind=kind))
 
 
 def scenario(name: str, base: Scenario | None = None) -> Scenario:
@@ -109,13 +118,11 @@ def _vertex_variant(base: Scenario, schedule, spot: bool) -> Scenario:
     return replace(base, kind="vertex", vertex=replace(base.vertex, schedule=schedule, spot=spot))
 
 
-# The three ways of serving, as the command line configures them (`simulator run`).
-register("local", "k GPUs behind one FIFO queue, fixed monthly cost", lambda b: replace(b, kind="local"))
-register("vertex", "Vertex AI replicas with the target-utilisation autoscaler", lambda b: replace(b, kind="vertex"))
-register("hybrid", "Vertex first, the local GPU on failure or when not started in time",
-         lambda b: replace(b, kind="hybrid"))
-register("ray", "Ray Serve replicas on GPU nodes with Ray Serve 2.60's autoscaler, billed per node-second",
-         lambda b: replace(b, kind="ray"))
+# The ways of serving, as the command line configures them (`simulator run`).
+register_kind("local", "k GPUs behind one FIFO queue, fixed monthly cost", _local)
+register_kind("vertex", "Vertex AI replicas with the target-utilisation autoscaler", _vertex)
+register_kind("hybrid", "Vertex first, the local GPU on failure or when not started in time", _hybrid)
+register_kind("ray", "Ray Serve replicas on GPU nodes with Ray Serve 2.60's autoscaler, billed per node-second", _ray)
 
 # The settings the sweep compares (micro-batches: each extra job +70 % of one).
 register("local-1gpu", "one local GPU", lambda b: replace(b, kind="local", gpus=1, max_batch=1, batch_marginal=0.7))
