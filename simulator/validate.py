@@ -1,5 +1,6 @@
 """Replaying every stage of a measured run in the simulator and scoring it (the command,
-`python -m simulator validate --measured REPORT [--calibration C ...]`, is `simulator/validate_command.py`).
+`python -m simulator validate --measured REPORT [--calibration C ...] [--service both|measured|calibrated]`,
+is `simulator/validate_command.py`).
 
 Service times, the client overhead (e2e - queue - service) and replica start-up come from separate
 calibration runs (`--calibration`: a `bench single` report or any measured report), never from the run
@@ -11,11 +12,17 @@ replayed with its exact arrival times and cases; a closed-loop or burst stage wi
 duration or jobs per user and case mix. The server is the run's: workers / max batch
 (report.config.server; default 1). Errors are (simulated - measured) / measured of the mean, p95, p99,
 SLO attainment (when the stage has an SLO or `--slo-e2e` is given) and throughput of each stage; the
-simulated figure is the mean of `replications` runs.
+simulated figure is the mean of `replications` runs, with intervals on both sides (simulator/scoring.py).
+
+Two layers (`layers`): "prediction" draws service times from the calibration, as above; "mechanics"
+replays each job's measured service time and client overhead (simulator/mechanics.py), so that for the
+FIFO job server only the model of the queue remains (near-exact by construction). Each row says its
+`layer`; the simulated stages are the prediction's (the mechanics' when it runs alone).
 
 Output: a `loadlab.schema.Report` with role "validation": the simulated stages (first replication),
-`errors` (one `ErrorRow` per stage and metric), `extra["title"]` and `extra["max_abs_error_pct"]`
-(largest |error| of the scored mean, p95 and throughput rows, in %, what `--max-error` checks).
+`errors` (one `ErrorRow` per layer, stage and metric), `extra["title"]`, `extra["max_abs_error_pct"]`
+(largest |error| of the scored mean, p95 and throughput rows of the prediction layer, else of the
+mechanics layer, in %: what `--max-error` checks) and `extra["max_abs_error_pct_by_layer"]`.
 """
 
 from __future__ import annotations
@@ -34,15 +41,15 @@ from loadlab.schema import (
     SimulationConfig,
     Stage,
 )
-from loadlab.stats import mean, relative_error
 from simulator.closedloop import run_stage
+from simulator.mechanics import measured_times, mechanics_sampler
 from simulator.openloop import run_open_stage
 from simulator.profiles import ServiceTimeProfile, from_report
 from simulator.scenarios import Scenario, scenario
+from simulator.scoring import METRICS, layer_max_abs_error_pct, stage_errors
 
-# metric of an ErrorRow -> key of Stage.summary
-METRICS = {"mean_s": "mean", "p95_s": "p95", "p99_s": "p99", "slo_attainment": "slo_attainment",
-           "throughput_per_s": "throughput_per_s"}
+__all__ = ["METRICS", "stage_errors", "validate"]
+LAYERS = ("prediction", "mechanics")
 GATED = ("mean_s", "p95_s", "throughput_per_s")     # what --max-error checks, as it always did
 COLUMNS = [("mean_s", "mean s", 2), ("p95_s", "p95 s", 2), ("p99_s", "p99 s", 2), ("slo_attainment", "SLO att.", 3),
            ("throughput_per_s", "thr /s", 4)]
@@ -71,8 +78,9 @@ def base_report(measured: Report, profile: ServiceTimeProfile, seed: int, replic
 
 
 def validate(measured: Report, profile: ServiceTimeProfile | None = None, seed: int = 1, replications: int = 5,
-             slo_e2e_s: float | None = None, calibration: list[str] | None = None) -> Report:
-    """The simulated report of `measured`'s stages with measured-vs-simulated `errors`."""
+             slo_e2e_s: float | None = None, calibration: list[str] | None = None,
+             layers: tuple[str, ...] = ("prediction",)) -> Report:
+    """The simulated report of `measured`'s stages with measured-vs-simulated `errors`, per layer."""
     profile = profile or from_report(measured)
     server = measured.config.server or ServerConfig()
     workers, max_batch = server.workers or 1, server.max_batch or 1
@@ -82,46 +90,65 @@ def validate(measured: Report, profile: ServiceTimeProfile | None = None, seed: 
     report = base_report(measured, profile, seed, replications, ServerConfig(workers=workers, max_batch=max_batch),
                          calibration or [])
     report.extra["title"] = f"{measured.name}: measured vs simulated ({workers} worker(s), max batch {max_batch})"
+    shown = "prediction" if "prediction" in layers else "mechanics"
     for mstage in measured.stages:
         if not mstage.jobs:
             continue
         slo = slo_e2e_s if slo_e2e_s is not None else (mstage.slo_e2e_s or measured.config.slo_e2e_s)
         mstage = mstage.model_copy(update={"slo_e2e_s": slo})
-        if is_open_loop(measured, mstage):
-            sims = [replay_open_stage(mstage, replay.build, profile, rng)[0] for _ in range(max(1, replications))]
-        else:
-            sims = replay_closed_stage(mstage, replay, profile, rng, replications)
-        report.stages.append(sims[0])
-        report.errors += stage_errors(mstage, sims, scored=mstage.name not in fitted)
-    report.extra["max_abs_error_pct"] = max_abs_error_pct(report.errors)
+        for layer in (x for x in LAYERS if x in layers):
+            mechanics = layer == "mechanics"
+            sims = replay_stage(measured, mstage, replay.build, profile, rng, replications, mechanics)
+            if layer == shown:
+                report.stages.append(sims[0])
+            report.errors += stage_errors(mstage, sims, scored=mechanics or mstage.name not in fitted, layer=layer)
+    set_max_errors(report, GATED)
     return report
 
 
-def stage_errors(mstage: Stage, sims: list[Stage], scored: bool) -> list[ErrorRow]:
-    """One row per metric: the measured stage's figure against the mean of the simulated ones."""
-    ms = mstage.summary
-    rows = []
-    for metric, key in METRICS.items():
-        if key == "slo_attainment" and mstage.slo_e2e_s is None:
-            continue
-        sim = mean(v for s in sims if (v := s.summary.get(key)) is not None)
-        rows.append(ErrorRow(stage=mstage.name, metric=metric, measured=ms.get(key), simulated=sim,
-                             error=relative_error(sim, ms.get(key)), scored=scored))
-    return rows
+def set_max_errors(report: Report, metrics) -> None:
+    """`max_abs_error_pct` (the prediction layer's, else the mechanics') and the figure of each layer."""
+    by_layer = {layer: layer_max_abs_error_pct(report.errors, metrics, layer) for layer in LAYERS
+                if any(e.layer == layer for e in report.errors)}
+    report.extra["max_abs_error_pct_by_layer"] = by_layer
+    report.extra["max_abs_error_pct"] = by_layer.get("prediction", by_layer.get("mechanics"))
 
 
-def arrivals_of(mstage: Stage) -> tuple[list[tuple[float, str]], list[JobRecord]]:
-    """(sorted (t from the stage's start, case) of every request sent, the dropped ones never sent)."""
-    sent = [j for j in mstage.jobs if j.status != DROPPED]
+def mechanics_build(build: Callable) -> Callable:
+    """A deployment builder whose service sampler returns each job's measured service time."""
+    def make(env, ledger, rng):
+        dep = build(env, ledger, rng)
+        dep.sample = mechanics_sampler(dep.sample)
+        return dep
+    return make
+
+
+def replay_stage(measured: Report, mstage: Stage, build: Callable, profile: ServiceTimeProfile,
+                 rng: random.Random, replications: int, mechanics: bool) -> list[Stage]:
+    """The stage's replications; a mechanics replay is one run (nothing is drawn, except the service of
+    a job the run never completed)."""
+    if mechanics:
+        build, replications = mechanics_build(build), 1
+    if is_open_loop(measured, mstage):
+        return [replay_open_stage(mstage, build, profile, rng, mechanics=mechanics)[0]
+                for _ in range(max(1, replications))]
+    return replay_closed_stage(mstage, build, profile, rng, replications, mechanics)
+
+
+def arrivals_of(mstage: Stage, mechanics: bool = False) -> tuple[list[tuple], list[JobRecord]]:
+    """(sorted (t from the stage's start, case) of every request sent, with its measured (service s,
+    overhead s) in a mechanics replay; the dropped ones never sent)."""
+    sent = sorted((j for j in mstage.jobs if j.status != DROPPED), key=lambda j: j.origin)
     t0 = mstage.started_at if mstage.started_at is not None else min(j.origin for j in mstage.jobs)
-    return sorted((j.origin - t0, j.case) for j in sent), [j for j in mstage.jobs if j.status == DROPPED]
+    arrivals = [(j.origin - t0, j.case, *measured_times(j)) if mechanics else (j.origin - t0, j.case) for j in sent]
+    return arrivals, [j for j in mstage.jobs if j.status == DROPPED]
 
 
 def replay_open_stage(mstage: Stage, make_deployment: Callable, profile: ServiceTimeProfile, rng: random.Random,
-                      until_s: float | None = None):
+                      until_s: float | None = None, mechanics: bool = False):
     """An open-loop stage replayed with its exact arrivals; (simulated Stage, deployment). Requests the
     load generator dropped (over its in-flight cap) are copied as dropped: never sent, still counted."""
-    arrivals, dropped = arrivals_of(mstage)
+    arrivals, dropped = arrivals_of(mstage, mechanics)
     stage, deployment = run_open_stage(make_deployment, arrivals, profile.overhead_sampler(rng), rng, mstage.name,
                                        duration_s=mstage.duration_s, until_s=until_s,
                                        arrival_rate_per_s=mstage.arrival_rate_per_s, slo_e2e_s=mstage.slo_e2e_s)
@@ -131,23 +158,26 @@ def replay_open_stage(mstage: Stage, make_deployment: Callable, profile: Service
     return stage, deployment
 
 
-def replay_closed_stage(mstage: Stage, replay: Scenario, profile: ServiceTimeProfile, rng: random.Random,
-                        replications: int) -> list[Stage]:
-    """A closed-loop or burst stage replayed: same users, duration or jobs per user, and case mix."""
+def replay_closed_stage(mstage: Stage, build: Callable, profile: ServiceTimeProfile, rng: random.Random,
+                        replications: int, mechanics: bool = False) -> list[Stage]:
+    """A closed-loop or burst stage replayed: same users, duration or jobs per user, and case mix (in a
+    mechanics replay the n-th job submitted is the n-th measured one, with its service and overhead)."""
     mix = Counter(j.case for j in mstage.jobs)
     users = mstage.concurrency or 1
     per_user = mstage.jobs_per_user
     duration = mstage.duration_s if not per_user else None
     if not per_user and not duration:
         per_user = max(1, round(len(mstage.jobs) / users))
+    script = [(j.case, *measured_times(j)) for j in sorted(mstage.jobs, key=lambda j: j.submitted)
+              if j.status != DROPPED] if mechanics else None
     out = []
     for _ in range(max(1, replications)):
-        st = run_stage(replay.build, users, dict(mix), profile.overhead_sampler(rng), rng, duration_s=duration,
-                       jobs_per_user=per_user, name=mstage.name)
+        st = run_stage(build, users, dict(mix), profile.overhead_sampler(rng), rng, duration_s=duration,
+                       jobs_per_user=per_user, name=mstage.name, script=script)
         out.append(st.model_copy(update={"slo_e2e_s": mstage.slo_e2e_s}))
     return out
 
 
 def max_abs_error_pct(errors: list[ErrorRow], metrics=GATED) -> float | None:
-    values = [abs(e.error) for e in errors if e.scored and e.metric in metrics and e.error is not None]
-    return 100 * max(values) if values else None
+    """The prediction layer's largest scored |error| in % (simulator/scoring.py)."""
+    return layer_max_abs_error_pct(errors, metrics, "prediction")
