@@ -279,14 +279,14 @@ class ReplicaPool:
 
     def stats(self, horizon_s: float) -> dict:
         up = self.uptimes(horizon_s)
+        run = ReplicaRun.model_construct(window=(0.0, horizon_s), events=self.events)   # its counts, unvalidated
         ready_s = sum(((r.stopped_at if r.stopped_at is not None else horizon_s) - r.ready_at)
                       for r in self.replicas if r.ready_at is not None)
         return {"replicas_started": len(self.replicas), "mean_replicas": sum(up) / horizon_s if horizon_s else None,
                 "max_replicas": self.max_replicas, "replica_hours": sum(up) / 3600,
                 "utilisation": self.busy_s / ready_s if ready_s else None, "busy_hours": self.busy_s / 3600,
                 "stockouts": self.stockouts, "preemptions": self.preemptions,
-                "scale_ups": sum(e.direction == "up" for e in self.events),
-                "scale_downs": sum(e.direction == "down" for e in self.events)}
+                "scale_ups": run.scale_count("up"), "scale_downs": run.scale_count("down")}
 
     def replica_run(self, horizon_s: float) -> ReplicaRun:
         """The run's replicas on the simulation clock, window [0, horizon_s]."""
