@@ -6,7 +6,6 @@ replica life cycle. Deterministic where the deployment is: no service time is dr
 from __future__ import annotations
 
 from loadlab.schema import COMPLETED, JobRecord, ReplicaRun
-from loadlab.stats import mean
 
 
 def mechanics_sampler(fallback):
@@ -21,14 +20,26 @@ def mechanics_sampler(fallback):
     return sample
 
 
-def measured_times(job: JobRecord) -> tuple[float | None, float | None]:
-    """A measured job's (service s, client overhead s = e2e - queue - service); None where it has none."""
+def measured_times(job: JobRecord, ready_at: float | None = None) -> tuple[float | None, float | None]:
+    """A measured job's (service s, overhead s): the time from the end of its service to the result in the
+    client's hands (finished - started - service; else e2e - queue - service). `started` is the client's
+    estimate (submitted + upload + the server's queue_s); on Ray Serve the ingress stamps queue_s from its
+    own receipt, so a request that reached the ingress late looks started early: `ready_at`, when its
+    replica could first serve, bounds the start from below. None where the job has none (not completed)."""
     if job.status != COMPLETED or job.service_s is None:
         return None, None
     overhead = None
-    if job.e2e_s is not None and job.queue_s is not None:
-        overhead = max(0.0, job.e2e_s - job.queue_s - job.service_s)
-    return job.service_s, overhead
+    if job.finished is not None and job.started is not None:
+        started = job.started if ready_at is None else max(job.started, ready_at)
+        overhead = job.finished - started - job.service_s
+    elif job.e2e_s is not None and job.queue_s is not None:
+        overhead = job.e2e_s - job.queue_s - job.service_s
+    return job.service_s, None if overhead is None else max(0.0, overhead)
+
+
+def ready_times(run: ReplicaRun) -> dict[str, float]:
+    """Each recorded replica's ready time, by its id (a job's `extra["replica_id"]`)."""
+    return {i.replica: i.ready for i in run.intervals if i.ready is not None}
 
 
 def replica_startups(run: ReplicaRun, t0: float) -> list[float]:
@@ -39,13 +50,12 @@ def replica_startups(run: ReplicaRun, t0: float) -> list[float]:
 
 
 def decision_delay_s(jobs: list[JobRecord], run: ReplicaRun, half_period_s: float) -> float | None:
-    """The run's own request-at-zero -> scale-up decision time (mean over the periods at zero), less the
-    mean wait for the deciding control tick (`half_period_s`): the fresh router's lag the replay gives."""
-    ups = [e.t for e in run.decisions("up")]
-    delays = []
-    for job in run.first_requests_at_zero(jobs):
-        later = [t for t in ups if t >= job.origin]
-        if later:
-            delays.append(later[0] - job.origin)
-    value = mean(delays)
-    return None if value is None else max(0.0, value - half_period_s)
+    """The run's own first request at zero -> first scale-up decision, less the mean wait for the deciding
+    control tick (`half_period_s`): the lag of the router that request created (RayServePolicy's
+    `config_delay_s`). Later periods at zero are not this lag: their router exists and pushes on its own
+    period, which the replay models. None when the run has no such request."""
+    firsts = run.first_requests_at_zero(jobs)
+    if not firsts:
+        return None
+    later = [e.t for e in run.decisions("up") if e.t >= firsts[0].origin]
+    return max(0.0, later[0] - firsts[0].origin - half_period_s) if later else None

@@ -9,7 +9,7 @@ held for a duration) takes a moving-block bootstrap of its jobs in arrival order
 correlated); a burst (every job submitted at once) is one realisation whose figures scale with the
 service time (FIFO: mean = (n+1)/2 x S), so its interval is the figure scaled by the bootstrap interval
 of its mean service time. A prediction row whose measured interval is wider than +-10 % is marked
-`too_few` ("too few jobs"): shown, never scored. A mechanics row (the same jobs replayed) is a paired
+`too_few` ("too few jobs"): shown, never scored; when it is the mean's, every row of the stage is. A mechanics row (the same jobs replayed) is a paired
 comparison: no sampling noise between the two sides, so it carries no interval and is always scored."""
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def stage_errors(mstage: Stage, sims: list[Stage], scored: bool, layer: str = "p
     """One row per metric: the measured stage's figure against the mean of the simulated ones."""
     ms = mstage.summary
     rows = []
+    stage_too_few = False
     for metric, key in METRICS.items():
         if key == "slo_attainment" and mstage.slo_e2e_s is None:
             continue
@@ -73,7 +74,10 @@ def stage_errors(mstage: Stage, sims: list[Stage], scored: bool, layer: str = "p
             row.measured_ci = measured_ci(mstage, metric, value)
             row.simulated_pi = prediction_interval(values)
             row.inside = inside(value, row.simulated_pi)
-            row.too_few = metric in PRECISION_METRICS and not precise_enough(row.measured_ci, value)
+            # the mean's interval decides for the whole stage; a tail figure or the SLO also by its own
+            own = metric in PRECISION_METRICS and not precise_enough(row.measured_ci, value)
+            stage_too_few = stage_too_few or (metric == "mean_s" and own)
+            row.too_few = own or stage_too_few
         rows.append(row)
     return rows
 

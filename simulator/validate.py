@@ -13,6 +13,9 @@ duration or jobs per user and case mix. The server is the run's: workers / max b
 (report.config.server; default 1). Errors are (simulated - measured) / measured of the mean, p95, p99,
 SLO attainment (when the stage has an SLO or `--slo-e2e` is given) and throughput of each stage; the
 simulated figure is the mean of `replications` runs, with intervals on both sides (simulator/scoring.py).
+Each prediction replication draws from its own bootstrap resample of the calibration's service times
+(`calibration_draw`), so that the prediction interval carries the calibration's own uncertainty (its
+finite sample), not only the replay's; the machine's drift between calibration and run it does not see.
 
 Two layers (`layers`): "prediction" draws service times from the calibration, as above; "mechanics"
 replays each job's measured service time and client overhead (simulator/mechanics.py), so that for the
@@ -27,6 +30,7 @@ mechanics layer, in %: what `--max-error` checks) and `extra["max_abs_error_pct_
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -84,7 +88,6 @@ def validate(measured: Report, profile: ServiceTimeProfile | None = None, seed: 
     profile = profile or from_report(measured)
     server = measured.config.server or ServerConfig()
     workers, max_batch = server.workers or 1, server.max_batch or 1
-    replay = scenario("local", Scenario(local_profile=profile, gpus=workers, max_batch=max_batch))
     rng = random.Random(seed)
     fitted = fitted_stages(measured, profile)
     report = base_report(measured, profile, seed, replications, ServerConfig(workers=workers, max_batch=max_batch),
@@ -98,7 +101,7 @@ def validate(measured: Report, profile: ServiceTimeProfile | None = None, seed: 
         mstage = mstage.model_copy(update={"slo_e2e_s": slo})
         for layer in (x for x in LAYERS if x in layers):
             mechanics = layer == "mechanics"
-            sims = replay_stage(measured, mstage, replay.build, profile, rng, replications, mechanics)
+            sims = replay_stage(measured, mstage, workers, max_batch, profile, rng, replications, mechanics)
             if layer == shown:
                 report.stages.append(sims[0])
             report.errors += stage_errors(mstage, sims, scored=mechanics or mstage.name not in fitted, layer=layer)
@@ -123,16 +126,28 @@ def mechanics_build(build: Callable) -> Callable:
     return make
 
 
-def replay_stage(measured: Report, mstage: Stage, build: Callable, profile: ServiceTimeProfile,
+def calibration_draw(profile: ServiceTimeProfile, rng: random.Random) -> ServiceTimeProfile:
+    """The profile with each case's service samples resampled with replacement (a bootstrap of the
+    calibration): one replication's view of what the calibration could have measured."""
+    resampled = {c: [v[int(rng.random() * len(v))] for _ in v] for c, v in profile.service_samples.items() if v}
+    return dataclasses.replace(profile, service_samples=resampled)
+
+
+def replay_stage(measured: Report, mstage: Stage, workers: int, max_batch: int, profile: ServiceTimeProfile,
                  rng: random.Random, replications: int, mechanics: bool) -> list[Stage]:
-    """The stage's replications; a mechanics replay is one run (nothing is drawn, except the service of
-    a job the run never completed)."""
-    if mechanics:
-        build, replications = mechanics_build(build), 1
-    if is_open_loop(measured, mstage):
-        return [replay_open_stage(mstage, build, profile, rng, mechanics=mechanics)[0]
-                for _ in range(max(1, replications))]
-    return replay_closed_stage(mstage, build, profile, rng, replications, mechanics)
+    """The stage's replications, each from its own calibration draw; a mechanics replay is one run from the
+    profile itself (nothing is drawn, except the service of a job the run never completed)."""
+    sims = []
+    for _ in range(1 if mechanics else max(1, replications)):
+        prof = profile if mechanics else calibration_draw(profile, rng)
+        build = scenario("local", Scenario(local_profile=prof, gpus=workers, max_batch=max_batch)).build
+        if mechanics:
+            build = mechanics_build(build)
+        if is_open_loop(measured, mstage):
+            sims.append(replay_open_stage(mstage, build, prof, rng, mechanics=mechanics)[0])
+        else:
+            sims += replay_closed_stage(mstage, build, prof, rng, 1, mechanics)
+    return sims
 
 
 def arrivals_of(mstage: Stage, mechanics: bool = False) -> tuple[list[tuple], list[JobRecord]]:

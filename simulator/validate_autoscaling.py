@@ -33,15 +33,22 @@ import random
 from loadlab.schema import DROPPED, JobRecord, ReplicaRun, Report, ServerConfig, Stage
 from simulator.autoscaling.ray_serve import RayServeConfig
 from simulator.deployments.ray_serve import RayServeDeployment
-from simulator.mechanics import decision_delay_s, measured_times, mechanics_sampler, replica_startups
+from simulator.mechanics import (
+    decision_delay_s,
+    measured_times,
+    mechanics_sampler,
+    ready_times,
+    replica_startups,
+)
 from simulator.openloop import run_open_stage
 from simulator.pricing import DEFAULT_PRICES
 from simulator.profiles import ARTICLE_STARTUP, ServiceTimeProfile
 from simulator.scoring import run_rows, stage_errors
-from simulator.validate import LAYERS, base_report, set_max_errors
+from simulator.validate import LAYERS, base_report, calibration_draw, set_max_errors
 
 # what --max-error checks on an autoscaling run: the stages' mean, p95, throughput, and the bill
 GATED = ("mean_s", "p95_s", "throughput_per_s", "replica_seconds")
+DECISION_GRACE_S = 30.0
 
 
 def is_autoscaling_run(report: Report) -> bool:
@@ -124,14 +131,15 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
         delay_s, delay_from = (own, "the run's own request at zero -> decision - half a control period") \
             if own is not None else config_delay_s(calibration, config)
         startup_s = startups[-1] if startups else startup_s
-        arrivals = [(j.origin - t0, j.case, *measured_times(j)) for _, j in index]
+        ready = ready_times(measured.replicas)
+        arrivals = [(j.origin - t0, j.case, *measured_times(j, ready.get(j.extra.get("replica_id")))) for _, j in index]
     else:
         delay_s, delay_from = config_delay_s(calibration, config)
         arrivals = [(j.origin - t0, j.case) for _, j in index]
 
     def make(env, ledger, _rng):
         # the overhead is spent inside the replica's slot (its result travelling back), not after it
-        sample = profile.sampler(rng)
+        sample = (profile if mechanics else calibration_draw(profile, rng)).sampler(rng)
         return RayServeDeployment(env, ledger, mechanics_sampler(sample) if mechanics else sample, config,
                                   DEFAULT_PRICES, startup_s=startup_s, initial_running=initial_running,
                                   router_at_start=initial_running > 0, record_timeline=True,
@@ -158,11 +166,14 @@ def replay_index(measured: Report) -> list[tuple[int, JobRecord]]:
 
 def replay(make, arrivals: list[tuple[float, str]], window: float, rng: random.Random,
            replications: int) -> tuple[list[tuple[list[JobRecord], ReplicaRun]], list[dict]]:
-    """Each replication's jobs and replicas over the window, and the first replication's decisions."""
+    """Each replication's jobs and replicas over the window (its replica-seconds clipped to it), and the
+    first replication's decisions. The replay runs `DECISION_GRACE_S` past the window: the recording ends
+    once the deployment is back at rest, so a simulated last decision a little later than the measured
+    one is paired with it, not lost."""
     replays, decisions = [], []
     for _ in range(max(1, replications)):
         stage, dep = run_open_stage(make, arrivals, lambda case: 0.0, rng, "run",
-                                    until_s=window + 86400.0, at_least_s=window)
+                                    until_s=window + 86400.0, at_least_s=window + DECISION_GRACE_S)
         replays.append((stage.jobs, dep.replica_run(window)))
         if len(replays) == 1:
             decisions = [{"t": t, "to": to, "total_requests": total} for t, to, total in dep.policy.decisions]
