@@ -163,11 +163,13 @@ def test_first_request_at_zero_is_the_first_arrival_of_each_period_without_a_run
     # replica 0 runs 6 -> 50; replica 1 runs 80 -> ...
     run = _run((0.5, 6.0, 50.0), (75.0, 80.0, None))
     jobs = [_job(1.0, 9.0, True), _job(2.0, 8.5, True), _job(10.0, 2.0), _job(70.0, 12.0, True), _job(72.0, 11.0, True)]
+    jobs[0].waited_for_start_s, jobs[1].waited_for_start_s = 5.0, 4.0
     assert [j.scheduled for j in run.first_requests_at_zero(jobs)] == [1.0, 70.0]
     figures = run.figures(jobs)
     assert figures.first_request_at_zero_e2e_s == [9.0, 12.0]
     assert (figures.scale_ups, figures.scale_downs, figures.cold_starts) == (2, 1, 4)
     assert figures.replica_seconds == 123.0 and figures.max_replicas == 1   # never both up at once
+    assert figures.waited_for_start == 2
 
 
 def test_warm_service_time_leaves_the_cold_requests_out():

@@ -131,18 +131,17 @@ def test_a_cold_start_is_the_first_job_of_a_new_replica_and_the_wait_for_a_start
                    RecordedInterval("b", 2, start=20.0, running_at=27.0, stopping_at=None, end=None),
                    RecordedInterval("w", 3, start=1.0, running_at=3.0, stopping_at=None, end=None)]
     jobs = [
-        {"submitted": 16.0, "started": 16.5, "extra": {"replica_id": "a"}},    # a already running: not a's first
-        {"submitted": 11.0, "started": 15.0, "extra": {"replica_id": "a"}},    # a's first (held while a started)
-        {"submitted": 28.0, "scheduled": 27.5, "extra": {"replica_id": "b"}},  # b's first, b already running
-        {"submitted": 22.0, "scheduled": 21.0, "extra": {"replica_id": "b"}},  # waited for b (6 s), not its first
+        {"submitted": 16.0, "started": 16.5, "extra": {"replica_id": "a"}},    # a running, not its first
+        {"submitted": 11.0, "started": 15.0, "extra": {"replica_id": "a"}},    # a's first, waited 4 s for it
+        {"submitted": 12.0, "scheduled": 12.0, "started": 23.3, "extra": {"replica_id": "a"}},  # waited, not first
+        {"submitted": 28.0, "scheduled": 27.5, "started": 28.0, "extra": {"replica_id": "b"}},  # b's first, no wait
         {"submitted": 12.0, "extra": {}},                                      # no replica id (failed)
         {"submitted": 30.0, "extra": {"replica_id": "w"}},                     # w started before the recording
     ]
-    jobs[3]["started"], jobs[2]["started"] = 27.0, 33.0
     assert mark_cold_starts(jobs, tl) == [False, True, False, True, False, False]
     assert [j["cold_start"] for j in jobs] == [False, True, False, True, False, False]
-    assert [j["waited_for_start_s"] for j in jobs] == pytest.approx([None, 4.0, None, 6.0, None, None])
-    assert jobs[3]["extra"]["cold_wait_s"] == pytest.approx(6.0)   # from `scheduled`, not `submitted`
+    assert [j["waited_for_start_s"] for j in jobs] == pytest.approx([None, 4.0, 3.0, None, None, None])
+    assert jobs[2]["extra"]["cold_wait_s"] == pytest.approx(3.0)   # from `scheduled`
     assert jobs[0]["extra"]["cold_wait_s"] == 0.0
 
 

@@ -101,7 +101,42 @@ def test_ray_measured_start_ups_drive_the_replay(tmp_path):
     report.save(path)
     out = tmp_path / "v.json"
     main(["validate", "--measured", path, "--service", "measured", "--out", str(out)])
-    assert Report.load(out).extra["replay"]["measured_startups_s"][1] == pytest.approx(12.0)
+    sim = Report.load(out)
+    assert sim.extra["replay"]["measured_startups_s"][1] == pytest.approx(12.0)
+    (second,) = [i for i in sim.replicas.intervals if i.replica.endswith("replica1")]
+    assert second.ready - second.start == pytest.approx(12.0)
+
+
+def test_ray_mechanics_takes_the_fresh_routers_lag_from_the_runs_first_request(tmp_path):
+    """The recorded 0 -> 1 decision came 3.1 s after the first request (not 0.1 s): the mechanics replay
+    decides with it; the router then pushes on its own period (10 s here) from that first push, so the
+    next period's decision follows that phase (104.1 s), not the recorded one left unshifted (111.1 s)."""
+    path = ray_run(tmp_path / "ray.json")
+    report = Report.load(path)
+    report.replicas.events[0].t += 3.0
+    iv = report.replicas.intervals[0]
+    iv.start, iv.ready = iv.start + 3.0, iv.ready + 3.0
+    job = report.stages[0].jobs[0]
+    job.started, job.finished, job.queue_s, job.e2e_s = job.started + 3, job.finished + 3, job.queue_s + 3, job.e2e_s + 3
+    report.save(path)
+    out = tmp_path / "v.json"
+    main(["validate", "--measured", path, "--service", "measured", "--out", str(out)])
+    rows = layer_rows(out, "mechanics")
+    assert rows[(None, "scale_up_1_t_s")].difference == pytest.approx(0.0, abs=0.1)
+    assert rows[(None, "scale_up_2_t_s")].simulated == pytest.approx(rows[(None, "scale_up_1_t_s")].simulated + 100.0,
+                                                                     abs=0.11)
+
+
+def test_a_jobs_overhead_starts_no_earlier_than_its_replica_was_ready():
+    """Ray's ingress stamps queue_s from its own receipt: a request that reached it late looks started
+    before its replica could serve; the overhead counts from the replica's ready time then."""
+    from loadlab.schema import JobRecord
+    from simulator.mechanics import measured_times
+    job = JobRecord(case="light", status="completed", submitted=10.0, scheduled=10.0, started=30.0,
+                    finished=45.0, queue_s=20.0, service_s=8.0, e2e_s=35.0)
+    assert measured_times(job) == pytest.approx((8.0, 7.0))
+    assert measured_times(job, ready_at=35.0) == pytest.approx((8.0, 2.0))
+    assert measured_times(job.model_copy(update={"status": "failed"})) == (None, None)
 
 
 def test_discrete_outcomes_are_a_distribution_over_replications(tmp_path):
