@@ -59,3 +59,22 @@ def decision_delay_s(jobs: list[JobRecord], run: ReplicaRun, half_period_s: floa
         return None
     later = [e.t for e in run.decisions("up") if e.t >= firsts[0].origin]
     return max(0.0, later[0] - firsts[0].origin - half_period_s) if later else None
+
+
+def after_slot_s(jobs: list[JobRecord]) -> float:
+    """How long before the client had a result its replica's slot was already free: the mean, over jobs
+    that waited on the same replica for the one before (back to back), of (that one's finish at the
+    client - this one's start). Ray's router frees the slot when the handle has the result
+    (router.py `_process_finished_request`); the ingress then still answers the client. 0 without pairs."""
+    by_replica: dict[str, list[JobRecord]] = {}
+    for job in jobs:
+        rid = job.extra.get("replica_id")
+        if rid and job.status == COMPLETED and job.started is not None and job.finished is not None:
+            by_replica.setdefault(rid, []).append(job)
+    leads = []
+    for runs in by_replica.values():
+        runs.sort(key=lambda j: j.started)
+        for prev, nxt in zip(runs, runs[1:], strict=False):
+            if nxt.origin < prev.finished and prev.finished > nxt.started:   # it waited: back to back
+                leads.append(prev.finished - nxt.started)
+    return sum(leads) / len(leads) if leads else 0.0

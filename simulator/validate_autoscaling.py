@@ -34,6 +34,7 @@ from loadlab.schema import DROPPED, JobRecord, ReplicaRun, Report, ServerConfig,
 from simulator.autoscaling.ray_serve import RayServeConfig
 from simulator.deployments.ray_serve import RayServeDeployment
 from simulator.mechanics import (
+    after_slot_s,
     decision_delay_s,
     measured_times,
     mechanics_sampler,
@@ -125,7 +126,9 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
     startup_s = profile.provision_s + profile.load_s
     mechanics = layer == "mechanics"
     startups: list[float] = []
+    after_s = 0.0
     if mechanics:
+        after_s = after_slot_s([j for _, j in index])
         startups = replica_startups(measured.replicas, t0)
         own = decision_delay_s([j for _, j in index], measured.replicas, config.control_loop_interval_s / 2)
         delay_s, delay_from = (own, "the run's own request at zero -> decision - half a control period") \
@@ -143,11 +146,12 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
         return RayServeDeployment(env, ledger, mechanics_sampler(sample) if mechanics else sample, config,
                                   DEFAULT_PRICES, startup_s=startup_s, initial_running=initial_running,
                                   router_at_start=initial_running > 0, record_timeline=True,
-                                  return_s=profile.overhead_sampler(rng), config_delay_s=delay_s, startups=startups)
+                                  return_s=profile.overhead_sampler(rng), config_delay_s=delay_s, startups=startups,
+                                  after_slot_s=after_s)
 
     replays, decisions = replay(make, arrivals, t1 - t0, rng, 1 if mechanics else replications)
     inputs = {"window": [t0, t1], "initial_running": initial_running, "startup_s": startup_s,
-              "measured_startups_s": startups, "router_at_start": initial_running > 0,
+              "measured_startups_s": startups, "after_slot_s": after_s, "router_at_start": initial_running > 0,
               "settings": config.__dict__, "config_delay_s": delay_s, "config_delay_from": delay_from,
               "overhead": "inside the replica's slot (" + ("each job's measured e2e - queue - service)" if mechanics
                                                            else "calibration e2e - queue - service)")}

@@ -149,3 +149,43 @@ def test_discrete_outcomes_are_a_distribution_over_replications(tmp_path):
     first = rows[(None, "scale_up_1_t_s")]
     assert first.distribution.endswith(" s in 4 of 4") and first.quantile is not None
     assert rows[(None, "replica_seconds")].simulated_pi is not None
+
+
+def test_the_slot_frees_before_the_client_has_the_result_by_the_measured_lead():
+    """Two jobs back to back on one replica: the second started 0.4 s before the first's result reached
+    the client (the ingress still answering it): that lead is the part of the overhead after the slot."""
+    from loadlab.schema import JobRecord
+    from simulator.mechanics import after_slot_s
+
+    def job(arrival, started, finished, rid="r"):
+        return JobRecord(case="light", status="completed", submitted=arrival, scheduled=arrival, started=started,
+                         finished=finished, service_s=finished - started - 2.0, extra={"replica_id": rid})
+    jobs = [job(0.0, 1.0, 10.0), job(0.5, 9.6, 20.0), job(30.0, 31.0, 40.0), job(0.0, 1.0, 9.0, rid="q")]
+    assert after_slot_s(jobs) == pytest.approx(0.4)     # the job at 30 s did not wait: no pair
+    assert after_slot_s(jobs[2:]) == 0.0
+
+
+def test_ray_mechanics_replay_puts_the_lead_after_the_slot(tmp_path):
+    """Of a job's measured 2 s overhead, the measured 0.5 s lead comes after its slot is free: the replica
+    holds it 1.5 s, the client waits the other 0.5 s; the scripted run's replay records the lead."""
+    import simpy
+
+    from simulator.autoscaling.ray_serve import RayServeConfig
+    from simulator.deployments.ray_serve import RayServeDeployment
+    from simulator.ledger import Job, Ledger
+    from simulator.pricing import DEFAULT_PRICES
+    dep = RayServeDeployment(simpy.Environment(), Ledger(), lambda case, **_: 1.0, RayServeConfig(), DEFAULT_PRICES,
+                             startup_s=1.0, after_slot_s=0.5)
+    job = Job("light", 0.0)
+    job.measured_overhead_s = 2.0
+    assert dep.return_s("light", job) == pytest.approx(1.5) and job.measured_overhead_s == pytest.approx(0.5)
+    path = ray_run(tmp_path / "ray.json")
+    report = Report.load(path)
+    b, c = report.stages[1].jobs
+    c.extra["replica_id"] = b.extra["replica_id"]          # C waited for B on the same replica
+    shift = (b.finished - 0.5) - c.started
+    c.started, c.finished, c.queue_s, c.e2e_s = c.started + shift, c.finished + shift, c.queue_s + shift, c.e2e_s + shift
+    report.save(path)
+    out = tmp_path / "v.json"
+    main(["validate", "--measured", path, "--service", "measured", "--out", str(out)])
+    assert Report.load(out).extra["replay"]["after_slot_s"] == pytest.approx(0.5)

@@ -35,13 +35,15 @@ class RayServeDeployment(ReplicaPool):
     result travels back to the handle (a calibration's per-request overhead); `config_delay_s`: a router
     created by a request learns the deployment's config after this long (see RayServePolicy).
     `startups`: measured start -> RUNNING times, the k-th for the k-th replica started (a mechanics
-    replay); replicas beyond them take `startup_s`."""
+    replay); replicas beyond them take `startup_s`. `after_slot_s`: of a job's measured overhead, the part
+    after its slot is free (the ingress answering the client once the handle has the result)."""
 
     def __init__(self, env: simpy.Environment, ledger, sample, config: RayServeConfig, prices: dict,
                  startup_s: float, name: str = "ray", initial_running: int = 0,
                  router_at_start: bool = False, record_timeline: bool = False, return_s=None,
-                 config_delay_s: float = 0.0, startups: list[float] | None = None):
+                 config_delay_s: float = 0.0, startups: list[float] | None = None, after_slot_s: float = 0.0):
         self.config, self.prices = config, prices
+        self.after_slot_s = after_slot_s
         self.startups = list(startups or [])
         self.graceful = GracefulStop(config.graceful_shutdown_wait_loop_s, config.graceful_shutdown_timeout_s)
         self.return_sampler = return_s
@@ -77,8 +79,9 @@ class RayServeDeployment(ReplicaPool):
     def return_s(self, case: str, job=None) -> float:
         measured = getattr(job, "measured_overhead_s", None)   # a mechanics replay: the job's own,
         if measured is not None:
-            job.measured_overhead_s = 0.0      # spent inside the slot: the client adds nothing after it
-            return measured
+            after = min(measured, self.after_slot_s)
+            job.measured_overhead_s = after    # what the client still waits once the slot is free
+            return measured - after
         return self.return_sampler(case) if self.return_sampler is not None else 0.0
 
     # -- the bill ------------------------------------------------------------------------------------
