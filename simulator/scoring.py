@@ -58,11 +58,20 @@ def measured_ci(stage: Stage, metric: str, value: float | None) -> tuple[float, 
     return block_bootstrap_ci([j.e2e_s for j in done], STATISTIC[metric])
 
 
-def stage_errors(mstage: Stage, sims: list[Stage], scored: bool, layer: str = "prediction") -> list[ErrorRow]:
-    """One row per metric: the measured stage's figure against the mean of the simulated ones."""
+def imprecise_cases(service_samples: dict[str, list[float]]) -> list[str]:
+    """The cases whose calibrated mean service time is not known to +-10 % (95 % interval, or fewer than 5
+    samples): a prediction from them cannot support a +-10 % statement either."""
+    return sorted(case for case, values in service_samples.items()
+                  if not precise_enough(block_bootstrap_ci(values, np.mean), mean(values)))
+
+
+def stage_errors(mstage: Stage, sims: list[Stage], scored: bool, layer: str = "prediction",
+                 calibration_too_few: bool = False) -> list[ErrorRow]:
+    """One row per metric: the measured stage's figure against the mean of the simulated ones. A
+    prediction from a calibration too small for +-10 % (`calibration_too_few`) is "too few jobs" too."""
     ms = mstage.summary
     rows = []
-    stage_too_few = False
+    stage_too_few = calibration_too_few
     for metric, key in METRICS.items():
         if key == "slo_attainment" and mstage.slo_e2e_s is None:
             continue

@@ -13,6 +13,8 @@ duration or jobs per user and case mix. The server is the run's: workers / max b
 (report.config.server; default 1). Errors are (simulated - measured) / measured of the mean, p95, p99,
 SLO attainment (when the stage has an SLO or `--slo-e2e` is given) and throughput of each stage; the
 simulated figure is the mean of `replications` runs, with intervals on both sides (simulator/scoring.py).
+A stage whose case's calibrated mean service time is not known to +-10 % (`extra["calibration_too_few"]`)
+is "too few jobs" in the prediction layer, like a stage too small itself.
 Each prediction replication draws from its own bootstrap resample of the calibration's service times
 (`calibration_draw`), so that the prediction interval carries the calibration's own uncertainty (its
 finite sample), not only the replay's; the machine's drift between calibration and run it does not see.
@@ -50,7 +52,7 @@ from simulator.mechanics import measured_times, mechanics_sampler
 from simulator.openloop import run_open_stage
 from simulator.profiles import ServiceTimeProfile, from_report
 from simulator.scenarios import Scenario, scenario
-from simulator.scoring import METRICS, layer_max_abs_error_pct, stage_errors
+from simulator.scoring import METRICS, imprecise_cases, layer_max_abs_error_pct, stage_errors
 
 __all__ = ["METRICS", "stage_errors", "validate"]
 LAYERS = ("prediction", "mechanics")
@@ -94,6 +96,7 @@ def validate(measured: Report, profile: ServiceTimeProfile | None = None, seed: 
                          calibration or [])
     report.extra["title"] = f"{measured.name}: measured vs simulated ({workers} worker(s), max batch {max_batch})"
     shown = "prediction" if "prediction" in layers else "mechanics"
+    report.extra["calibration_too_few"] = imprecise_cases(profile.service_samples)
     for mstage in measured.stages:
         if not mstage.jobs:
             continue
@@ -104,7 +107,9 @@ def validate(measured: Report, profile: ServiceTimeProfile | None = None, seed: 
             sims = replay_stage(measured, mstage, workers, max_batch, profile, rng, replications, mechanics)
             if layer == shown:
                 report.stages.append(sims[0])
-            report.errors += stage_errors(mstage, sims, scored=mechanics or mstage.name not in fitted, layer=layer)
+            thin = bool({j.case for j in mstage.jobs} & set(report.extra["calibration_too_few"]))
+            report.errors += stage_errors(mstage, sims, scored=mechanics or mstage.name not in fitted, layer=layer,
+                                          calibration_too_few=thin and not mechanics)
     set_max_errors(report, GATED)
     return report
 

@@ -44,7 +44,7 @@ from simulator.mechanics import (
 from simulator.openloop import run_open_stage
 from simulator.pricing import DEFAULT_PRICES
 from simulator.profiles import ARTICLE_STARTUP, ServiceTimeProfile
-from simulator.scoring import run_rows, stage_errors
+from simulator.scoring import imprecise_cases, run_rows, stage_errors
 from simulator.validate import LAYERS, base_report, calibration_draw, set_max_errors
 
 # what --max-error checks on an autoscaling run: the stages' mean, p95, throughput, and the bill
@@ -97,7 +97,8 @@ def validate_autoscaling(measured: Report, profile: ServiceTimeProfile, seed: in
     rng = random.Random(seed)
     report = base_report(measured, profile, seed, replications, measured.config.server or ServerConfig(),
                          calibration or [])
-    report.extra.update(title=f"{measured.name}: measured vs simulated autoscaling (ray-serve policy)")
+    report.extra.update(title=f"{measured.name}: measured vs simulated autoscaling (ray-serve policy)",
+                        calibration_too_few=imprecise_cases(profile.service_samples))
     for layer in (x for x in LAYERS if x in layers):
         replays, decisions, inputs = replay_layer(layer, measured, profile, config, calibration, index, rng,
                                                   replications)
@@ -203,4 +204,5 @@ def add_stage_rows(report: Report, measured: Report, index: list[tuple[int, JobR
                               slo_e2e_s=slo, jobs=mine + dropped))
         if shown:
             report.stages.append(sims[0])
-        report.errors += stage_errors(mstage, sims, scored=True, layer=layer)
+        thin = layer == "prediction" and bool({j.case for j in mstage.jobs} & set(report.extra["calibration_too_few"]))
+        report.errors += stage_errors(mstage, sims, scored=True, layer=layer, calibration_too_few=thin)

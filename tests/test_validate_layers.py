@@ -189,3 +189,17 @@ def test_ray_mechanics_replay_puts_the_lead_after_the_slot(tmp_path):
     out = tmp_path / "v.json"
     main(["validate", "--measured", path, "--service", "measured", "--out", str(out)])
     assert Report.load(out).extra["replay"]["after_slot_s"] == pytest.approx(0.5)
+
+
+def test_a_prediction_from_a_calibration_of_one_job_is_too_few_jobs(tmp_path):
+    out = tmp_path / "v.json"
+    one = calibration_report(tmp_path / "c1.json", runs=1)
+    assert main(["validate", "--measured", open_report(tmp_path / "o.json"), "--calibration", one,
+                 "--service", "calibrated", "--out", str(out)]) == 0
+    report = Report.load(out)
+    assert report.extra["calibration_too_few"] == ["medium"]
+    assert all(e.too_few for e in report.errors if e.stage is not None)
+    enough = calibration_report(tmp_path / "c60.json")
+    main(["validate", "--measured", str(tmp_path / "o.json"), "--calibration", enough, "--service", "calibrated",
+          "--out", str(out)])
+    assert Report.load(out).extra["calibration_too_few"] == []
