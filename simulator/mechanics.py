@@ -78,3 +78,32 @@ def after_slot_s(jobs: list[JobRecord]) -> float:
             if nxt.origin < prev.finished and prev.finished > nxt.started:   # it waited: back to back
                 leads.append(prev.finished - nxt.started)
     return sum(leads) / len(leads) if leads else 0.0
+
+
+def worker_holds(jobs: list[JobRecord]) -> dict[int, float]:
+    """One FIFO worker's time after each job's model time before it took the next (the server's own
+    per-job work: decoding, encoding the result), by `id(job)`: measured where the next job was already
+    waiting (next start - this start - service), else the mean of those. Empty without such pairs."""
+    done = sorted((j for j in jobs if j.status == COMPLETED and j.started is not None and j.service_s is not None),
+                  key=lambda j: j.started)
+    holds = {}
+    for job, nxt in zip(done, done[1:], strict=False):
+        end = job.started + job.service_s
+        if nxt.origin < end and nxt.started >= end:
+            holds[id(job)] = nxt.started - end
+    if not holds:
+        return {}
+    typical = sum(holds.values()) / len(holds)
+    return {id(j): holds.get(id(j), typical) for j in done}
+
+
+def held_times(job: JobRecord, holds: dict[int, float]) -> tuple[float | None, float | None]:
+    """A local job's mechanics (service s, overhead s) with the worker's hold after it: the worker is busy
+    for service + hold; the client has the result `overhead` after the service, so the part of the
+    overhead after the hold is what remains (never below 0)."""
+    service, overhead = measured_times(job)
+    hold = holds.get(id(job), 0.0)
+    if service is None or overhead is None or not hold:
+        return service, overhead
+    hold = min(hold, overhead)
+    return service + hold, overhead - hold

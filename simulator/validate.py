@@ -20,8 +20,9 @@ Each prediction replication draws from its own bootstrap resample of the calibra
 finite sample), not only the replay's; the machine's drift between calibration and run it does not see.
 
 Two layers (`layers`): "prediction" draws service times from the calibration, as above; "mechanics"
-replays each job's measured service time and client overhead (simulator/mechanics.py), so that for the
-FIFO job server only the model of the queue remains (near-exact by construction). Each row says its
+replays each job's measured service time and client overhead (simulator/mechanics.py) and, on one
+worker, its measured hold after each job (the server's own per-job work), so that for the FIFO job server
+only the model of the queue remains (near-exact by construction). Each row says its
 `layer`; the simulated stages are the prediction's (the mechanics' when it runs alone).
 
 Output: a `loadlab.schema.Report` with role "validation": the simulated stages (first replication),
@@ -48,7 +49,7 @@ from loadlab.schema import (
     Stage,
 )
 from simulator.closedloop import run_stage
-from simulator.mechanics import measured_times, mechanics_sampler
+from simulator.mechanics import held_times, mechanics_sampler, worker_holds
 from simulator.openloop import run_open_stage
 from simulator.profiles import ServiceTimeProfile, from_report
 from simulator.scenarios import Scenario, scenario
@@ -149,26 +150,28 @@ def replay_stage(measured: Report, mstage: Stage, workers: int, max_batch: int, 
         if mechanics:
             build = mechanics_build(build)
         if is_open_loop(measured, mstage):
-            sims.append(replay_open_stage(mstage, build, prof, rng, mechanics=mechanics)[0])
+            sims.append(replay_open_stage(mstage, build, prof, rng, mechanics=mechanics, workers=workers)[0])
         else:
-            sims += replay_closed_stage(mstage, build, prof, rng, 1, mechanics)
+            sims += replay_closed_stage(mstage, build, prof, rng, 1, mechanics, workers)
     return sims
 
 
-def arrivals_of(mstage: Stage, mechanics: bool = False) -> tuple[list[tuple], list[JobRecord]]:
+def arrivals_of(mstage: Stage, mechanics: bool = False, workers: int = 1) -> tuple[list[tuple], list[JobRecord]]:
     """(sorted (t from the stage's start, case) of every request sent, with its measured (service s,
-    overhead s) in a mechanics replay; the dropped ones never sent)."""
+    overhead s) in a mechanics replay, the one worker's hold after each job in the service; the dropped
+    ones never sent)."""
     sent = sorted((j for j in mstage.jobs if j.status != DROPPED), key=lambda j: j.origin)
     t0 = mstage.started_at if mstage.started_at is not None else min(j.origin for j in mstage.jobs)
-    arrivals = [(j.origin - t0, j.case, *measured_times(j)) if mechanics else (j.origin - t0, j.case) for j in sent]
+    holds = worker_holds(sent) if mechanics and workers == 1 else {}
+    arrivals = [(j.origin - t0, j.case, *held_times(j, holds)) if mechanics else (j.origin - t0, j.case) for j in sent]
     return arrivals, [j for j in mstage.jobs if j.status == DROPPED]
 
 
 def replay_open_stage(mstage: Stage, make_deployment: Callable, profile: ServiceTimeProfile, rng: random.Random,
-                      until_s: float | None = None, mechanics: bool = False):
+                      until_s: float | None = None, mechanics: bool = False, workers: int = 1):
     """An open-loop stage replayed with its exact arrivals; (simulated Stage, deployment). Requests the
     load generator dropped (over its in-flight cap) are copied as dropped: never sent, still counted."""
-    arrivals, dropped = arrivals_of(mstage, mechanics)
+    arrivals, dropped = arrivals_of(mstage, mechanics, workers)
     stage, deployment = run_open_stage(make_deployment, arrivals, profile.overhead_sampler(rng), rng, mstage.name,
                                        duration_s=mstage.duration_s, until_s=until_s,
                                        arrival_rate_per_s=mstage.arrival_rate_per_s, slo_e2e_s=mstage.slo_e2e_s)
@@ -179,7 +182,7 @@ def replay_open_stage(mstage: Stage, make_deployment: Callable, profile: Service
 
 
 def replay_closed_stage(mstage: Stage, build: Callable, profile: ServiceTimeProfile, rng: random.Random,
-                        replications: int, mechanics: bool = False) -> list[Stage]:
+                        replications: int, mechanics: bool = False, workers: int = 1) -> list[Stage]:
     """A closed-loop or burst stage replayed: same users, duration or jobs per user, and case mix (in a
     mechanics replay the n-th job submitted is the n-th measured one, with its service and overhead)."""
     mix = Counter(j.case for j in mstage.jobs)
@@ -188,8 +191,9 @@ def replay_closed_stage(mstage: Stage, build: Callable, profile: ServiceTimeProf
     duration = mstage.duration_s if not per_user else None
     if not per_user and not duration:
         per_user = max(1, round(len(mstage.jobs) / users))
-    script = [(j.case, *measured_times(j)) for j in sorted(mstage.jobs, key=lambda j: j.submitted)
-              if j.status != DROPPED] if mechanics else None
+    sent = sorted((j for j in mstage.jobs if j.status != DROPPED), key=lambda j: j.submitted)
+    holds = worker_holds(sent) if mechanics and workers == 1 else {}
+    script = [(j.case, *held_times(j, holds)) for j in sent] if mechanics else None
     out = []
     for _ in range(max(1, replications)):
         st = run_stage(build, users, dict(mix), profile.overhead_sampler(rng), rng, duration_s=duration,

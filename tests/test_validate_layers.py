@@ -203,3 +203,39 @@ def test_a_prediction_from_a_calibration_of_one_job_is_too_few_jobs(tmp_path):
     main(["validate", "--measured", str(tmp_path / "o.json"), "--calibration", enough, "--service", "calibrated",
           "--out", str(out)])
     assert Report.load(out).extra["calibration_too_few"] == []
+
+
+def test_the_workers_hold_after_each_job_is_replayed_in_a_mechanics_run():
+    """A FIFO worker that spends 0.3 s after each model run before the next (the server's own work): the
+    next job, already waiting, starts 0.3 s after the service ended; the hold becomes part of the worker's
+    time and leaves the client's overhead after it unchanged in total."""
+    from loadlab.schema import JobRecord
+    from simulator.mechanics import held_times, worker_holds
+
+    def job(arrival, started, service=2.0, overhead=0.5):
+        return JobRecord(case="light", status="completed", submitted=arrival, started=started,
+                         finished=started + service + overhead, service_s=service, queue_s=started - arrival,
+                         e2e_s=started + service + overhead - arrival)
+    jobs = [job(0.0, 0.0), job(0.0, 2.3), job(0.0, 4.6), job(50.0, 50.0)]
+    holds = worker_holds(jobs)
+    assert [holds[id(j)] for j in jobs] == pytest.approx([0.3, 0.3, 0.3, 0.3])   # the last: the typical one
+    assert held_times(jobs[0], holds) == pytest.approx((2.3, 0.2))
+    assert worker_holds([job(0.0, 0.0), job(10.0, 10.0)]) == {}
+
+
+def test_a_burst_with_the_workers_hold_replays_exactly(tmp_path):
+    from loadlab.cases import ARTICLE_CASES
+    from loadlab.schema import JobRecord, LoadConfig, RunConfig, ServerConfig, Stage
+    stage = Stage(name="u=3", concurrency=3, jobs_per_user=1)
+    for k in range(3):
+        start = k * 2.3
+        stage.jobs.append(JobRecord(case="medium", status="completed", submitted=0.0, started=start,
+                                    finished=start + 2.5, service_s=2.0, queue_s=start, e2e_s=start + 2.5))
+    Report(role="load", kind="measured", name="held", target="local", cases=[ARTICLE_CASES["medium"]],
+           stages=[stage], config=RunConfig(driver="test", server=ServerConfig(workers=1, max_batch=1),
+                                            load=LoadConfig(mode="burst"))).save(tmp_path / "h.json")
+    out = tmp_path / "v.json"
+    main(["validate", "--measured", str(tmp_path / "h.json"), "--service", "measured", "--out", str(out)])
+    rows = layer_rows(out, "mechanics")
+    assert rows[("u=3", "mean_s")].error == pytest.approx(0.0, abs=1e-9)
+    assert rows[("u=3", "p95_s")].error == pytest.approx(0.0, abs=1e-9)
