@@ -136,9 +136,10 @@ def block_bootstrap_ci(values: Sequence[float], statistic, draws: int = BOOTSTRA
 
 def prediction_interval(values: Sequence[float]) -> tuple[float, float] | None:
     """The 95 % prediction interval of one more replication's figure from independent replications:
-    mean +- t * s * sqrt(1 + 1/n) (None below 2 replications)."""
+    mean +- t * s * sqrt(1 + 1/n). None below 2 replications, or when they all agree (a deterministic
+    replay: a point, about which "inside" says nothing)."""
     arr = np.asarray([v for v in values if v is not None], dtype=float)
-    if arr.size < 2:
+    if arr.size < 2 or float(arr.std()) == 0.0:
         return None
     half = t975(arr.size - 1) * float(arr.std(ddof=1)) * math.sqrt(1 + 1 / arr.size)
     return float(arr.mean() - half), float(arr.mean() + half)

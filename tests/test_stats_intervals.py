@@ -47,7 +47,7 @@ def test_prediction_interval_of_one_more_replication():
     # mean 2, s 1, t(2) 4.303, sqrt(1 + 1/3)
     assert (lo + hi) / 2 == pytest.approx(2.0)
     assert (hi - lo) / 2 == pytest.approx(4.303 * np.sqrt(4 / 3))
-    assert prediction_interval([5.0]) is None
+    assert prediction_interval([5.0]) is None and prediction_interval([5.0, 5.0, 5.0]) is None
     assert inside(2.5, (lo, hi)) and not inside(9.0, (lo, hi)) and inside(None, (lo, hi)) is None
 
 
