@@ -239,3 +239,12 @@ def test_a_burst_with_the_workers_hold_replays_exactly(tmp_path):
     rows = layer_rows(out, "mechanics")
     assert rows[("u=3", "mean_s")].error == pytest.approx(0.0, abs=1e-9)
     assert rows[("u=3", "p95_s")].error == pytest.approx(0.0, abs=1e-9)
+
+
+def test_latencies_no_fifo_server_gives_fall_outside_the_prediction_interval(tmp_path):
+    out = tmp_path / "v.json"
+    main(["validate", "--measured", open_report(tmp_path / "o.json", scale=1.5), "--calibration",
+          calibration_report(tmp_path / "c.json"), "--replications", "10", "--service", "calibrated",
+          "--out", str(out)])
+    row = layer_rows(out, "prediction")[("rate=0.25/s", "mean_s")]
+    assert row.inside is False and not row.too_few and row.measured > row.simulated_pi[1]
