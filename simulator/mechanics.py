@@ -20,6 +20,12 @@ def mechanics_sampler(fallback):
     return sample
 
 
+def arrival_order(job: JobRecord) -> tuple[float, float]:
+    """Jobs sorted for a replay: by arrival; jobs that arrived together in the order the server began them
+    (the router's order), so that each takes the service time the measured run gave it in that place."""
+    return job.origin, job.started if job.started is not None else float("inf")
+
+
 def measured_times(job: JobRecord, ready_at: float | None = None) -> tuple[float | None, float | None]:
     """A measured job's (service s, overhead s): the time from the end of its service to the result in the
     client's hands (finished - started - service; else e2e - queue - service). `started` is the client's

@@ -49,7 +49,7 @@ from loadlab.schema import (
     Stage,
 )
 from simulator.closedloop import run_stage
-from simulator.mechanics import held_times, mechanics_sampler, worker_holds
+from simulator.mechanics import arrival_order, held_times, mechanics_sampler, worker_holds
 from simulator.openloop import run_open_stage
 from simulator.profiles import ServiceTimeProfile, from_report
 from simulator.scenarios import Scenario, scenario
@@ -160,7 +160,7 @@ def arrivals_of(mstage: Stage, mechanics: bool = False, workers: int = 1) -> tup
     """(sorted (t from the stage's start, case) of every request sent, with its measured (service s,
     overhead s) in a mechanics replay, the one worker's hold after each job in the service; the dropped
     ones never sent)."""
-    sent = sorted((j for j in mstage.jobs if j.status != DROPPED), key=lambda j: j.origin)
+    sent = sorted((j for j in mstage.jobs if j.status != DROPPED), key=arrival_order)
     t0 = mstage.started_at if mstage.started_at is not None else min(j.origin for j in mstage.jobs)
     holds = worker_holds(sent) if mechanics and workers == 1 else {}
     arrivals = [(j.origin - t0, j.case, *held_times(j, holds)) if mechanics else (j.origin - t0, j.case) for j in sent]

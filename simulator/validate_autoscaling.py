@@ -35,6 +35,7 @@ from simulator.autoscaling.ray_serve import RayServeConfig
 from simulator.deployments.ray_serve import RayServeDeployment
 from simulator.mechanics import (
     after_slot_s,
+    arrival_order,
     decision_delay_s,
     measured_times,
     mechanics_sampler,
@@ -165,7 +166,7 @@ def replay_index(measured: Report) -> list[tuple[int, JobRecord]]:
     index: list[tuple[int, JobRecord]] = []
     for s_i, stage in enumerate(measured.stages):
         index += [(s_i, j) for j in stage.jobs if j.status != DROPPED]
-    index.sort(key=lambda x: x[1].origin)
+    index.sort(key=lambda x: arrival_order(x[1]))
     return index
 
 

@@ -248,3 +248,24 @@ def test_latencies_no_fifo_server_gives_fall_outside_the_prediction_interval(tmp
           "--out", str(out)])
     row = layer_rows(out, "prediction")[("rate=0.25/s", "mean_s")]
     assert row.inside is False and not row.too_few and row.measured > row.simulated_pi[1]
+
+
+def test_jobs_that_arrived_together_keep_the_order_the_server_began_them(tmp_path):
+    """One warm replica, two requests at 0.5 s: the server began the second-listed (25 s) first, then the
+    other (10 s). The mechanics replay gives each the service it had in that place."""
+    from loadlab.schema import JobRecord, ReplicaInterval, ReplicaRun, RunConfig, ServerConfig, Stage
+    from tests.test_sim_validate_autoscaling import T0
+
+    def job(started, service):
+        return JobRecord(case="medium", status="completed", scheduled=T0 + 0.5, submitted=T0 + 0.5,
+                         started=T0 + started, finished=T0 + started + service + 0.2, queue_s=started - 0.5,
+                         service_s=service, e2e_s=started + service + 0.2 - 0.5, extra={"replica_id": "w0"})
+    settings = {**SETTINGS, "min_replicas": 1, "max_replicas": 1}
+    stage = Stage(name="all", started_at=T0, duration_s=120.0, jobs=[job(25.7, 10.0), job(0.5, 25.0)])
+    replicas = ReplicaRun(window=(T0, T0 + 120.0), replica_seconds=120.0,
+                          intervals=[ReplicaInterval(replica="w0", start=T0 - 50, ready=T0 - 40)])
+    Report(role="load", kind="measured", name="together", target="rayserve", stages=[stage], replicas=replicas,
+           config=RunConfig(driver="test", server=ServerConfig(autoscaling=settings))).save(tmp_path / "t.json")
+    out = tmp_path / "v.json"
+    main(["validate", "--measured", str(tmp_path / "t.json"), "--service", "measured", "--out", str(out)])
+    assert layer_rows(out, "mechanics")[("all", "mean_s")].error == pytest.approx(0.0, abs=1e-6)
