@@ -191,7 +191,7 @@ def replay_closed_stage(mstage: Stage, build: Callable, profile: ServiceTimeProf
     duration = mstage.duration_s if not per_user else None
     if not per_user and not duration:
         per_user = max(1, round(len(mstage.jobs) / users))
-    sent = sorted((j for j in mstage.jobs if j.status != DROPPED), key=lambda j: j.submitted)
+    sent = sorted((j for j in mstage.jobs if j.status != DROPPED), key=lambda j: (j.submitted, arrival_order(j)[1]))
     holds = worker_holds(sent) if mechanics and workers == 1 else {}
     script = [(j.case, *held_times(j, holds)) for j in sent] if mechanics else None
     out = []
