@@ -60,7 +60,8 @@ class JobRecord(_Model):
     e2e_s: float | None = None       # scheduled (else submitted) -> result in the client's hands
     error: str | None = None
     served_by: str | None = None     # client or replica that answered (fallback, replicas)
-    cold_start: bool = False         # met a replica start (or, measured, the first request of a process)
+    cold_start: bool = False         # the first job its replica (or server process) served: a cold start
+    waited_for_start_s: float | None = None   # replicated: how long it waited for a starting replica (None: none)
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -267,14 +268,75 @@ class ScaleEvent(_Model):
         return "up" if self.to_replicas > self.from_replicas else "down"
 
 
+class RunFigures(_Model):
+    """The figures of a replicated run, computed once from its `ReplicaRun` and jobs (`ReplicaRun.figures`).
+    `cold_starts`: jobs that were the first of a new replica (JobRecord.cold_start); `waited_for_start`:
+    jobs that waited for a starting replica (a second, separate figure)."""
+
+    replica_seconds: float
+    scale_ups: int
+    scale_downs: int
+    max_replicas: int
+    cold_starts: int
+    waited_for_start: int
+    first_request_at_zero_e2e_s: list[float] = Field(default_factory=list)
+
+    @property
+    def first_request_at_zero_mean_s(self) -> float | None:
+        values = self.first_request_at_zero_e2e_s
+        return sum(values) / len(values) if values else None
+
+
 class ReplicaRun(_Model):
-    """A replicated deployment over a run: what the bill comes from."""
+    """A replicated deployment over a run: what the bill comes from. Its figures (replicas running at t,
+    scale counts, first requests at zero, replica-seconds, cold starts) are its methods: every reader
+    (bench, simulator, report) takes them from here."""
 
     window: tuple[float, float]
     timeline: list[ReplicaSample] = Field(default_factory=list)
     intervals: list[ReplicaInterval] = Field(default_factory=list)
     events: list[ScaleEvent] = Field(default_factory=list)
     replica_seconds: float = 0.0
+
+    def running_at(self, t: float) -> int:
+        """Replicas able to serve at t (ready <= t < end)."""
+        return sum(1 for i in self.intervals if i.ready is not None and i.ready <= t and (i.end is None or t < i.end))
+
+    def scale_count(self, direction: str) -> int:
+        """Scale decisions of one direction ("up" or "down")."""
+        return sum(e.direction == direction for e in self.events)
+
+    def decisions(self, direction: str) -> list[ScaleEvent]:
+        """The scale decisions of one direction, in order."""
+        return sorted((e for e in self.events if e.direction == direction), key=lambda e: e.t)
+
+    def max_replicas(self) -> int:
+        """Most replicas up at once (any state), from the sampled timeline, else from the intervals."""
+        if self.timeline:
+            return max(s.starting + s.running + s.stopping for s in self.timeline)
+        starts = sorted(i.start for i in self.intervals)
+        return max((sum(1 for i in self.intervals if i.start <= b and (i.end is None or b < i.end)) for b in starts),
+                   default=0)
+
+    def first_requests_at_zero(self, jobs: list[JobRecord]) -> list[JobRecord]:
+        """The first request of each period with no replica running (jobs and replicas on one clock): what
+        a user arriving at an idle, scaled-to-zero deployment waits."""
+        firsts, previous = [], None
+        for job in sorted(jobs, key=lambda j: j.origin):
+            t = job.origin
+            if self.running_at(t) == 0 and (previous is None or self.running_at(previous) > 0 or any(
+                    i.ready is not None and previous < i.ready <= t for i in self.intervals)):
+                firsts.append(job)
+            previous = t
+        return firsts
+
+    def figures(self, jobs: list[JobRecord]) -> RunFigures:
+        firsts = [j.e2e_s for j in self.first_requests_at_zero(jobs) if j.status == COMPLETED and j.e2e_s is not None]
+        return RunFigures(replica_seconds=self.replica_seconds, scale_ups=self.scale_count("up"),
+                          scale_downs=self.scale_count("down"), max_replicas=self.max_replicas(),
+                          cold_starts=sum(j.cold_start for j in jobs),
+                          waited_for_start=sum(bool(j.waited_for_start_s) for j in jobs),
+                          first_request_at_zero_e2e_s=firsts)
 
 
 class ErrorRow(_Model):
@@ -288,6 +350,14 @@ class ErrorRow(_Model):
     error: float | None              # (simulated - measured) / measured
     scored: bool = True
     difference: float | None = None  # simulated - measured, in the metric's unit (decision times: seconds)
+    layer: Literal["prediction", "mechanics"] = "prediction"   # mechanics: measured service times replayed
+    jobs: int | None = None          # the measured jobs behind the figure
+    measured_ci: tuple[float, float] | None = None    # 95 % confidence interval of the measured figure
+    simulated_pi: tuple[float, float] | None = None   # 95 % prediction interval over the replications
+    inside: bool | None = None       # the measured figure lies inside `simulated_pi`
+    too_few: bool = False            # too few jobs for a +-10 % statement: shown, not scored
+    distribution: str | None = None  # discrete outcomes: the values over the replications ("52-53 s in 3 of 10")
+    quantile: float | None = None    # discrete outcomes: share of replications below the measured value
 
 
 class Report(_Model):

@@ -261,6 +261,10 @@ def add_validate_command(sub) -> None:
                          "or from all stages")
     va.add_argument("--replications", type=Bounded(int, 1, MAX_REPLICATIONS), default=5,
                     help="simulated replications per stage, averaged (default 5)")
+    va.add_argument("--service", choices=("both", "measured", "calibrated"), default="both",
+                    help="measured: the mechanics replay (each job's measured service time and overhead, each "
+                         "replica's measured start-up); calibrated: the prediction (service times from "
+                         "--calibration); both (default): both layers, printed one after the other")
     add_common(va)
 
 

@@ -1,6 +1,7 @@
 """Closed-loop stages, as a Locust stage runs them: N users that each submit a job, wait for its
 result, and submit the next, for `duration_s` (closed loop) or `jobs_per_user` jobs (burst; 1 job per
-user is the article's "N requests at once"). The users start at `start_s` (a deployment that must warm
+user is the article's "N requests at once"). In a mechanics replay (`script`: the measured jobs' (case,
+service s, overhead s) in the order they were submitted) the n-th job submitted is the n-th measured one. The users start at `start_s` (a deployment that must warm
 up first) and the stage ends when every job ended, or at `until_s` for deployments that never go
 quiet (an autoscaler ticks forever)."""
 
@@ -26,11 +27,14 @@ def user(env: simpy.Environment, deployment, ledger: Ledger, uid: int, pick_case
         if not jobs_per_user and duration_s is not None and env.now >= start_s + duration_s:
             return
         done = env.event()
-        job = Job(pick_case(), env.now, done, uid)
+        case, *measured = pick_case()
+        job = Job(case, env.now, done, uid)
+        if measured:
+            job.measured_service_s, job.measured_overhead_s = measured
         ledger.arrive(job)
         deployment.submit(job)
         yield done
-        extra = overhead(job.case)
+        extra = job.overhead_s(overhead)
         overheads[id(job)] = extra
         if extra:
             yield env.timeout(extra)
@@ -39,7 +43,8 @@ def user(env: simpy.Environment, deployment, ledger: Ledger, uid: int, pick_case
 
 def run_stage(make_deployment, users: int, case_weights: dict[str, float], overhead, rng: random.Random,
               duration_s: float | None = None, jobs_per_user: int | None = None, name: str | None = None,
-              start_s: float = 0.0, until_s: float | None = None) -> Stage:
+              start_s: float = 0.0, until_s: float | None = None,
+              script: list[tuple[str, float | None, float | None]] | None = None) -> Stage:
     """Simulate one stage; `make_deployment(env, ledger, rng)` builds the server under test."""
     if not duration_s and not jobs_per_user:
         jobs_per_user = 1
@@ -49,8 +54,12 @@ def run_stage(make_deployment, users: int, case_weights: dict[str, float], overh
     names = list(case_weights)
     weights = [case_weights[c] for c in names]
 
-    def pick_case() -> str:
-        return rng.choices(names, weights)[0] if len(names) > 1 else names[0]
+    queue = list(reversed(script or []))
+
+    def pick_case() -> tuple:
+        if queue:
+            return queue.pop()
+        return (rng.choices(names, weights)[0] if len(names) > 1 else names[0]),
 
     overheads: dict[int, float] = {}
     for uid in range(users):

@@ -8,7 +8,8 @@ from simulator.streamstats import StreamingSummary
 
 class Job:
     __slots__ = ("case", "submitted", "started", "finished", "status", "service_s", "cold_start",
-                 "served_by", "retries", "error", "done", "user", "scheduled")
+                 "served_by", "retries", "error", "done", "user", "scheduled", "measured_service_s",
+                 "measured_overhead_s", "waited_for_start_s")
 
     def __init__(self, case: str, submitted: float, done=None, user: int | None = None):
         self.case = case
@@ -24,6 +25,13 @@ class Job:
         self.done = done      # a SimPy event for closed-loop users, else None
         self.user = user
         self.scheduled = None  # open-loop replay: the arrival's due time (= submitted in the simulator)
+        self.measured_service_s = None  # mechanics replay: the measured job's service time (its sampler returns it)
+        self.measured_overhead_s = None  # mechanics replay: its measured client overhead (e2e - queue - service)
+        self.waited_for_start_s = None  # replicated: how long it waited for its starting replica
+
+    def overhead_s(self, overhead) -> float:
+        """The client's time after the server's answer: the measured one in a mechanics replay, else a draw."""
+        return self.measured_overhead_s if self.measured_overhead_s is not None else overhead(self.case)
 
     def record(self, overhead_s: float = 0.0) -> JobRecord:
         e2e = (self.finished - self.submitted + overhead_s) if self.finished is not None and self.status == COMPLETED else None
@@ -33,6 +41,7 @@ class Job:
                          finished=(self.finished + overhead_s) if self.finished is not None else None,
                          queue_s=queue, service_s=self.service_s, e2e_s=e2e, error=self.error,
                          served_by=self.served_by, cold_start=self.cold_start,
+                         waited_for_start_s=self.waited_for_start_s,
                          extra={"retries": self.retries} if self.retries else {})
 
 

@@ -13,14 +13,17 @@ from loadlab.schema import Stage
 from simulator.ledger import Job, Ledger
 
 
-def arrive(env: simpy.Environment, deployment, ledger: Ledger, arrivals: Sequence[tuple[float, str]]):
+def arrive(env: simpy.Environment, deployment, ledger: Ledger, arrivals: Sequence[tuple]):
+    """Each arrival (t, case) or, in a mechanics replay, (t, case, measured service s, measured overhead s)."""
     now = 0.0
-    for t, case in arrivals:
+    for t, case, *measured in arrivals:
         if t > now:
             yield env.timeout(t - now)
             now = t
         job = Job(case, env.now)
         job.scheduled = env.now
+        if measured:
+            job.measured_service_s, job.measured_overhead_s = measured
         ledger.arrive(job)
         deployment.submit(job)
 
@@ -29,7 +32,8 @@ def run_open_stage(make_deployment: Callable, arrivals: Sequence[tuple[float, st
                    name: str, duration_s: float | None = None, until_s: float | None = None,
                    arrival_rate_per_s: float | None = None, slo_e2e_s: float | None = None,
                    at_least_s: float | None = None):
-    """(the simulated Stage, the deployment) of sorted (t, case) arrivals, t in s from the stage's start.
+    """(the simulated Stage, the deployment) of sorted (t, case) arrivals, t in s from the stage's start
+    (or (t, case, measured service s, measured overhead s): a mechanics replay, simulator/mechanics.py).
     `make_deployment(env, ledger, rng)` builds the server under test; `overhead(case)` is the client's
     time added after the server's answer. The simulation runs until every job ended (at most `until_s`)
     and at least until `at_least_s` (an autoscaler's tail: replicas scaling down after the last job)."""
@@ -52,5 +56,5 @@ def run_open_stage(make_deployment: Callable, arrivals: Sequence[tuple[float, st
         env.run(until=at_least_s)
     stage = Stage(name=name, duration_s=duration_s, started_at=0.0, arrival_rate_per_s=arrival_rate_per_s,
                   slo_e2e_s=slo_e2e_s)
-    stage.jobs = [j.record(overhead(j.case) if j.finished is not None else 0.0) for j in ledger.jobs]
+    stage.jobs = [j.record(j.overhead_s(overhead) if j.finished is not None else 0.0) for j in ledger.jobs]
     return stage, deployment

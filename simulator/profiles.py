@@ -50,7 +50,7 @@ class ServiceTimeProfile:
         emp = {c: list(v) for c, v in self.service_samples.items() if v}
         norm = dict(self.service_normal)
 
-        def sample(case: str) -> float:
+        def sample(case: str, *, in_system: int = 1, busy: int = 1, first: bool = False, job=None) -> float:
             values = emp.get(case)
             if values is not None:
                 return values[int(rng.random() * len(values))]

@@ -1,5 +1,6 @@
 """Replaying every stage of a measured run in the simulator and scoring it (the command,
-`python -m simulator validate --measured REPORT [--calibration C ...]`, is `simulator/validate_command.py`).
+`python -m simulator validate --measured REPORT [--calibration C ...] [--service both|measured|calibrated]`,
+is `simulator/validate_command.py`).
 
 Service times, the client overhead (e2e - queue - service) and replica start-up come from separate
 calibration runs (`--calibration`: a `bench single` report or any measured report), never from the run
@@ -11,15 +12,28 @@ replayed with its exact arrival times and cases; a closed-loop or burst stage wi
 duration or jobs per user and case mix. The server is the run's: workers / max batch
 (report.config.server; default 1). Errors are (simulated - measured) / measured of the mean, p95, p99,
 SLO attainment (when the stage has an SLO or `--slo-e2e` is given) and throughput of each stage; the
-simulated figure is the mean of `replications` runs.
+simulated figure is the mean of `replications` runs, with intervals on both sides (simulator/scoring.py).
+A stage whose case's calibrated mean service time is not known to +-10 % (`extra["calibration_too_few"]`)
+is "too few jobs" in the prediction layer, like a stage too small itself.
+Each prediction replication draws from its own bootstrap resample of the calibration's service times
+(`calibration_draw`), so that the prediction interval carries the calibration's own uncertainty (its
+finite sample), not only the replay's; the machine's drift between calibration and run it does not see.
+
+Two layers (`layers`): "prediction" draws service times from the calibration, as above; "mechanics"
+replays each job's measured service time and client overhead (simulator/mechanics.py) and, on one
+worker, its measured hold after each job (the server's own per-job work), so that for the FIFO job server
+only the model of the queue remains (near-exact by construction). Each row says its
+`layer`; the simulated stages are the prediction's (the mechanics' when it runs alone).
 
 Output: a `loadlab.schema.Report` with role "validation": the simulated stages (first replication),
-`errors` (one `ErrorRow` per stage and metric), `extra["title"]` and `extra["max_abs_error_pct"]`
-(largest |error| of the scored mean, p95 and throughput rows, in %, what `--max-error` checks).
+`errors` (one `ErrorRow` per layer, stage and metric), `extra["title"]`, `extra["max_abs_error_pct"]`
+(largest |error| of the scored mean, p95 and throughput rows of the prediction layer, else of the
+mechanics layer, in %: what `--max-error` checks) and `extra["max_abs_error_pct_by_layer"]`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -34,15 +48,15 @@ from loadlab.schema import (
     SimulationConfig,
     Stage,
 )
-from loadlab.stats import mean, relative_error
 from simulator.closedloop import run_stage
+from simulator.mechanics import arrival_order, held_times, mechanics_sampler, worker_holds
 from simulator.openloop import run_open_stage
 from simulator.profiles import ServiceTimeProfile, from_report
 from simulator.scenarios import Scenario, scenario
+from simulator.scoring import METRICS, imprecise_cases, layer_max_abs_error_pct, stage_errors
 
-# metric of an ErrorRow -> key of Stage.summary
-METRICS = {"mean_s": "mean", "p95_s": "p95", "p99_s": "p99", "slo_attainment": "slo_attainment",
-           "throughput_per_s": "throughput_per_s"}
+__all__ = ["METRICS", "stage_errors", "validate"]
+LAYERS = ("prediction", "mechanics")
 GATED = ("mean_s", "p95_s", "throughput_per_s")     # what --max-error checks, as it always did
 COLUMNS = [("mean_s", "mean s", 2), ("p95_s", "p95 s", 2), ("p99_s", "p99 s", 2), ("slo_attainment", "SLO att.", 3),
            ("throughput_per_s", "thr /s", 4)]
@@ -71,57 +85,93 @@ def base_report(measured: Report, profile: ServiceTimeProfile, seed: int, replic
 
 
 def validate(measured: Report, profile: ServiceTimeProfile | None = None, seed: int = 1, replications: int = 5,
-             slo_e2e_s: float | None = None, calibration: list[str] | None = None) -> Report:
-    """The simulated report of `measured`'s stages with measured-vs-simulated `errors`."""
+             slo_e2e_s: float | None = None, calibration: list[str] | None = None,
+             layers: tuple[str, ...] = ("prediction",)) -> Report:
+    """The simulated report of `measured`'s stages with measured-vs-simulated `errors`, per layer."""
     profile = profile or from_report(measured)
     server = measured.config.server or ServerConfig()
     workers, max_batch = server.workers or 1, server.max_batch or 1
-    replay = scenario("local", Scenario(local_profile=profile, gpus=workers, max_batch=max_batch))
     rng = random.Random(seed)
     fitted = fitted_stages(measured, profile)
     report = base_report(measured, profile, seed, replications, ServerConfig(workers=workers, max_batch=max_batch),
                          calibration or [])
     report.extra["title"] = f"{measured.name}: measured vs simulated ({workers} worker(s), max batch {max_batch})"
+    shown = "prediction" if "prediction" in layers else "mechanics"
+    report.extra["calibration_too_few"] = imprecise_cases(profile.service_samples)
     for mstage in measured.stages:
         if not mstage.jobs:
             continue
         slo = slo_e2e_s if slo_e2e_s is not None else (mstage.slo_e2e_s or measured.config.slo_e2e_s)
         mstage = mstage.model_copy(update={"slo_e2e_s": slo})
-        if is_open_loop(measured, mstage):
-            sims = [replay_open_stage(mstage, replay.build, profile, rng)[0] for _ in range(max(1, replications))]
-        else:
-            sims = replay_closed_stage(mstage, replay, profile, rng, replications)
-        report.stages.append(sims[0])
-        report.errors += stage_errors(mstage, sims, scored=mstage.name not in fitted)
-    report.extra["max_abs_error_pct"] = max_abs_error_pct(report.errors)
+        for layer in (x for x in LAYERS if x in layers):
+            mechanics = layer == "mechanics"
+            sims = replay_stage(measured, mstage, workers, max_batch, profile, rng, replications, mechanics)
+            if layer == shown:
+                report.stages.append(sims[0])
+            thin = bool({j.case for j in mstage.jobs} & set(report.extra["calibration_too_few"]))
+            report.errors += stage_errors(mstage, sims, scored=mechanics or mstage.name not in fitted, layer=layer,
+                                          calibration_too_few=thin and not mechanics)
+    set_max_errors(report, GATED)
     return report
 
 
-def stage_errors(mstage: Stage, sims: list[Stage], scored: bool) -> list[ErrorRow]:
-    """One row per metric: the measured stage's figure against the mean of the simulated ones."""
-    ms = mstage.summary
-    rows = []
-    for metric, key in METRICS.items():
-        if key == "slo_attainment" and mstage.slo_e2e_s is None:
-            continue
-        sim = mean(v for s in sims if (v := getattr(s.summary, key)) is not None)
-        rows.append(ErrorRow(stage=mstage.name, metric=metric, measured=getattr(ms, key), simulated=sim,
-                             error=relative_error(sim, getattr(ms, key)), scored=scored))
-    return rows
+def set_max_errors(report: Report, metrics) -> None:
+    """`max_abs_error_pct` (the prediction layer's, else the mechanics') and the figure of each layer."""
+    by_layer = {layer: layer_max_abs_error_pct(report.errors, metrics, layer) for layer in LAYERS
+                if any(e.layer == layer for e in report.errors)}
+    report.extra["max_abs_error_pct_by_layer"] = by_layer
+    report.extra["max_abs_error_pct"] = by_layer.get("prediction", by_layer.get("mechanics"))
 
 
-def arrivals_of(mstage: Stage) -> tuple[list[tuple[float, str]], list[JobRecord]]:
-    """(sorted (t from the stage's start, case) of every request sent, the dropped ones never sent)."""
-    sent = [j for j in mstage.jobs if j.status != DROPPED]
+def mechanics_build(build: Callable) -> Callable:
+    """A deployment builder whose service sampler returns each job's measured service time."""
+    def make(env, ledger, rng):
+        dep = build(env, ledger, rng)
+        dep.sample = mechanics_sampler(dep.sample)
+        return dep
+    return make
+
+
+def calibration_draw(profile: ServiceTimeProfile, rng: random.Random) -> ServiceTimeProfile:
+    """The profile with each case's service samples resampled with replacement (a bootstrap of the
+    calibration): one replication's view of what the calibration could have measured."""
+    resampled = {c: [v[int(rng.random() * len(v))] for _ in v] for c, v in profile.service_samples.items() if v}
+    return dataclasses.replace(profile, service_samples=resampled)
+
+
+def replay_stage(measured: Report, mstage: Stage, workers: int, max_batch: int, profile: ServiceTimeProfile,
+                 rng: random.Random, replications: int, mechanics: bool) -> list[Stage]:
+    """The stage's replications, each from its own calibration draw; a mechanics replay is one run from the
+    profile itself (nothing is drawn, except the service of a job the run never completed)."""
+    sims = []
+    for _ in range(1 if mechanics else max(1, replications)):
+        prof = profile if mechanics else calibration_draw(profile, rng)
+        build = scenario("local", Scenario(local_profile=prof, gpus=workers, max_batch=max_batch)).build
+        if mechanics:
+            build = mechanics_build(build)
+        if is_open_loop(measured, mstage):
+            sims.append(replay_open_stage(mstage, build, prof, rng, mechanics=mechanics, workers=workers)[0])
+        else:
+            sims += replay_closed_stage(mstage, build, prof, rng, 1, mechanics, workers)
+    return sims
+
+
+def arrivals_of(mstage: Stage, mechanics: bool = False, workers: int = 1) -> tuple[list[tuple], list[JobRecord]]:
+    """(sorted (t from the stage's start, case) of every request sent, with its measured (service s,
+    overhead s) in a mechanics replay, the one worker's hold after each job in the service; the dropped
+    ones never sent)."""
+    sent = sorted((j for j in mstage.jobs if j.status != DROPPED), key=arrival_order)
     t0 = mstage.started_at if mstage.started_at is not None else min(j.origin for j in mstage.jobs)
-    return sorted((j.origin - t0, j.case) for j in sent), [j for j in mstage.jobs if j.status == DROPPED]
+    holds = worker_holds(sent) if mechanics and workers == 1 else {}
+    arrivals = [(j.origin - t0, j.case, *held_times(j, holds)) if mechanics else (j.origin - t0, j.case) for j in sent]
+    return arrivals, [j for j in mstage.jobs if j.status == DROPPED]
 
 
 def replay_open_stage(mstage: Stage, make_deployment: Callable, profile: ServiceTimeProfile, rng: random.Random,
-                      until_s: float | None = None):
+                      until_s: float | None = None, mechanics: bool = False, workers: int = 1):
     """An open-loop stage replayed with its exact arrivals; (simulated Stage, deployment). Requests the
     load generator dropped (over its in-flight cap) are copied as dropped: never sent, still counted."""
-    arrivals, dropped = arrivals_of(mstage)
+    arrivals, dropped = arrivals_of(mstage, mechanics, workers)
     stage, deployment = run_open_stage(make_deployment, arrivals, profile.overhead_sampler(rng), rng, mstage.name,
                                        duration_s=mstage.duration_s, until_s=until_s,
                                        arrival_rate_per_s=mstage.arrival_rate_per_s, slo_e2e_s=mstage.slo_e2e_s)
@@ -131,23 +181,27 @@ def replay_open_stage(mstage: Stage, make_deployment: Callable, profile: Service
     return stage, deployment
 
 
-def replay_closed_stage(mstage: Stage, replay: Scenario, profile: ServiceTimeProfile, rng: random.Random,
-                        replications: int) -> list[Stage]:
-    """A closed-loop or burst stage replayed: same users, duration or jobs per user, and case mix."""
+def replay_closed_stage(mstage: Stage, build: Callable, profile: ServiceTimeProfile, rng: random.Random,
+                        replications: int, mechanics: bool = False, workers: int = 1) -> list[Stage]:
+    """A closed-loop or burst stage replayed: same users, duration or jobs per user, and case mix (in a
+    mechanics replay the n-th job submitted is the n-th measured one, with its service and overhead)."""
     mix = Counter(j.case for j in mstage.jobs)
     users = mstage.concurrency or 1
     per_user = mstage.jobs_per_user
     duration = mstage.duration_s if not per_user else None
     if not per_user and not duration:
         per_user = max(1, round(len(mstage.jobs) / users))
+    sent = sorted((j for j in mstage.jobs if j.status != DROPPED), key=lambda j: (j.submitted, arrival_order(j)[1]))
+    holds = worker_holds(sent) if mechanics and workers == 1 else {}
+    script = [(j.case, *held_times(j, holds)) for j in sent] if mechanics else None
     out = []
     for _ in range(max(1, replications)):
-        st = run_stage(replay.build, users, dict(mix), profile.overhead_sampler(rng), rng, duration_s=duration,
-                       jobs_per_user=per_user, name=mstage.name)
+        st = run_stage(build, users, dict(mix), profile.overhead_sampler(rng), rng, duration_s=duration,
+                       jobs_per_user=per_user, name=mstage.name, script=script)
         out.append(st.model_copy(update={"slo_e2e_s": mstage.slo_e2e_s}))
     return out
 
 
 def max_abs_error_pct(errors: list[ErrorRow], metrics=GATED) -> float | None:
-    values = [abs(e.error) for e in errors if e.scored and e.metric in metrics and e.error is not None]
-    return 100 * max(values) if values else None
+    """The prediction layer's largest scored |error| in % (simulator/scoring.py)."""
+    return layer_max_abs_error_pct(errors, metrics, "prediction")

@@ -6,12 +6,18 @@ continuous replay) go through the `ray-serve` policy with the run's autoscaler s
 The simulated report is on the simulation clock: t = 0 is the measured `replicas.window` start. It
 carries its own `ReplicaRun` (timeline, intervals, scale events, replica-seconds over the same window)
 and the errors: per stage the rows of `simulator.validate.stage_errors`; for the whole run
-(`stage=None`) replica_seconds, scale_ups, scale_downs, cold_starts (jobs that waited for their replica
-to start), first_request_at_zero_e2e_s (mean end-to-end latency of the first request of each period
-with no replica running) and one row per scale decision (`scale_up_1_t_s`, ...: the measured and
-simulated times from the window start, `difference` = simulated - measured in s; the k-th decision of
-a direction is paired with the k-th). Run-level figures are the mean over replications; decision times
-come from the first replication.
+(`stage=None`) replica_seconds, scale_ups, scale_downs, cold_starts (the first job of each new replica),
+waited_for_start (jobs that waited for a starting replica), first_request_at_zero_e2e_s (mean end-to-end
+latency of the first request of each period with no replica running) and one row per scale decision
+(`scale_up_1_t_s`, ...: the measured and simulated times from the window start, `difference` =
+simulated - measured in s; the k-th decision of a direction is paired with the k-th). Every figure comes
+from `ReplicaRun.figures`, the same code the recorder's report uses. Run-level figures are the mean over
+replications, discrete ones (counts, decision times; the median) with their distribution over the
+replications and where the measured one falls (simulator/scoring.py).
+
+The mechanics layer (`layers` holds "mechanics") replays each job's measured service time, each
+replica's measured start-up (the k-th started in the replay takes the k-th measured) and the run's own
+request-at-zero -> decision delay (simulator/mechanics.py); the overhead then is each job's measured one.
 
 Two inputs come from the calibration runs as Ray's source places them: the per-request overhead
 (e2e - queue - service) is held inside the replica's slot (the router frees a replica's slot only when its
@@ -24,17 +30,27 @@ from __future__ import annotations
 
 import random
 
-from loadlab.schema import DROPPED, ErrorRow, JobRecord, ReplicaRun, Report, ServerConfig, Stage
-from loadlab.stats import mean, relative_error
+from loadlab.schema import DROPPED, JobRecord, ReplicaRun, Report, ServerConfig, Stage
 from simulator.autoscaling.ray_serve import RayServeConfig
 from simulator.deployments.ray_serve import RayServeDeployment
+from simulator.mechanics import (
+    after_slot_s,
+    arrival_order,
+    decision_delay_s,
+    measured_times,
+    mechanics_sampler,
+    ready_times,
+    replica_startups,
+)
 from simulator.openloop import run_open_stage
 from simulator.pricing import DEFAULT_PRICES
 from simulator.profiles import ARTICLE_STARTUP, ServiceTimeProfile
-from simulator.validate import base_report, max_abs_error_pct, stage_errors
+from simulator.scoring import imprecise_cases, run_rows, stage_errors
+from simulator.validate import LAYERS, base_report, calibration_draw, set_max_errors
 
 # what --max-error checks on an autoscaling run: the stages' mean, p95, throughput, and the bill
 GATED = ("mean_s", "p95_s", "throughput_per_s", "replica_seconds")
+DECISION_GRACE_S = 30.0
 
 
 def is_autoscaling_run(report: Report) -> bool:
@@ -51,47 +67,6 @@ def ray_settings(measured: Report) -> tuple[RayServeConfig, list[str]]:
     return config, ignored
 
 
-def running_at(run: ReplicaRun, t: float) -> int:
-    """Replicas able to serve at t (ready <= t < end)."""
-    return sum(1 for i in run.intervals if i.ready is not None and i.ready <= t and (i.end is None or t < i.end))
-
-
-def first_requests_at_zero(jobs: list[JobRecord], run: ReplicaRun) -> list[JobRecord]:
-    """The first request of each period with no replica running (jobs and replicas on one clock)."""
-    firsts, previous = [], None
-    for job in sorted(jobs, key=lambda j: j.origin):
-        t = job.origin
-        if running_at(run, t) == 0:
-            ran_between = previous is None or running_at(run, previous) > 0 or any(
-                i.ready is not None and previous < i.ready <= t for i in run.intervals)
-            if ran_between:
-                firsts.append(job)
-        previous = t
-    return firsts
-
-
-def run_figures(jobs: list[JobRecord], run: ReplicaRun) -> dict[str, float | None]:
-    firsts = [j.e2e_s for j in first_requests_at_zero(jobs, run) if j.e2e_s is not None]
-    return {"replica_seconds": run.replica_seconds,
-            "scale_ups": float(sum(e.direction == "up" for e in run.events)),
-            "scale_downs": float(sum(e.direction == "down" for e in run.events)),
-            "cold_starts": float(sum(j.cold_start for j in jobs)),
-            "first_request_at_zero_e2e_s": mean(firsts)}
-
-
-def decision_rows(measured: ReplicaRun, simulated: ReplicaRun, t0: float) -> list[ErrorRow]:
-    rows = []
-    for direction in ("up", "down"):
-        m = [e for e in measured.events if e.direction == direction]
-        s = [e for e in simulated.events if e.direction == direction]
-        for k in range(max(len(m), len(s))):
-            mt = m[k].t - t0 if k < len(m) else None
-            st = s[k].t if k < len(s) else None
-            rows.append(ErrorRow(stage=None, metric=f"scale_{direction}_{k + 1}_t_s", measured=mt, simulated=st,
-                                 error=None, difference=None if mt is None or st is None else st - mt))
-    return rows
-
-
 def config_delay_s(calibration: list[str] | None, config: RayServeConfig) -> tuple[float, str]:
     """A fresh router's lag before it can push, from the calibration runs' request-at-zero -> scale-up
     decision times (mean, less the mean wait of half a control period for the deciding tick); 0 when no
@@ -106,47 +81,84 @@ def config_delay_s(calibration: list[str] | None, config: RayServeConfig) -> tup
             names.append(path)
     if not measured:
         return 0.0, "none measured: 0"
-    delay = max(0.0, mean(measured) - config.control_loop_interval_s / 2)
-    return delay, f"mean zero_to_decision_s {mean(measured):.3f} s of {', '.join(names)} - half a control period"
+    mean_s = sum(measured) / len(measured)
+    delay = max(0.0, mean_s - config.control_loop_interval_s / 2)
+    return delay, f"mean zero_to_decision_s {mean_s:.3f} s of {', '.join(names)} - half a control period"
 
 
 def validate_autoscaling(measured: Report, profile: ServiceTimeProfile, seed: int = 1, replications: int = 5,
-                         slo_e2e_s: float | None = None, calibration: list[str] | None = None) -> Report:
-    if profile.startup_from == ARTICLE_STARTUP:
+                         slo_e2e_s: float | None = None, calibration: list[str] | None = None,
+                         layers: tuple[str, ...] = ("prediction",)) -> Report:
+    if "prediction" in layers and profile.startup_from == ARTICLE_STARTUP:
         raise ValueError("no calibration run measured a replica start-up: give a --calibration report with "
                          "replica intervals (a Ray Serve run) or a bench coldstart report")
     config, ignored = ray_settings(measured)
     t0, t1 = measured.replicas.window
-    initial_running = running_at(measured.replicas, t0)
-    startup_s = profile.provision_s + profile.load_s
-    delay_s, delay_from = config_delay_s(calibration, config)
     index = replay_index(measured)
+    measured_jobs = [j for _, j in index]
     rng = random.Random(seed)
-
-    def make(env, ledger, _rng):
-        # the overhead is spent inside the replica's slot (its result travelling back), not after it
-        return RayServeDeployment(env, ledger, profile.sampler(rng), config, DEFAULT_PRICES, startup_s=startup_s,
-                                  initial_running=initial_running, router_at_start=initial_running > 0,
-                                  record_timeline=True, return_s=profile.overhead_sampler(rng),
-                                  config_delay_s=delay_s)
-
-    replays, decisions = replay(make, [(j.origin - t0, j.case) for _, j in index], t1 - t0, rng, replications)
     report = base_report(measured, profile, seed, replications, measured.config.server or ServerConfig(),
                          calibration or [])
     report.extra.update(title=f"{measured.name}: measured vs simulated autoscaling (ray-serve policy)",
-                        replay={"window": [t0, t1], "initial_running": initial_running, "startup_s": startup_s,
-                                "router_at_start": initial_running > 0, "settings": config.__dict__,
-                                "overhead": "inside the replica's slot (calibration e2e - queue - service)",
-                                "config_delay_s": delay_s, "config_delay_from": delay_from,
-                                "ignored_settings": ignored},
-                        # the first replication's decisions with the controller's total (queued + ongoing)
-                        # behind each, to read beside the controller log's "Current ongoing requests"
-                        simulated_decisions=decisions)
-    report.replicas = replays[0][1]
-    add_stage_rows(report, measured, index, replays, t0, slo_e2e_s)
-    add_run_rows(report, measured, [j for _, j in index], replays, t0)
-    report.extra["max_abs_error_pct"] = max_abs_error_pct(report.errors, GATED)
+                        calibration_too_few=imprecise_cases(profile.service_samples))
+    for layer in (x for x in LAYERS if x in layers):
+        replays, decisions, inputs = replay_layer(layer, measured, profile, config, calibration, index, rng,
+                                                  replications)
+        inputs["ignored_settings"] = ignored
+        first = layer == ("prediction" if "prediction" in layers else "mechanics")
+        if first:
+            # the first replication's decisions with the controller's total (queued + ongoing) behind
+            # each, to read beside the controller log's "Current ongoing requests"
+            report.extra.update(replay=inputs, simulated_decisions=decisions)
+            report.replicas = replays[0][1]
+        else:
+            report.extra[f"{layer}_replay"] = inputs
+            report.extra[f"{layer}_replicas"] = replays[0][1].model_dump(mode="json")
+        add_stage_rows(report, measured, index, replays, t0, slo_e2e_s, layer, first)
+        report.errors += run_rows(measured.replicas, measured_jobs, replays, t0, layer)
+    set_max_errors(report, GATED)
     return report
+
+
+def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, config: RayServeConfig,
+                 calibration: list[str] | None, index: list[tuple[int, JobRecord]], rng: random.Random,
+                 replications: int):
+    """One layer's replications: (jobs, ReplicaRun) each, the first one's decisions, and its inputs."""
+    t0, t1 = measured.replicas.window
+    initial_running = measured.replicas.running_at(t0)
+    startup_s = profile.provision_s + profile.load_s
+    mechanics = layer == "mechanics"
+    startups: list[float] = []
+    after_s = 0.0
+    if mechanics:
+        after_s = after_slot_s([j for _, j in index])
+        startups = replica_startups(measured.replicas, t0)
+        own = decision_delay_s([j for _, j in index], measured.replicas, config.control_loop_interval_s / 2)
+        delay_s, delay_from = (own, "the run's own request at zero -> decision - half a control period") \
+            if own is not None else config_delay_s(calibration, config)
+        startup_s = startups[-1] if startups else startup_s
+        ready = ready_times(measured.replicas)
+        arrivals = [(j.origin - t0, j.case, *measured_times(j, ready.get(j.extra.get("replica_id")))) for _, j in index]
+    else:
+        delay_s, delay_from = config_delay_s(calibration, config)
+        arrivals = [(j.origin - t0, j.case) for _, j in index]
+
+    def make(env, ledger, _rng):
+        # the overhead is spent inside the replica's slot (its result travelling back), not after it
+        sample = (profile if mechanics else calibration_draw(profile, rng)).sampler(rng)
+        return RayServeDeployment(env, ledger, mechanics_sampler(sample) if mechanics else sample, config,
+                                  DEFAULT_PRICES, startup_s=startup_s, initial_running=initial_running,
+                                  router_at_start=initial_running > 0, record_timeline=True,
+                                  return_s=profile.overhead_sampler(rng), config_delay_s=delay_s, startups=startups,
+                                  after_slot_s=after_s)
+
+    replays, decisions = replay(make, arrivals, t1 - t0, rng, 1 if mechanics else replications)
+    inputs = {"window": [t0, t1], "initial_running": initial_running, "startup_s": startup_s,
+              "measured_startups_s": startups, "after_slot_s": after_s, "router_at_start": initial_running > 0,
+              "settings": config.__dict__, "config_delay_s": delay_s, "config_delay_from": delay_from,
+              "overhead": "inside the replica's slot (" + ("each job's measured e2e - queue - service)" if mechanics
+                                                           else "calibration e2e - queue - service)")}
+    return replays, decisions, inputs
 
 
 def replay_index(measured: Report) -> list[tuple[int, JobRecord]]:
@@ -155,17 +167,20 @@ def replay_index(measured: Report) -> list[tuple[int, JobRecord]]:
     index: list[tuple[int, JobRecord]] = []
     for s_i, stage in enumerate(measured.stages):
         index += [(s_i, j) for j in stage.jobs if j.status != DROPPED]
-    index.sort(key=lambda x: x[1].origin)
+    index.sort(key=lambda x: arrival_order(x[1]))
     return index
 
 
 def replay(make, arrivals: list[tuple[float, str]], window: float, rng: random.Random,
            replications: int) -> tuple[list[tuple[list[JobRecord], ReplicaRun]], list[dict]]:
-    """Each replication's jobs and replicas over the window, and the first replication's decisions."""
+    """Each replication's jobs and replicas over the window (its replica-seconds clipped to it), and the
+    first replication's decisions. The replay runs `DECISION_GRACE_S` past the window: the recording ends
+    once the deployment is back at rest, so a simulated last decision a little later than the measured
+    one is paired with it, not lost."""
     replays, decisions = [], []
     for _ in range(max(1, replications)):
         stage, dep = run_open_stage(make, arrivals, lambda case: 0.0, rng, "run",
-                                    until_s=window + 86400.0, at_least_s=window)
+                                    until_s=window + 86400.0, at_least_s=window + DECISION_GRACE_S)
         replays.append((stage.jobs, dep.replica_run(window)))
         if len(replays) == 1:
             decisions = [{"t": t, "to": to, "total_requests": total} for t, to, total in dep.policy.decisions]
@@ -173,7 +188,7 @@ def replay(make, arrivals: list[tuple[float, str]], window: float, rng: random.R
 
 
 def add_stage_rows(report: Report, measured: Report, index: list[tuple[int, JobRecord]], replays, t0: float,
-                   slo_e2e_s: float | None) -> None:
+                   slo_e2e_s: float | None, layer: str, shown: bool) -> None:
     """Per stage: the simulated jobs back in their measured stages (with its dropped ones), scored."""
     for s_i, mstage in enumerate(measured.stages):
         if not mstage.jobs:
@@ -189,17 +204,7 @@ def add_stage_rows(report: Report, measured: Report, index: list[tuple[int, JobR
             sims.append(Stage(name=mstage.name, duration_s=mstage.duration_s, started_at=start,
                               arrival_rate_per_s=mstage.arrival_rate_per_s, concurrency=mstage.concurrency,
                               slo_e2e_s=slo, jobs=mine + dropped))
-        report.stages.append(sims[0])
-        report.errors += stage_errors(mstage, sims, scored=True)
-
-
-def add_run_rows(report: Report, measured: Report, measured_jobs: list[JobRecord], replays, t0: float) -> None:
-    """The whole run: its figures (mean over replications) and the first replication's decision times."""
-    m = run_figures(measured_jobs, measured.replicas)
-    sim = [run_figures(jobs, run) for jobs, run in replays]
-    for metric, value in m.items():
-        s = mean(v for f in sim if (v := f[metric]) is not None)
-        report.errors.append(ErrorRow(stage=None, metric=metric, measured=value, simulated=s,
-                                      error=relative_error(s, value),
-                                      difference=None if s is None or value is None else s - value))
-    report.errors += decision_rows(measured.replicas, replays[0][1], t0)
+        if shown:
+            report.stages.append(sims[0])
+        thin = layer == "prediction" and bool({j.case for j in mstage.jobs} & set(report.extra["calibration_too_few"]))
+        report.errors += stage_errors(mstage, sims, scored=True, layer=layer, calibration_too_few=thin)

@@ -14,24 +14,65 @@ from simulator.profiles import ServiceTimeProfile, from_report, from_reports, lo
 from simulator.validate import COLUMNS, validate
 from simulator.validate_autoscaling import is_autoscaling_run, validate_autoscaling
 
+# --service -> the validation layers it runs
+SERVICE_LAYERS = {"both": ("prediction", "mechanics"), "measured": ("mechanics",), "calibrated": ("prediction",)}
 
-def stage_table(report: Report, measured: Report) -> tuple[list[str], list[list[str]]]:
-    """The per-stage table printed by the command: measured, simulated and error % of each metric."""
-    shown = [c for c in COLUMNS if any(e.metric == c[0] for e in report.errors)]
+
+def stage_table(report: Report, measured: Report, layer: str = "prediction") -> tuple[list[str], list[list[str]]]:
+    """One layer's per-stage table: measured, simulated and error % of each metric."""
+    errors = [e for e in report.errors if e.layer == layer]
+    shown = [c for c in COLUMNS if any(e.metric == c[0] for e in errors)]
     headers = ["stage", "jobs"]
     for _, label, _ in shown:
         headers += [f"measured {label}", f"simulated {label}", f"error {label.split()[0]} %"]
     headers.append("scored")
     rows = []
-    for stage in report.stages:
-        by_metric = {e.metric: e for e in report.errors if e.stage == stage.name}
-        row = [stage.name, str(len(measured.stage(stage.name).jobs))]
+    for stage in (s for s in measured.stages if any(e.stage == s.name for e in errors)):
+        by_metric = {e.metric: e for e in errors if e.stage == stage.name}
+        row = [stage.name, str(len(stage.jobs))]
         for metric, _, digits in shown:
             e = by_metric.get(metric)
             row += ["-", "-", "-"] if e is None else [_f(e.measured, digits), _f(e.simulated, digits), _pct(e.error)]
-        row.append("yes" if by_metric["mean_s"].scored else "no (fit)")
+        row.append(_scored(by_metric["mean_s"]))
         rows.append(row)
     return headers, rows
+
+
+def interval_table(report: Report) -> tuple[list[str], list[list[str]]]:
+    """The prediction layer's rows with their intervals: the measured 95 % CI, the simulated 95 %
+    prediction interval over the replications, and whether the measured figure lies inside it."""
+    headers = ["stage", "metric", "jobs", "measured", "95 % CI", "simulated", "95 % PI", "inside", "score"]
+    rows = []
+    for e in report.errors:
+        if e.layer != "prediction" or e.stage is None or e.metric not in ("mean_s", "p95_s", "p99_s", "slo_attainment"):
+            continue
+        digits = 3 if e.metric == "slo_attainment" else 2
+        rows.append([e.stage, e.metric, str(e.jobs or "-"), _f(e.measured, digits), _interval(e.measured_ci, digits),
+                     _f(e.simulated, digits), _interval(e.simulated_pi, digits),
+                     "-" if e.inside is None else ("yes" if e.inside else "NO"),
+                     _scored(e) if not e.scored or e.too_few else f"{_pct(e.error)} %"])
+    return headers, rows
+
+
+def run_table(report: Report, layer: str) -> tuple[list[str], list[list[str]]]:
+    """A replicated run's whole-run rows of one layer: figures, decision times, and over the replications
+    the distribution of each discrete outcome and where the measured one falls."""
+    headers = ["metric", "measured", "simulated", "error %", "simulated - measured", "over replications",
+               "measured falls at"]
+    rows = [[e.metric, _f(e.measured, 3), _f(e.simulated, 3), _pct(e.error), _f(e.difference, 3),
+             e.distribution or _interval(e.simulated_pi, 2), "-" if e.quantile is None else f"{e.quantile:.2f}"]
+            for e in report.errors if e.stage is None and e.layer == layer]
+    return headers, rows
+
+
+def _scored(e) -> str:
+    if not e.scored:
+        return "no (fit)"
+    return "too few jobs" if e.too_few else "yes"
+
+
+def _interval(v, digits: int = 2) -> str:
+    return "-" if v is None else f"{v[0]:.{digits}f}-{v[1]:.{digits}f}"
 
 
 def _f(v, digits: int = 2) -> str:
@@ -46,6 +87,25 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     for row in [headers, *rows]:
         print("  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)))
+
+
+LAYER_TITLES = {"mechanics": "mechanics (each job's measured service time and overhead; Ray: each replica's "
+                            "measured start-up and the run's own decision delay)",
+                "prediction": "prediction (service times from the calibration; replications give the intervals)"}
+
+
+def print_layers(report: Report, measured: Report) -> None:
+    for layer in ("mechanics", "prediction"):
+        if not any(e.layer == layer for e in report.errors):
+            continue
+        print(f"\n{LAYER_TITLES[layer]}:")
+        print_table(*stage_table(report, measured, layer))
+        if layer == "prediction":
+            print("intervals (a measured figure whose 95 % CI is wider than +-10 % is 'too few jobs', not scored):")
+            print_table(*interval_table(report))
+        if any(e.stage is None and e.layer == layer for e in report.errors):
+            print("whole run:")
+            print_table(*run_table(report, layer))
 
 
 def profile_for(args: argparse.Namespace, measured: Report) -> tuple[ServiceTimeProfile, list[str]]:
@@ -69,25 +129,19 @@ def profile_for(args: argparse.Namespace, measured: Report) -> tuple[ServiceTime
 def cmd_validate(args: argparse.Namespace) -> int:
     measured = Report.load(args.measured)
     profile, calibration = profile_for(args, measured)
-    if is_autoscaling_run(measured):
-        report = validate_autoscaling(measured, profile, seed=args.seed, replications=args.replications,
-                                      slo_e2e_s=args.slo_e2e, calibration=calibration)
-    else:
-        report = validate(measured, profile, seed=args.seed, replications=args.replications,
-                          slo_e2e_s=args.slo_e2e, calibration=calibration)
+    layers = SERVICE_LAYERS[getattr(args, "service", "both")]
+    run = validate_autoscaling if is_autoscaling_run(measured) else validate
+    report = run(measured, profile, seed=args.seed, replications=args.replications, slo_e2e_s=args.slo_e2e,
+                 calibration=calibration, layers=layers)
     print(report.extra["title"])
-    print_table(*stage_table(report, measured))
-    run_rows = [e for e in report.errors if e.stage is None]
-    if run_rows:
-        print("whole run:")
-        print_table(["metric", "measured", "simulated", "error %", "simulated - measured"],
-                    [[e.metric, _f(e.measured, 3), _f(e.simulated, 3), _pct(e.error), _f(e.difference, 3)]
-                     for e in run_rows])
+    print_layers(report, measured)
     out = args.out or Path("reports/simulated") / f"validate-{Path(args.measured).stem}.json"
     report.save(out)
     print(f"validation report: {out}")
     worst = report.extra["max_abs_error_pct"]
-    print(f"largest |error| of the scored rows (stages' mean, p95, throughput; replica-seconds): {_f(worst, 1)} %")
+    for layer, value in report.extra.get("max_abs_error_pct_by_layer", {}).items():
+        print(f"{layer}: largest |error| of the scored rows (stages' mean, p95, throughput; replica-seconds): "
+              f"{_f(value, 1)} %")
     if args.max_error is not None and (worst is None or worst > args.max_error):
         print(f"FAIL: a stage is over --max-error {args.max_error:g} %" if worst is not None
               else "FAIL: no scored stage (every stage was fitted on)")

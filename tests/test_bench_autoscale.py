@@ -19,7 +19,6 @@ from PIL import Image
 from bench.autoscale.calibration import warm_service_s
 from bench.autoscale.cli import parse_args
 from bench.autoscale.recording import at_rest
-from bench.autoscale.replica_run import first_requests_at_zero, replica_run, run_figures
 from bench.autoscale.scenario import (
     RAMP_SHARES,
     SCENARIOS,
@@ -114,7 +113,7 @@ def test_the_trace_replays_through_locusts_plan_and_regroups_into_the_phases(tmp
 
 # --- the replica timeline in the report -------------------------------------------------------------
 
-def _recorded_timeline() -> dict:
+def _recorded_timeline():
     """A timeline as the recorder builds it: the controller log of a real run, samples around it."""
     events = parse_controller_log(LOG, "LayeredModel", "decomposer")
     r = {"id": "mlsq91ur", "pid": 10109, "start_time_s": at("12:23:49.415")}
@@ -123,12 +122,13 @@ def _recorded_timeline() -> dict:
                _sample(at("12:23:50.000"), 1, [{**r, "state": "STARTING"}]),
                _sample(at("12:23:56.000"), 1, [{**r, "state": "RUNNING"}])]
     start, end = at("12:23:45.000"), at("12:24:40.000")
-    return build_timeline(samples, events, app="decomposer", deployment="LayeredModel", start=start, end=end).to_dict()
+    return build_timeline(samples, events, app="decomposer", deployment="LayeredModel", start=start, end=end)
 
 
 def test_the_recorded_timeline_becomes_the_reports_replica_run(tmp_path):
-    timeline = json.loads(json.dumps(_recorded_timeline()))   # as plain JSON, the way it is stored
-    run = replica_run(timeline)
+    recorded = _recorded_timeline()
+    timeline = json.loads(json.dumps(recorded.to_dict()))   # as plain JSON, the way the recorder's part is stored
+    run = recorded.to_run()
     assert run.window == (at("12:23:45.000"), at("12:24:40.000"))
     assert [s.t for s in run.timeline] == [at("12:23:46.000"), at("12:23:50.000"), at("12:23:56.000")]
     assert [(s.target, s.starting, s.running) for s in run.timeline] == [(0, 0, 0), (1, 1, 0), (1, 0, 1)]
@@ -163,11 +163,13 @@ def test_first_request_at_zero_is_the_first_arrival_of_each_period_without_a_run
     # replica 0 runs 6 -> 50; replica 1 runs 80 -> ...
     run = _run((0.5, 6.0, 50.0), (75.0, 80.0, None))
     jobs = [_job(1.0, 9.0, True), _job(2.0, 8.5, True), _job(10.0, 2.0), _job(70.0, 12.0, True), _job(72.0, 11.0, True)]
-    assert [j.scheduled for j in first_requests_at_zero(jobs, run)] == [1.0, 70.0]
-    figures = run_figures(jobs, run)
-    assert figures["first_request_at_zero_e2e_s"] == [9.0, 12.0]
-    assert (figures["scale_ups"], figures["scale_downs"], figures["cold_starts"]) == (2, 1, 4)
-    assert figures["replica_seconds"] == 123.0
+    jobs[0].waited_for_start_s, jobs[1].waited_for_start_s = 5.0, 4.0
+    assert [j.scheduled for j in run.first_requests_at_zero(jobs)] == [1.0, 70.0]
+    figures = run.figures(jobs)
+    assert figures.first_request_at_zero_e2e_s == [9.0, 12.0]
+    assert (figures.scale_ups, figures.scale_downs, figures.cold_starts) == (2, 1, 4)
+    assert figures.replica_seconds == 123.0 and figures.max_replicas == 1   # never both up at once
+    assert figures.waited_for_start == 2
 
 
 def test_warm_service_time_leaves_the_cold_requests_out():
@@ -300,10 +302,11 @@ def test_short_scenario_scales_from_zero_and_back_and_the_report_has_the_bill(tm
     jobs = [j for s in report.stages for j in s.jobs]
     assert jobs and all(j.status == "completed" and j.extra.get("replica_id") for j in jobs)
     assert {j.extra["replica_id"] for j in jobs} <= {i.replica for i in run.intervals}
-    # the first request arrived at zero replicas and waited for its replica: marked, with the wait
+    # the first request arrived at zero replicas and waited for its replica: its first job, with the wait
     first = min(jobs, key=lambda j: j.origin)
-    assert first.cold_start and first.extra["cold_wait_s"] > 0
-    assert sum(j.cold_start for j in jobs) >= 1 and not all(j.cold_start for j in jobs)
+    assert first.cold_start and first.waited_for_start_s > 0 and first.extra["cold_wait_s"] > 0
+    # one cold start per new replica: the first job each served
+    assert sum(j.cold_start for j in jobs) == len({j.extra["replica_id"] for j in jobs})
     assert [s.name for s in report.stages] == [p["name"] for p in report.extra["scenario"]["phases"]]
     # the calibration run beside it: warm service times and the replica start, in its own window
     calibration = Report.load(tmp_path / "autoscale-calibration.json")

@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from bench.replicas import (
-    ReplicaInterval,
+    RecordedInterval,
     Sample,
     build_timeline,
     mark_cold_starts,
@@ -99,7 +99,8 @@ def test_timeline_from_samples_alone_when_the_log_is_not_readable():
     assert [(e.t, e.from_replicas, e.to_replicas, e.direction, e.source) for e in tl.scale_events] == [
         (10.5, 0, 1, "up", "samples"), (11.5, 1, 0, "down", "samples")]
     d = tl.to_dict()
-    assert d["scale_ups"] == 1 and d["scale_downs"] == 1 and d["replicas"][0]["startup_s"] == pytest.approx(0.8)
+    run = tl.to_run()
+    assert run.scale_count("up") == 1 and run.scale_count("down") == 1 and d["replicas"][0]["startup_s"] == pytest.approx(0.8)
     assert d["samples"][2] == {"t": 11.0, "target": 1, "starting": 0, "running": 1, "stopping": 0,
                                "replicas": [{"id": "a", "pid": 1, "start_time_s": 10.2, "state": "RUNNING"}]}
 
@@ -124,22 +125,32 @@ def test_sample_from_serve_details():
     assert missing.target is None and missing.running == 0
 
 
-def test_cold_start_marks_jobs_that_waited_for_their_replica_or_arrived_at_zero():
-    tl = build_timeline([], [], app="x", deployment="m", start=0.0, end=100.0)
-    tl.replicas = [ReplicaInterval("a", 1, start=10.0, running_at=15.0, stopping_at=50.0, end=52.0),
-                   ReplicaInterval("b", 2, start=20.0, running_at=27.0, stopping_at=None, end=None)]
+def test_a_cold_start_is_the_first_job_of_a_new_replica_and_the_wait_for_a_start_is_apart():
+    tl = build_timeline([], [], app="x", deployment="m", start=5.0, end=100.0)
+    tl.replicas = [RecordedInterval("a", 1, start=10.0, running_at=15.0, stopping_at=50.0, end=52.0),
+                   RecordedInterval("b", 2, start=20.0, running_at=27.0, stopping_at=None, end=None),
+                   RecordedInterval("w", 3, start=1.0, running_at=3.0, stopping_at=None, end=None)]
     jobs = [
-        {"submitted": 11.0, "extra": {"replica_id": "a"}},                     # held while a started
-        {"submitted": 16.0, "extra": {"replica_id": "a"}},                     # a already running
-        {"submitted": 22.0, "scheduled": 21.0, "extra": {"replica_id": "b"}},  # waited for b (6 s)
-        {"submitted": 12.0, "extra": {}},                                      # no replica, none running
-        {"submitted": 30.0, "extra": {}},                                      # no replica, two running
+        {"submitted": 16.0, "started": 16.5, "extra": {"replica_id": "a"}},    # a running, not its first
+        {"submitted": 11.0, "started": 15.0, "extra": {"replica_id": "a"}},    # a's first, waited 4 s for it
+        {"submitted": 12.0, "scheduled": 12.0, "started": 23.3, "extra": {"replica_id": "a"}},  # waited, not first
+        {"submitted": 28.0, "scheduled": 27.5, "started": 28.0, "extra": {"replica_id": "b"}},  # b's first, no wait
+        {"submitted": 12.0, "extra": {}},                                      # no replica id (failed)
+        {"submitted": 30.0, "extra": {"replica_id": "w"}},                     # w started before the recording
     ]
-    assert mark_cold_starts(jobs, tl) == [True, False, True, True, False]
-    assert jobs[0]["extra"]["cold_wait_s"] == pytest.approx(4.0)
-    assert jobs[2]["extra"]["cold_wait_s"] == pytest.approx(6.0)   # from `scheduled`, not `submitted`
-    assert jobs[1]["extra"]["cold_wait_s"] == 0.0
-    assert [j["cold_start"] for j in jobs] == [True, False, True, True, False]
+    assert mark_cold_starts(jobs, tl) == [False, True, False, True, False, False]
+    assert [j["cold_start"] for j in jobs] == [False, True, False, True, False, False]
+    assert [j["waited_for_start_s"] for j in jobs] == pytest.approx([None, 4.0, 3.0, None, None, None])
+    assert jobs[2]["extra"]["cold_wait_s"] == pytest.approx(3.0)   # from `scheduled`
+    assert jobs[0]["extra"]["cold_wait_s"] == 0.0
+
+
+def test_the_timeline_becomes_the_reports_replica_run_and_its_figures():
+    tl = build_timeline([], [], app="x", deployment="m", start=0.0, end=100.0)
+    tl.replicas = [RecordedInterval("a", 1, start=10.0, running_at=15.0, stopping_at=50.0, end=52.0)]
+    run = tl.to_run()
+    assert [(i.replica, i.start, i.ready, i.end) for i in run.intervals] == [("a", 10.0, 15.0, 52.0)]
+    assert run.running_at(14.0) == 0 and run.running_at(15.0) == 1 and run.max_replicas() == 1
 
 
 def test_options_become_ray_serve_config():

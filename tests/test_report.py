@@ -348,3 +348,17 @@ def test_simulated_replay_is_drawn_on_the_measured_clock():
                   stages=[stage("r=1/s", 0.0, [0.5]), stage("r=2/s", 0.0, [0.2])])
     moved = on_measured_clock(twin, measured)
     assert [(j.scheduled, j.finished) for j in moved] == [(1000.5, 1001.5), (1100.2, 1101.2)]
+
+
+def test_the_validation_section_shows_each_layer_with_its_intervals(tmp_path):
+    path = validation_report(tmp_path, "reports/measured/open-poisson.json", name="v-layers")
+    v = Report.load(path)
+    v.errors = [ErrorRow(stage="rate=0.4", metric="mean_s", measured=2.75, simulated=2.75, error=0.0, layer="mechanics"),
+                ErrorRow(stage="rate=0.4", metric="mean_s", measured=2.75, simulated=2.6, error=-0.15 / 2.75, jobs=4,
+                         measured_ci=(1.5, 4.0), simulated_pi=(2.4, 2.8), inside=True, too_few=True),
+                ErrorRow(stage=None, metric="scale_ups", measured=2, simulated=2.3, error=0.15, layer="prediction",
+                         distribution="2 in 7 of 10, 3 in 3", quantile=0.35)]
+    v.save(path)
+    html = build(tmp_path).read_text()
+    assert "v-layers: replays" in html and "[mechanics]" in html and "[prediction]" in html
+    assert "too few jobs" in html and "1.50 s – 4.00 s" in html and "2 in 7 of 10, 3 in 3 (at 0.35)" in html

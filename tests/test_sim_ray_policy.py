@@ -25,7 +25,7 @@ SCRIPT = RayServeConfig(min_replicas=0, max_replicas=2, target_ongoing_requests=
 def run_script(arrivals, config=SCRIPT, service_s=25.0, startup_s=2.0, until=300.0, **kwargs):
     env = simpy.Environment()
     ledger = Ledger()
-    dep = RayServeDeployment(env, ledger, lambda case: service_s, config, DEFAULT_PRICES, startup_s=startup_s,
+    dep = RayServeDeployment(env, ledger, lambda case, **_: service_s, config, DEFAULT_PRICES, startup_s=startup_s,
                              record_timeline=True, **kwargs)
 
     def source():
@@ -87,7 +87,7 @@ def test_max_ongoing_requests_bounds_what_a_replica_holds():
     cfg = RayServeConfig(min_replicas=1, max_replicas=1, target_ongoing_requests=2, max_ongoing_requests=2)
     env = simpy.Environment()
     ledger = Ledger()
-    dep = RayServeDeployment(env, ledger, lambda case: 10.0, cfg, DEFAULT_PRICES, startup_s=1.0)
+    dep = RayServeDeployment(env, ledger, lambda case, **_: 10.0, cfg, DEFAULT_PRICES, startup_s=1.0)
     env.run(until=5)
     jobs = [Job("medium", env.now) for _ in range(3)]
     for j in jobs:
@@ -115,7 +115,7 @@ def test_a_replica_holds_its_request_while_the_result_returns():
     cfg = RayServeConfig(min_replicas=1, max_replicas=1, target_ongoing_requests=1, max_ongoing_requests=1)
     env = simpy.Environment()
     ledger = Ledger()
-    dep = RayServeDeployment(env, ledger, lambda case: 10.0, cfg, DEFAULT_PRICES, startup_s=1.0,
+    dep = RayServeDeployment(env, ledger, lambda case, **_: 10.0, cfg, DEFAULT_PRICES, startup_s=1.0,
                              return_s=lambda case: 2.0)
     env.run(until=5)
     jobs = [Job("medium", env.now) for _ in range(2)]
@@ -208,3 +208,31 @@ def test_ray_kind_in_run_and_sweep(tmp_path, capsys):
     rep = sweep([500], slo=600.0, prices=dict(DEFAULT_PRICES), workload=MonthlyWorkload(monthly=0, days=2),
                 processes=1, only=["ray-zero", "local-1gpu"])
     assert {r["kind"] for r in rep.extra["rows"]} == {"ray", "local"}
+
+
+def test_a_cold_start_is_the_first_job_of_a_new_replica_and_waiting_for_a_start_is_counted_apart():
+    """Two requests at zero replicas, one replica: both wait for its start, only the first is its first
+    job; a replica a replay starts warm serves no cold start."""
+    env, ledger = simpy.Environment(), Ledger()
+    cfg = RayServeConfig(min_replicas=0, max_replicas=1, upscale_delay_s=0.0, metrics_interval_s=0.5)
+    dep = RayServeDeployment(env, ledger, lambda case, **_: 3.0, cfg, DEFAULT_PRICES, startup_s=5.0)
+    for t in (0.0, 0.2):
+        env.process(_arrive_at(env, dep, ledger, t))
+    env.run(until=60)
+    first, second = sorted(ledger.jobs, key=lambda j: j.submitted)
+    assert (first.cold_start, second.cold_start) == (True, False)
+    assert first.waited_for_start_s > 0 and second.waited_for_start_s > 0
+    env, ledger = simpy.Environment(), Ledger()
+    warm = RayServeDeployment(env, ledger, lambda case, **_: 3.0, cfg, DEFAULT_PRICES, startup_s=5.0,
+                              initial_running=1, router_at_start=True)
+    env.process(_arrive_at(env, warm, ledger, 1.0))
+    env.run(until=30)
+    (job,) = ledger.jobs
+    assert not job.cold_start and job.waited_for_start_s is None
+
+
+def _arrive_at(env, dep, ledger, t):
+    yield env.timeout(t)
+    job = Job("light", env.now)
+    ledger.arrive(job)
+    dep.submit(job)

@@ -72,8 +72,8 @@ def calibration(path, startup_s: float | None = 2.0, zero_to_decision_s: list[fl
     return str(path)
 
 
-def rows(path) -> dict[tuple[str | None, str], object]:
-    return {(e.stage, e.metric): e for e in Report.load(path).errors}
+def rows(path, layer: str = "prediction") -> dict[tuple[str | None, str], object]:
+    return {(e.stage, e.metric): e for e in Report.load(path).errors if e.layer == layer}
 
 
 def test_a_run_that_follows_ray_serve_validates_exactly(tmp_path, capsys):
@@ -138,13 +138,13 @@ def test_a_run_that_starts_warm_starts_warm_in_the_replay(tmp_path):
 
 
 def test_first_request_of_each_period_at_zero_replicas():
-    from simulator.validate_autoscaling import first_requests_at_zero, running_at
     run = ReplicaRun(window=(0.0, 100.0), intervals=[ReplicaInterval(replica="a", start=4, ready=5, end=20),
                                                      ReplicaInterval(replica="b", start=40, ready=45, end=60)])
     arrivals = [1.0, 2.0, 10.0, 30.0, 31.0, 50.0, 70.0]
     jobs = [JobRecord(case="medium", status="completed", submitted=t, e2e_s=1.0) for t in arrivals]
-    assert [running_at(run, t) for t in arrivals] == [0, 0, 1, 0, 0, 1, 0]
-    assert [j.submitted for j in first_requests_at_zero(jobs, run)] == [1.0, 30.0, 70.0]
+    assert [run.running_at(t) for t in arrivals] == [0, 0, 1, 0, 0, 1, 0]
+    assert [j.submitted for j in run.first_requests_at_zero(jobs)] == [1.0, 30.0, 70.0]
+    assert run.figures(jobs).first_request_at_zero_e2e_s == [1.0, 1.0, 1.0]
 
 
 def test_the_routers_lag_at_zero_comes_from_the_calibration(tmp_path):

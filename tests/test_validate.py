@@ -45,11 +45,11 @@ def fifo_report(path, scale_concurrent: float = 1.0, seed: int = 11, workers: in
     return str(path)
 
 
-def errors(path, metric: str) -> dict[str, ErrorRow]:
+def errors(path, metric: str, layer: str = "prediction") -> dict[str, ErrorRow]:
     """The validation report's error rows of one metric, by stage."""
     report = Report.load(path)
     assert report.role == "validation" and report.kind == "simulated"
-    return {e.stage: e for e in report.errors if e.metric == metric}
+    return {e.stage: e for e in report.errors if e.metric == metric and e.layer == layer}
 
 
 def test_known_fifo_process_validates_with_small_error(tmp_path, capsys):

@@ -3,7 +3,7 @@
     scenario.py       the scenario (idle -> ramp -> burst) sized from S, its trace, its phases as stages
     target.py         the deployment under test: `--url`, or a `python -m server.rayserve` started and stopped
     recording.py      the replica recorder from rest to rest, cold starts marked, the report's ReplicaRun
-    replica_run.py    the recorded timeline as `ReplicaRun`, and the run's figures
+    replica_run.py    what the recorder saw beyond the report's ReplicaRun (its figures: ReplicaRun.figures)
     calibration.py    the calibration run (warm service times, replica cold starts)
     scenario_run.py   Locust's replay of the scenario and the measured report
     printing.py       the printed summaries

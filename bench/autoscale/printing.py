@@ -4,10 +4,9 @@ starts, and the scenario's stages with the whole run's bill, scale and cold-star
 from __future__ import annotations
 
 from bench import pinning
-from bench.autoscale.replica_run import run_figures
 from loadlab.blocks import ColdStart
 from loadlab.schema import Report
-from loadlab.stats import format_s, mean
+from loadlab.stats import format_s
 
 
 def print_calibration(report: Report) -> None:
@@ -24,7 +23,7 @@ def print_calibration(report: Report) -> None:
 
 
 def print_summary(report: Report, calibrated_service_s: float | None) -> None:
-    figures = report.extra.get("figures") or run_figures([j for s in report.stages for j in s.jobs], report.replicas)
+    figures = report.replicas.figures([j for s in report.stages for j in s.jobs])
     print(f"\n{'stage':<12} {'rate/s':>6} {'ok':>7} {'mean':>7} {'p95':>7} {'queue':>7} {'service':>7} {'infl':>5} "
           f"{'cold':>4}")
     for stage in report.stages:
@@ -35,12 +34,13 @@ def print_summary(report: Report, calibrated_service_s: float | None) -> None:
         print(f"{stage.name:<12} {rate:>6} {s.completed:>3}/{s.jobs:<3} {format_s(s.mean)} {format_s(s.p95)} "
               f"{format_s(s.queue_s.mean)} {format_s(service)} {format_s(infl, 5)} "
               f"{sum(j.cold_start for j in stage.jobs):>4}")
-    firsts = figures["first_request_at_zero_e2e_s"]
+    firsts = figures.first_request_at_zero_e2e_s
     w0, w1 = report.replicas.window
-    print(f"run ({w1 - w0:.0f} s window): replica-seconds {report.replicas.replica_seconds:.1f}, "
-          f"scale-ups {figures['scale_ups']}, scale-downs {figures['scale_downs']}, most replicas {figures['max_replicas']}, "
-          f"cold starts {figures['cold_starts']}, first request at zero "
-          + (f"{mean(firsts):.2f} s (n={len(firsts)})" if firsts else "-")
+    print(f"run ({w1 - w0:.0f} s window): replica-seconds {figures.replica_seconds:.1f}, "
+          f"scale-ups {figures.scale_ups}, scale-downs {figures.scale_downs}, most replicas {figures.max_replicas}, "
+          f"cold starts {figures.cold_starts} (first job of a new replica), waited for a starting replica "
+          f"{figures.waited_for_start}, first request at zero "
+          + (f"{figures.first_request_at_zero_mean_s:.2f} s (n={len(firsts)})" if firsts else "-")
           + ("" if report.extra.get("back_at_rest") else "; NOT back at rest within the bound"))
     print("infl = the stage's mean service time / the calibration's warm mean (contention from the 2nd replica, "
           "Ray's control plane and the load generator)")

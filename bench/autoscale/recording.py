@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from bench.autoscale.replica_run import replica_run
 from bench.autoscale.target import RayTarget
 from bench.replicas.recorder import ReplicaRecorder
 from bench.replicas.timeline import mark_cold_starts
@@ -64,7 +63,7 @@ class Recording:
         from it, and the report's ReplicaRun."""
         timeline = self.recorder.stop(start=start, end=end if end is not None else time.time())
         mark_cold_starts(jobs, timeline)
-        return timeline, replica_run(timeline.to_dict())
+        return timeline, timeline.to_run()
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.autoscale.recording import recording
-from bench.autoscale.replica_run import recorded, run_figures
+from bench.autoscale.replica_run import recorded
 from bench.autoscale.scenario import Scenario, phase_stages, write_scenario
 from bench.autoscale.target import RayTarget, model_of, server_config
 from bench.concurrency import LOCUSTFILE, run_locust
@@ -64,7 +64,7 @@ def run_scenario(args: argparse.Namespace, target: RayTarget, scenario: Scenario
                         back_at_rest=replay.rest is not None,
                         rest_wait_s=(replay.rest - replay.locust_done) if replay.rest else None,
                         locust_exit_code=replay.rc, pinning=target.pinning, replicas_recorded=recorded(timeline),
-                        figures=run_figures(jobs, report.replicas), rayserve=target.info)
+                        figures=report.replicas.figures(jobs).model_dump(), rayserve=target.info)
     return report
 
 

@@ -1,14 +1,14 @@
 """The replica timeline of a Ray Serve run, measured: a recorder that samples the Serve controller (target
 and replicas by state, 4 times a second by default) from its own process, plus the controller log's
 millisecond-stamped scaling decisions; from both, each replica's up interval, the replica-seconds (the
-bill) and the scale events, and which jobs met a cold start.
+bill) and the scale events, and which jobs were cold starts (the first job of a new replica).
 
     rec = ReplicaRecorder.from_url("http://127.0.0.1:8000").start()
     ... run the load ...
-    timeline = rec.stop(start=run_start, end=run_end)     # ReplicaTimeline; .to_dict() is plain JSON
+    timeline = rec.stop(start=run_start, end=run_end)     # ReplicaTimeline; .to_run() is the report's
     mark_cold_starts(report_jobs, timeline)
 
-    types.py           Sample, ReplicaInterval, ScaleEvent, ReplicaTimeline
+    types.py           Sample, RecordedInterval, RecordedScaleEvent, ReplicaTimeline (-> ReplicaRun)
     controller_log.py  the controller log's decisions and transitions (on the head node; without it, a
                        remote cluster, scale events come from the sampled target, to the sampling interval)
     timeline.py        samples + log -> the timeline; `mark_cold_starts`
@@ -22,7 +22,7 @@ The names other modules use are re-exported here."""
 from bench.replicas.controller_log import parse_controller_log
 from bench.replicas.recorder import ReplicaRecorder
 from bench.replicas.timeline import build_timeline, mark_cold_starts, sample_from_details
-from bench.replicas.types import ReplicaInterval, ReplicaTimeline, Sample, ScaleEvent
+from bench.replicas.types import RecordedInterval, RecordedScaleEvent, ReplicaTimeline, Sample
 
-__all__ = ["ReplicaInterval", "ReplicaRecorder", "ReplicaTimeline", "Sample", "ScaleEvent", "build_timeline",
+__all__ = ["RecordedInterval", "RecordedScaleEvent", "ReplicaRecorder", "ReplicaTimeline", "Sample", "build_timeline",
            "mark_cold_starts", "parse_controller_log", "sample_from_details"]

@@ -9,10 +9,10 @@ from typing import Any
 from bench.replicas.types import (
     DEFAULT_INTERVAL_S,
     STATE_GROUP,
-    ReplicaInterval,
+    RecordedInterval,
+    RecordedScaleEvent,
     ReplicaTimeline,
     Sample,
-    ScaleEvent,
 )
 
 # A log transition -> the replica interval's field it stamps.
@@ -53,7 +53,7 @@ def build_timeline(samples: list[Sample], log_events: list[dict], *, app: str, d
                            max_replicas=most, log_path=log_path)
 
 
-def _replica_intervals(samples: list[Sample], log_events: list[dict], start: float) -> list[ReplicaInterval]:
+def _replica_intervals(samples: list[Sample], log_events: list[dict], start: float) -> list[RecordedInterval]:
     """Each replica's interval from the samples (sorted by time), its times overwritten by the log's."""
     reps: dict[str, dict[str, Any]] = {}
     for s in samples:
@@ -81,17 +81,17 @@ def _replica_intervals(samples: list[Sample], log_events: list[dict], start: flo
         rec[_LOG_FIELD[e["kind"]]] = e["t"]
         if e["kind"] == "running":
             rec["pid"] = rec["pid"] or e.get("pid")
-    replicas = [ReplicaInterval(replica_id=rid, pid=r["pid"], start=r["start"] if r["start"] is not None else start,
+    replicas = [RecordedInterval(replica_id=rid, pid=r["pid"], start=r["start"] if r["start"] is not None else start,
                                 running_at=r["running_at"], stopping_at=r["stopping_at"], end=r["end"])
                 for rid, r in reps.items()]
     replicas.sort(key=lambda r: r.start)
     return replicas
 
 
-def _scale_events(samples: list[Sample], log_events: list[dict]) -> list[ScaleEvent]:
+def _scale_events(samples: list[Sample], log_events: list[dict]) -> list[RecordedScaleEvent]:
     """The log's scaling decisions; without a log, the target's changes between samples, stamped at the
     sample that saw them."""
-    events = [ScaleEvent(t=e["t"], from_replicas=e["from"], to_replicas=e["to"], direction=e["direction"],
+    events = [RecordedScaleEvent(t=e["t"], from_replicas=e["from"], to_replicas=e["to"], direction=e["direction"],
                          source="controller_log", ongoing_requests=e["ongoing_requests"])
               for e in log_events if e["kind"] == "scale"]
     if events:
@@ -101,7 +101,7 @@ def _scale_events(samples: list[Sample], log_events: list[dict]) -> list[ScaleEv
         if s.target is None:
             continue
         if previous is not None and s.target != previous:
-            events.append(ScaleEvent(t=s.t, from_replicas=previous, to_replicas=s.target,
+            events.append(RecordedScaleEvent(t=s.t, from_replicas=previous, to_replicas=s.target,
                                      direction="up" if s.target > previous else "down", source="samples"))
         previous = s.target
     return events
@@ -112,29 +112,43 @@ def _field(job: Any, name: str) -> Any:
 
 
 def mark_cold_starts(jobs: list[Any], timeline: ReplicaTimeline) -> list[bool]:
-    """Which jobs met a cold start: the job arrived (its `scheduled` time, else `submitted`) before the
-    replica that served it could serve (`extra["replica_id"]`, from the X-Replica-Id header); for a job
-    without a replica id (failed, or no header), when no replica was RUNNING at its arrival. Sets
-    `cold_start` on each job and `extra["cold_wait_s"]` (time from arrival until its replica ran)."""
-    marks = []
-    for job in jobs:
-        arrival = _field(job, "scheduled")
-        arrival = arrival if arrival is not None else _field(job, "submitted")
-        extra = _field(job, "extra")
-        extra = extra if isinstance(extra, dict) else None
-        rid = (extra or {}).get("replica_id")
+    """The one definition of a cold start (the simulator's and the report's too): the first job a new
+    replica served, its replica known from `extra["replica_id"]` (the X-Replica-Id header) and new when
+    the recording saw it start. Sets `cold_start` on each job and, apart from it, `waited_for_start_s`
+    (time from its arrival, `scheduled` else `submitted`, until its replica was RUNNING, when positive;
+    also `extra["cold_wait_s"]`, 0 included). A job without a replica id (failed) is no cold start."""
+    first: dict[str, tuple[float, int]] = {}
+    for k, job in enumerate(jobs):
+        rid = (_field(job, "extra") or {}).get("replica_id")
         replica = timeline.replica(rid) if rid else None
-        if replica is not None and replica.running_at is not None:
-            wait = max(0.0, replica.running_at - arrival)
-            cold = wait > 0
-        else:
-            wait = None
-            cold = timeline.running_at(arrival) == 0
-        if isinstance(job, dict):
-            job["cold_start"] = cold
-        else:
-            job.cold_start = cold
-        if extra is not None and wait is not None:
+        if replica is None or replica.start < timeline.start:
+            continue
+        began = _field(job, "started")
+        key = (began if began is not None else _arrival(job), k)
+        if rid not in first or key < first[rid]:
+            first[rid] = key
+    firsts = {k for _, k in first.values()}
+    marks = []
+    for k, job in enumerate(jobs):
+        extra = _field(job, "extra")
+        rid = (extra or {}).get("replica_id") if isinstance(extra, dict) else None
+        replica = timeline.replica(rid) if rid else None
+        wait = None if replica is None or replica.running_at is None else max(0.0, replica.running_at - _arrival(job))
+        _set(job, "cold_start", k in firsts)
+        _set(job, "waited_for_start_s", wait if wait else None)
+        if isinstance(extra, dict) and wait is not None:
             extra["cold_wait_s"] = wait
-        marks.append(cold)
+        marks.append(k in firsts)
     return marks
+
+
+def _arrival(job: Any) -> float:
+    scheduled = _field(job, "scheduled")
+    return scheduled if scheduled is not None else _field(job, "submitted")
+
+
+def _set(job: Any, name: str, value: Any) -> None:
+    if isinstance(job, dict):
+        job[name] = value
+    else:
+        setattr(job, name, value)

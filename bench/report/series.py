@@ -56,11 +56,6 @@ def replica_steps(run: ReplicaRun) -> tuple[list[float], list[int]]:
     return times, counts
 
 
-def scale_counts(run: ReplicaRun) -> dict[str, int]:
-    ups = sum(e.direction == "up" for e in run.events)
-    return {"scale-ups": ups, "scale-downs": len(run.events) - ups}
-
-
 def on_measured_clock(twin: Report, measured: Report) -> list[JobRecord]:
     """The simulated replay's jobs moved onto the measured run's clock: each simulated stage starts
     where the measured stage of the same name started (a replay runs every stage from its own t=0)."""

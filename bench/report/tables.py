@@ -9,7 +9,8 @@ from bench.report.view import LABELS, MEASURED, SIMULATED, Fig, Table, fig, fmt,
 from loadlab.schema import Report, Stage
 
 SLO_HEADERS = ["SLO e2e", "SLO attainment", "goodput"]
-ERROR_HEADERS = ["stage", "metric", "measured", "simulated", "error (sim − meas) / meas"]
+ERROR_HEADERS = ["stage", "metric", "measured", "simulated", "error (sim − meas) / meas", "jobs", "measured 95 % CI",
+                 "simulated 95 % PI", "inside", "over the replications (measured falls at)"]
 
 
 def slo_headers(stages: list[Stage]) -> list[str]:
@@ -64,15 +65,31 @@ def fmt_metric(metric: str, value: float | None, origin: str) -> Fig | None:
     return fig(value, origin, "")
 
 
-def error_rows(validation: Report, stage_level: bool | None = None) -> list[list[Any]]:
-    """A validation's ErrorRows as table rows; `scored=False` rows (the simulator was fitted on them)
-    say 'fit' instead of an error. stage_level None: all rows; True: per-stage; False: whole run."""
+def error_rows(validation: Report, stage_level: bool | None = None, layer: str | None = None) -> list[list[Any]]:
+    """A validation's ErrorRows (of one `layer`, or all) as table rows; `scored=False` rows (the simulator
+    was fitted on them) say 'fit' and `too_few` ones 'too few jobs' instead of an error. stage_level
+    None: all rows; True: per-stage; False: whole run."""
     rows = []
     for e in validation.errors:
         if stage_level is not None and (e.stage is not None) != stage_level:
             continue
-        error = ("fit (not scored)" if not e.scored
+        if layer is not None and e.layer != layer:
+            continue
+        error = ("fit (not scored)" if not e.scored else "too few jobs" if e.too_few
                  else "–" if e.error is None else f"{100 * e.error:+.1f} %")
+        where = e.distribution or ""
+        if e.quantile is not None:
+            where += f" (at {e.quantile:.2f})"
         rows.append([e.stage if e.stage is not None else "whole run", e.metric,
-                     fmt_metric(e.metric, e.measured, MEASURED), fmt_metric(e.metric, e.simulated, SIMULATED), error])
+                     fmt_metric(e.metric, e.measured, MEASURED), fmt_metric(e.metric, e.simulated, SIMULATED), error,
+                     str(e.jobs) if e.jobs is not None else "", _interval(e.metric, e.measured_ci, MEASURED),
+                     _interval(e.metric, e.simulated_pi, SIMULATED),
+                     "" if e.inside is None else ("yes" if e.inside else "no"), where])
     return rows
+
+
+def _interval(metric: str, interval: tuple[float, float] | None, origin: str) -> Fig | None:
+    if interval is None:
+        return None
+    lo, hi = (fmt_metric(metric, v, origin) for v in interval)
+    return Fig(f"{lo.text} – {hi.text}", origin)

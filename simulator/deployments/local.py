@@ -56,7 +56,7 @@ def gpu_worker(env: simpy.Environment, gpu: LocalGPU, index: int):
                 if other.case == job.case:
                     queue.items.remove(other)
                     batch.append(other)
-        service = sample(job.case)
+        service = sample(job.case, job=job)
         if len(batch) > 1:
             service *= 1 + gpu.batch_marginal * (len(batch) - 1)
         now = env.now

@@ -4,9 +4,8 @@ a node is billed per second from the replica's start to its stop, at least `node
 (Compute Engine's billing model), at `gpu_node_per_hour` (simulator/pricing.py).
 
 What it adds to the pool, as Ray Serve's DeploymentState and replica do: a scale-down stops starting
-replicas first, then the newest running; a stop is graceful (`GracefulStop`); a request is a cold start
-when the replica that takes it became RUNNING after it arrived; a replica holds a request while its
-result travels back (`return_s`)."""
+replicas first, then the newest running; a stop is graceful (`GracefulStop`); a replica holds a request
+while its result travels back (`return_s`). A cold start is the pool's: the first job of a new replica."""
 
 from __future__ import annotations
 
@@ -34,18 +33,28 @@ class RayServeDeployment(ReplicaPool):
     RUNNING at t=0 and the handle's router already exists when `router_at_start` (a replay of a run that
     began warm). `return_s(case)`: the time a replica still holds a request after its service, while the
     result travels back to the handle (a calibration's per-request overhead); `config_delay_s`: a router
-    created by a request learns the deployment's config after this long (see RayServePolicy)."""
+    created by a request learns the deployment's config after this long (see RayServePolicy).
+    `startups`: measured start -> RUNNING times, the k-th for the k-th replica started (a mechanics
+    replay); replicas beyond them take `startup_s`. `after_slot_s`: of a job's measured overhead, the part
+    after its slot is free (the ingress answering the client once the handle has the result)."""
 
     def __init__(self, env: simpy.Environment, ledger, sample, config: RayServeConfig, prices: dict,
                  startup_s: float, name: str = "ray", initial_running: int = 0,
                  router_at_start: bool = False, record_timeline: bool = False, return_s=None,
-                 config_delay_s: float = 0.0):
+                 config_delay_s: float = 0.0, startups: list[float] | None = None, after_slot_s: float = 0.0):
         self.config, self.prices = config, prices
+        self.after_slot_s = after_slot_s
+        self.startups = list(startups or [])
         self.graceful = GracefulStop(config.graceful_shutdown_wait_loop_s, config.graceful_shutdown_timeout_s)
         self.return_sampler = return_s
         super().__init__(env, ledger, sample, RayServePolicy(config, initial_running, router_at_start, config_delay_s),
                          [("starting", startup_s)], max_ongoing=config.max_ongoing_requests, name=name,
                          record_timeline=record_timeline)
+
+    def startup_for(self, rep: Replica) -> list[tuple[str, float]]:
+        if rep.id < len(self.startups):
+            return [("starting", self.startups[rep.id])]
+        return self.startup
 
     # -- which replicas stop, and how --------------------------------------------------------------
     def replicas_to_stop(self, count: int) -> list[Replica]:
@@ -67,14 +76,12 @@ class RayServeDeployment(ReplicaPool):
         return f"replica stopped after graceful_shutdown_timeout_s {self.graceful.timeout_s:g} s"
 
     # -- requests ----------------------------------------------------------------------------------
-    def mark_cold_start_on_arrival(self, job) -> None:
-        """Decided when a replica takes the request (a request may find a replica RUNNING and still wait
-        for one that starts, or the other way round)."""
-
-    def mark_cold_start_on_service(self, job, rep: Replica) -> None:
-        job.cold_start = rep.ready_at > job.submitted
-
-    def return_s(self, case: str) -> float:
+    def return_s(self, case: str, job=None) -> float:
+        measured = getattr(job, "measured_overhead_s", None)   # a mechanics replay: the job's own,
+        if measured is not None:
+            after = min(measured, self.after_slot_s)
+            job.measured_overhead_s = after    # what the client still waits once the slot is free
+            return measured - after
         return self.return_sampler(case) if self.return_sampler is not None else 0.0
 
     # -- the bill ------------------------------------------------------------------------------------

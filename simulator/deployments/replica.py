@@ -25,7 +25,7 @@ DONE, TIMEOUT, PREEMPTED, KILLED, DROPPED = "done", "timeout", "preempted", "kil
 
 class Replica:
     __slots__ = ("id", "label", "state", "started_at", "ready_at", "stopping_at", "stopped_at", "ongoing", "inbox",
-                 "busy", "stop_requested", "preempt_at", "proc", "wake")
+                 "busy", "stop_requested", "preempt_at", "proc", "wake", "served", "warm")
 
     def __init__(self, rid: int, label: str, now: float, preempt_at: float):
         self.id, self.label, self.state, self.started_at = rid, label, STARTING, now
@@ -37,6 +37,8 @@ class Replica:
         self.preempt_at = preempt_at
         self.proc = None
         self.wake = None            # idle: the event that wakes it when a request is routed to it
+        self.served = 0             # requests it took (its first is a cold start)
+        self.warm = False           # ready at t=0 of a replay that began with it running: not new
 
     @property
     def routable(self) -> bool:
@@ -45,6 +47,7 @@ class Replica:
 
 def replica_life(env: simpy.Environment, pool, rep: Replica, warm: bool = False):
     """starting (its phases) -> ready -> (busy <-> idle) -> (stopping ->) stopped."""
+    rep.warm = warm
     if not (yield from start_up(env, pool, rep, warm)):
         return
     while not (rep.stop_requested and not rep.inbox):
@@ -68,7 +71,7 @@ def replica_life(env: simpy.Environment, pool, rep: Replica, warm: bool = False)
 
 def start_up(env: simpy.Environment, pool, rep: Replica, warm: bool):
     """The start-up phases (none when `warm`); False when the replica was stopped during them."""
-    for _phase, seconds in ([] if warm else pool.startup):
+    for _phase, seconds in ([] if warm else pool.startup_for(rep)):
         try:
             yield env.timeout(seconds)
         except simpy.Interrupt:                   # stopped while starting
@@ -106,10 +109,11 @@ def serve(env: simpy.Environment, pool, rep: Replica, job):
         pool.policy.on_load_change()
         pool.fail(job, pool.timeout_error)
         return DROPPED
-    service = pool.sample(job.case)
-    job.started, job.service_s = now, service
-    held = service + pool.return_s(job.case)        # the replica holds the request while its result travels back
     pool.mark_cold_start_on_service(job, rep)
+    service = pool.sample(job.case, job=job)
+    rep.served += 1
+    job.started, job.service_s = now, service
+    held = service + pool.return_s(job.case, job)        # the replica holds the request while its result travels back
     rep.busy = True
     pool.busy += 1
     outcome, ends = planned_end(rep, job, now, held, pool.timeout_s)

@@ -72,7 +72,6 @@ class ReplicaPool:
         if refused is not None:
             self.fail(job, refused)
             return
-        self.mark_cold_start_on_arrival(job)
         self.policy.on_arrival(job)
         self.dispatch(job)
 
@@ -80,16 +79,20 @@ class ReplicaPool:
         """Hook: the deployment's check of a request at its door; the error when it refuses it (none here)."""
         return None
 
-    def mark_cold_start_on_arrival(self, job) -> None:
-        """Hook: by default a request that finds no ready replica is a cold start (it waits for one to start)."""
-        if self.ready == 0:
-            job.cold_start = True
-
     def mark_cold_start_on_service(self, job, rep: Replica) -> None:
-        """Hook: called when `rep` takes the request (nothing by default: decided on arrival)."""
+        """Hook: called when `rep` takes the request. The one definition of a cold start (the recorder's
+        and the report's too): the first job a new replica serves (a replica a replay starts warm is not
+        new). Apart from it, a job that arrived before its replica was ready waited for a start-up."""
+        job.cold_start = rep.served == 0 and not rep.warm
+        if rep.ready_at is not None and rep.ready_at > job.submitted:
+            job.waited_for_start_s = rep.ready_at - job.submitted
 
-    def return_s(self, case: str) -> float:
-        """Hook: how long a replica still holds a request of `case` after its service (0 by default)."""
+    def startup_for(self, rep: Replica) -> list[tuple[str, float]]:
+        """Hook: the start-up phases of `rep` (the pool's by default; a replay may give each its measured one)."""
+        return self.startup
+
+    def return_s(self, case: str, job=None) -> float:
+        """Hook: how long a replica still holds a request of `case` (`job`) after its service (0 by default)."""
         return 0.0
 
     @property
@@ -276,14 +279,14 @@ class ReplicaPool:
 
     def stats(self, horizon_s: float) -> dict:
         up = self.uptimes(horizon_s)
+        run = ReplicaRun.model_construct(window=(0.0, horizon_s), events=self.events)   # its counts, unvalidated
         ready_s = sum(((r.stopped_at if r.stopped_at is not None else horizon_s) - r.ready_at)
                       for r in self.replicas if r.ready_at is not None)
         return {"replicas_started": len(self.replicas), "mean_replicas": sum(up) / horizon_s if horizon_s else None,
                 "max_replicas": self.max_replicas, "replica_hours": sum(up) / 3600,
                 "utilisation": self.busy_s / ready_s if ready_s else None, "busy_hours": self.busy_s / 3600,
                 "stockouts": self.stockouts, "preemptions": self.preemptions,
-                "scale_ups": sum(e.direction == "up" for e in self.events),
-                "scale_downs": sum(e.direction == "down" for e in self.events)}
+                "scale_ups": run.scale_count("up"), "scale_downs": run.scale_count("down")}
 
     def replica_run(self, horizon_s: float) -> ReplicaRun:
         """The run's replicas on the simulation clock, window [0, horizon_s]."""

@@ -10,7 +10,7 @@ from typing import Any
 from bench.report.loading import Loaded, match_measured
 from bench.report.plotting import replicas_plot
 from bench.report.sections.base import SectionSpec
-from bench.report.series import all_jobs, scale_counts
+from bench.report.series import all_jobs
 from bench.report.tables import ERROR_HEADERS, error_rows
 from bench.report.view import MEASURED, SIMULATED, Fig, Heading, Table, fig
 from loadlab.schema import Report
@@ -18,11 +18,15 @@ from loadlab.schema import Report
 Pair = tuple[Report | None, Report | None]     # (measured, its simulated replay)
 
 # The whole-run figures of the table, each read from a report with a replica timeline.
+# Each read from `ReplicaRun.figures` (loadlab/schema.py), the same code the recorder and the simulator use.
 RUN_FIGURES: list[tuple[str, Callable[[Report], float | int | None]]] = [
     ("replica-seconds", lambda r: r.replicas.replica_seconds),
-    ("scale-ups", lambda r: scale_counts(r.replicas)["scale-ups"]),
-    ("scale-downs", lambda r: scale_counts(r.replicas)["scale-downs"]),
-    ("cold starts", lambda r: sum(j.cold_start for j in all_jobs(r)) if all_jobs(r) else None),
+    ("scale-ups", lambda r: r.replicas.scale_count("up")),
+    ("scale-downs", lambda r: r.replicas.scale_count("down")),
+    ("cold starts (first job of a new replica)", lambda r: r.replicas.figures(all_jobs(r)).cold_starts
+     if all_jobs(r) else None),
+    ("jobs that waited for a starting replica", lambda r: r.replicas.figures(all_jobs(r)).waited_for_start
+     if all_jobs(r) else None),
 ]
 
 
@@ -39,9 +43,11 @@ def _blocks(reports: list[Report], loaded: Loaded) -> list[Any]:
                 for label, get in RUN_FIGURES]
         blocks += [Heading(name), replicas_plot(name, m, sim), Table(["whole run", "measured", "simulated"], rows)]
         if sim is not None:
-            blocks.append(Table(ERROR_HEADERS, error_rows(sim, stage_level=False),
-                                title="Run-level errors of the validation",
-                                empty="The validation has no run-level error rows."))
+            for layer in ("mechanics", "prediction"):
+                if any(e.layer == layer and e.stage is None for e in sim.errors):
+                    blocks.append(Table(ERROR_HEADERS, error_rows(sim, stage_level=False, layer=layer),
+                                        title=f"Run-level errors of the validation ({layer})",
+                                        empty="The validation has no run-level error rows."))
     return blocks
 
 

@@ -1,0 +1,115 @@
+"""The mechanics layer of a validation: a stage replayed with its measured arrivals and each job's measured
+service time (and, on Ray Serve, each replica's measured start-up and the run's own decision delay), so
+that what remains to differ is the model of the queue, the router, the metrics pushes, the policy and the
+replica life cycle. Deterministic where the deployment is: no service time is drawn."""
+
+from __future__ import annotations
+
+from loadlab.schema import COMPLETED, JobRecord, ReplicaRun
+
+
+def mechanics_sampler(fallback):
+    """The service sampler of a mechanics replay: a job's measured service time, else `fallback`'s draw
+    (a job the run never completed has none)."""
+
+    def sample(case: str, *, in_system: int = 1, busy: int = 1, first: bool = False, job=None) -> float:
+        measured = getattr(job, "measured_service_s", None)
+        if measured is not None:
+            return measured
+        return fallback(case, in_system=in_system, busy=busy, first=first, job=job)
+    return sample
+
+
+def arrival_order(job: JobRecord) -> tuple[float, float]:
+    """Jobs sorted for a replay: by arrival; jobs that arrived together in the order the server began them
+    (the router's order), so that each takes the service time the measured run gave it in that place."""
+    return job.origin, job.started if job.started is not None else float("inf")
+
+
+def measured_times(job: JobRecord, ready_at: float | None = None) -> tuple[float | None, float | None]:
+    """A measured job's (service s, overhead s): the time from the end of its service to the result in the
+    client's hands (finished - started - service; else e2e - queue - service). `started` is the client's
+    estimate (submitted + upload + the server's queue_s); on Ray Serve the ingress stamps queue_s from its
+    own receipt, so a request that reached the ingress late looks started early: `ready_at`, when its
+    replica could first serve, bounds the start from below. None where the job has none (not completed)."""
+    if job.status != COMPLETED or job.service_s is None:
+        return None, None
+    overhead = None
+    if job.finished is not None and job.started is not None:
+        started = job.started if ready_at is None else max(job.started, ready_at)
+        overhead = job.finished - started - job.service_s
+    elif job.e2e_s is not None and job.queue_s is not None:
+        overhead = job.e2e_s - job.queue_s - job.service_s
+    return job.service_s, None if overhead is None else max(0.0, overhead)
+
+
+def ready_times(run: ReplicaRun) -> dict[str, float]:
+    """Each recorded replica's ready time, by its id (a job's `extra["replica_id"]`)."""
+    return {i.replica: i.ready for i in run.intervals if i.ready is not None}
+
+
+def replica_startups(run: ReplicaRun, t0: float) -> list[float]:
+    """Each replica's measured start -> ready time, by start order, for the replicas started in the window
+    (the replay starts the k-th of them where the run started its k-th)."""
+    started = sorted((i for i in run.intervals if i.start >= t0), key=lambda i: i.start)
+    return [i.ready - i.start for i in started if i.ready is not None]
+
+
+def decision_delay_s(jobs: list[JobRecord], run: ReplicaRun, half_period_s: float) -> float | None:
+    """The run's own first request at zero -> first scale-up decision, less the mean wait for the deciding
+    control tick (`half_period_s`): the lag of the router that request created (RayServePolicy's
+    `config_delay_s`). Later periods at zero are not this lag: their router exists and pushes on its own
+    period, which the replay models. None when the run has no such request."""
+    firsts = run.first_requests_at_zero(jobs)
+    if not firsts:
+        return None
+    later = [e.t for e in run.decisions("up") if e.t >= firsts[0].origin]
+    return max(0.0, later[0] - firsts[0].origin - half_period_s) if later else None
+
+
+def after_slot_s(jobs: list[JobRecord]) -> float:
+    """How long before the client had a result its replica's slot was already free: the mean, over jobs
+    that waited on the same replica for the one before (back to back), of (that one's finish at the
+    client - this one's start). Ray's router frees the slot when the handle has the result
+    (router.py `_process_finished_request`); the ingress then still answers the client. 0 without pairs."""
+    by_replica: dict[str, list[JobRecord]] = {}
+    for job in jobs:
+        rid = job.extra.get("replica_id")
+        if rid and job.status == COMPLETED and job.started is not None and job.finished is not None:
+            by_replica.setdefault(rid, []).append(job)
+    leads = []
+    for runs in by_replica.values():
+        runs.sort(key=lambda j: j.started)
+        for prev, nxt in zip(runs, runs[1:], strict=False):
+            if nxt.origin < prev.finished and prev.finished > nxt.started:   # it waited: back to back
+                leads.append(prev.finished - nxt.started)
+    return sum(leads) / len(leads) if leads else 0.0
+
+
+def worker_holds(jobs: list[JobRecord]) -> dict[int, float]:
+    """One FIFO worker's time after each job's model time before it took the next (the server's own
+    per-job work: decoding, encoding the result), by `id(job)`: measured where the next job was already
+    waiting (next start - this start - service), else the mean of those. Empty without such pairs."""
+    done = sorted((j for j in jobs if j.status == COMPLETED and j.started is not None and j.service_s is not None),
+                  key=lambda j: j.started)
+    holds = {}
+    for job, nxt in zip(done, done[1:], strict=False):
+        end = job.started + job.service_s
+        if nxt.origin < end and nxt.started >= end:
+            holds[id(job)] = nxt.started - end
+    if not holds:
+        return {}
+    typical = sum(holds.values()) / len(holds)
+    return {id(j): holds.get(id(j), typical) for j in done}
+
+
+def held_times(job: JobRecord, holds: dict[int, float]) -> tuple[float | None, float | None]:
+    """A local job's mechanics (service s, overhead s) with the worker's hold after it: the worker is busy
+    for service + hold; the client has the result `overhead` after the service, so the part of the
+    overhead after the hold is what remains (never below 0)."""
+    service, overhead = measured_times(job)
+    hold = holds.get(id(job), 0.0)
+    if service is None or overhead is None or not hold:
+        return service, overhead
+    hold = min(hold, overhead)
+    return service + hold, overhead - hold
