@@ -1,0 +1,191 @@
+"""A request log read into columns: CSV (with a header) or JSON Lines (one object a line), the time column
+named or detected, the case column optional. Rows that cannot be read are kept aside with their line
+number, never dropped silently.
+
+The stdlib's csv and json readers (both in C) do the reading: they give each row's line number, which a
+report of unreadable rows needs, and pandas' C reader does not (its `on_bad_lines` callable needs the
+slow Python engine); the times are then parsed in bulk (simulator/traffic/times.py)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loadlab.trace import HEADER as TRACE_HEADER
+
+MAX_LOG_ROWS = 5_000_000      # rows of a log read at most (~0.5 GB of columns in memory)
+MAX_FIELD_CHARS = 100_000     # a CSV field or JSON line longer than this is not a request log's row
+
+# column names taken as the time column when exactly one of them is present (case-insensitive)
+TIME_NAMES = ("t_s", "timestamp", "time", "ts", "datetime", "date", "@timestamp", "created_at", "created",
+              "start_time", "request_time", "received_at", "arrival", "arrival_time", "submitted_at")
+
+
+@dataclass
+class RawLog:
+    """The readable rows' time values (str or number, as written), case values and line numbers."""
+    path: Path
+    format: str                       # csv | jsonl
+    columns: list[str]
+    time_column: str
+    case_column: str | None
+    times: list = field(default_factory=list)
+    cases: list[str] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    bad: list[tuple[int, str]] = field(default_factory=list)    # (line, why) of each unreadable row
+
+
+def log_format(path: Path) -> str:
+    """csv or jsonl, from the suffix, else from the first character ('{': JSON Lines)."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if suffix in (".csv", ".tsv", ".txt", ".log"):
+        return "csv"
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip()
+    return "jsonl" if head.startswith(b"{") else "csv"
+
+
+def read_log(path: str | Path, time_column: str | None = None, case_column: str | None = None,
+             max_rows: int = MAX_LOG_ROWS) -> RawLog:
+    """The log's columns. ValueError (one line, naming the file) when it cannot be opened or decoded,
+    the time or case column is missing, or the time column is not named and cannot be told."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"log {path} does not exist or is not a file")
+    try:
+        fmt = log_format(path)
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = _read_csv if fmt == "csv" else _read_jsonl
+            return reader(path, handle, time_column, case_column, max_rows)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"log {path} is not UTF-8 text (byte {err.start})") from None
+    except OSError as err:
+        raise ValueError(f"cannot read log {path}: {err.strerror or err}") from None
+
+
+def pick_column(path: Path, columns: list[str], named: str | None, what: str) -> str:
+    if named is not None:
+        if named not in columns:
+            raise ValueError(f"log {path}: no {what} column {named!r}; columns: {', '.join(columns) or 'none'}")
+        return named
+    lower = {c.lower(): c for c in columns}
+    found = [lower[n] for n in TIME_NAMES if n in lower]
+    if len(found) != 1:
+        why = f"several could be it ({', '.join(found)})" if found else "none is named like one"
+        raise ValueError(f"log {path}: which column holds the time? {why}; name it with --time-column "
+                         f"(columns: {', '.join(columns) or 'none'})")
+    return found[0]
+
+
+def _read_csv(path: Path, handle, time_column, case_column, max_rows) -> RawLog:
+    csv.field_size_limit(MAX_FIELD_CHARS)
+    sample = handle.read(8192)
+    handle.seek(0)
+    delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
+    skipped = _skip_comments(handle)
+    reader = csv.reader(handle, delimiter=delimiter)
+    try:
+        header = next(reader, None)
+    except csv.Error as err:
+        raise ValueError(f"log {path}, line {skipped + 1}: {err}") from None
+    if not header or not any(h.strip() for h in header):
+        raise ValueError(f"log {path}, line 1: no header (a CSV log needs one naming its columns)")
+    columns = [h.strip() for h in header]
+    if columns == list(TRACE_HEADER) and case_column is None:
+        case_column = "case"       # an arrival trace (loadlab/trace.py) keeps its cases
+    log = RawLog(path, "csv", columns, pick_column(path, columns, time_column, "time"),
+                 case_column and pick_column(path, columns, case_column, "case"))
+    ti = columns.index(log.time_column)
+    ci = columns.index(log.case_column) if log.case_column else None
+    width = len(columns)
+    times, cases, lines, bad = log.times, log.cases, log.lines, log.bad   # the loop runs per row: locals
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as err:
+            bad.append((skipped + reader.line_num, str(err)))
+            continue
+        if not row:
+            continue
+        if len(row) != width:
+            bad.append((skipped + reader.line_num, f"{len(row)} fields, the header has {width}"))
+            continue
+        value = row[ti].strip()
+        if not value:
+            bad.append((skipped + reader.line_num, f"empty {log.time_column!r}"))
+            continue
+        times.append(value)
+        cases.append(row[ci].strip() if ci is not None else "")
+        lines.append(skipped + reader.line_num)
+        if len(times) > max_rows:
+            raise ValueError(f"log {log.path}: more than {max_rows:,} rows (cut it, e.g. with head, first)")
+    return log
+
+
+def _skip_comments(handle) -> int:
+    """Past the `#` lines before the header (a trace's provenance); how many."""
+    skipped = 0
+    while True:
+        at = handle.tell()
+        if not handle.readline(MAX_FIELD_CHARS).startswith("#"):
+            handle.seek(at)
+            return skipped
+        skipped += 1
+
+
+def _read_jsonl(path: Path, handle, time_column, case_column, max_rows) -> RawLog:
+    log = None
+    for line, text in enumerate(handle, 1):
+        if not text.strip():
+            continue
+        if len(text) > MAX_FIELD_CHARS:
+            log = _bad(log, path, line, f"over {MAX_FIELD_CHARS:,} characters")
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as err:
+            log = _bad(log, path, line, f"not JSON ({err.msg})")
+            continue
+        if not isinstance(obj, dict):
+            log = _bad(log, path, line, "not a JSON object")
+            continue
+        if log is None or not log.columns:
+            bad = log.bad if log else []
+            columns = list(obj)
+            log = RawLog(path, "jsonl", columns, pick_column(path, columns, time_column, "time"),
+                         case_column and pick_column(path, columns, case_column, "case"), bad=bad)
+        value = obj.get(log.time_column)
+        if value is None or isinstance(value, (dict, list, bool)):
+            log.bad.append((line, f"no {log.time_column!r} value" if value is None else
+                            f"{log.time_column!r} is not a time: {value!r}"))
+            continue
+        case = obj.get(log.case_column, "") if log.case_column else ""
+        _keep(log, value.strip() if isinstance(value, str) else value, str(case).strip(), line, max_rows)
+    if log is None:
+        raise ValueError(f"log {path} holds no rows")
+    return log
+
+
+def _bad(log: RawLog | None, path: Path, line: int, why: str) -> RawLog:
+    """Note an unreadable line, before the first readable object told the columns too."""
+    if log is None:
+        log = RawLog(path, "jsonl", [], "", None)
+    log.bad.append((line, why))
+    return log
+
+
+def _keep(log: RawLog, time_value, case: str, line: int, max_rows: int) -> None:
+    if time_value == "":
+        log.bad.append((line, f"empty {log.time_column!r}"))
+        return
+    if len(log.times) >= max_rows:
+        raise ValueError(f"log {log.path}: more than {max_rows:,} rows (cut it, e.g. with head, first)")
+    log.times.append(time_value)
+    log.cases.append(case)
+    log.lines.append(line)
