@@ -39,7 +39,8 @@ DAY_S = 86400.0
 COMMANDS = {"run": "simulator.month:cmd_run", "sweep": "simulator.sweep:cmd_sweep",
             "validate": "simulator.validate_command:cmd_validate", "trace": "simulator.trace_from_workload:cmd_trace",
             "article": "simulator.article_replay:cmd_article", "bench": "simulator.speed:cmd_bench",
-            "trace import": "simulator.traffic.commands:cmd_import", "trace fit": "simulator.traffic.fit_command:cmd_fit"}
+            "trace import": "simulator.traffic.commands:cmd_import", "trace fit": "simulator.traffic.fit_command:cmd_fit",
+            "sweep --trace": "simulator.traffic.sweep_trace:cmd_sweep_trace"}
 
 
 class Bounded:
@@ -212,12 +213,18 @@ def add_run_command(sub) -> None:
     run.add_argument("--trace", default=None, metavar="CSV",
                      help="replay the arrivals of a trace (t_s,case; e.g. from `simulator trace` or production "
                           "logs; t=0 is Monday 00:00) instead of drawing --monthly from the workload model")
-    run.add_argument("--drain-s", type=Bounded(float, 0, 30 * DAY_S), default=3600.0,
-                     help="with --trace: simulated time after the last arrival, s (default 3600); the bill is "
-                          "scaled to 30 days from the trace's span")
+    add_trace_flags(run)
     add_workload(run)
     add_deployment(run)
     add_common(run)
+
+
+def add_trace_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--drain-s", type=Bounded(float, 0, 30 * DAY_S), default=3600.0,
+                   help="with --trace: simulated time after the last arrival, s (default 3600)")
+    p.add_argument("--repeat-to-month", action="store_true",
+                   help="with --trace: bill the traffic repeated to 30 days (default: the bill of the trace's own "
+                        "span, arrivals + --drain-s)")
 
 
 def add_sweep_command(sub) -> None:
@@ -233,6 +240,9 @@ def add_sweep_command(sub) -> None:
                          "with a 95 %% interval, and the recommendation says when the runner-up is within it "
                          "(default 1)")
     sw.add_argument("--png", type=writable_path, default=Path("reports/simulated/sweep.png"), help="cost-vs-volume plot")
+    sw.add_argument("--trace", default=None, metavar="CSV",
+                    help="every setting on the arrivals of this trace (e.g. from `trace import`) instead of --volumes")
+    add_trace_flags(sw)
     add_workload(sw)
     add_common(sw)
 
@@ -302,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     top = parser()
     args = top.parse_args(argv)
     command = f"trace {args.trace_command}" if getattr(args, "trace_command", None) else args.command
+    command = "sweep --trace" if command == "sweep" and args.trace else command
     if command == "trace" and args.out is None:
         top.error("trace: --out is required (or: trace import LOG --out FILE, trace fit LOG)")
     module, _, function = COMMANDS[command].partition(":")
