@@ -1,0 +1,62 @@
+"""`bench autoscale --trace`: any arrival trace replayed against Ray Serve, its own cases and times / K,
+one stage per window; bounded and checked before Ray starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.autoscale.cli import parse_args
+from bench.autoscale.scenario import SCENARIOS, phase_stages, trace_scenario, write_scenario
+from loadlab.schema import JobRecord
+from loadlab.trace import read_trace, write_trace
+from locustfiles.arrivals import OpenLoopPlan
+
+
+@pytest.fixture
+def trace(tmp_path):
+    rows = [(0.0, "light"), (10.0, "small"), (20.0, "light")] + [(95.0, "light")] * 6 + [(170.0, "small")]
+    return write_trace(tmp_path / "t.csv", rows, provenance={"source": "gateway.log", "time_scale": 1})
+
+
+def test_a_trace_becomes_windows_with_its_own_cases_and_times_scaled(trace, tmp_path):
+    sc = trace_scenario(trace, 2.0, 30.0, SCENARIOS["short"])
+    assert [(t, c) for t, c, _ in sc.rows()] == [(t / 2, c) for t, c in read_trace(trace)]
+    assert [p.name for p in sc.phases] == ["window 1 [0, 30) s", "window 2 [30, 60) s", "window 3 [60, 90) s"]
+    assert [len(p.times) for p in sc.phases] == [3, 6, 1]
+    assert sc.cases == ["light", "small"] and sc.shape.step_s == 30.0
+    assert sc.to_dict()["trace"]["provenance"]["source"] == "gateway.log"
+    # written for Locust and regrouped by arrival index, as the scripted scenario is
+    rows = read_trace(write_scenario(sc, tmp_path / "replay.csv"))
+    plan = OpenLoopPlan(arrival="trace", stage_seconds=sc.shape.step_s, trace=rows, time_scale=1.0)
+    jobs = [JobRecord(case=a.case, status="completed", scheduled=100 + a.t_s, submitted=100 + a.t_s,
+                      finished=101 + a.t_s, e2e_s=1.0, extra={"arrival": a.index}) for a in plan.arrivals()]
+    stages = phase_stages(jobs, sc, 100.0, None)
+    assert [len(s.jobs) for s in stages] == [3, 6, 1]
+    assert [j.case for j in stages[0].jobs] == ["light", "small", "light"]
+    assert stages[1].arrival_rate_per_s == pytest.approx(6 / 30)
+
+
+def test_default_windows_and_the_cli(trace):
+    args = parse_args(["--trace", str(trace)])
+    assert len(args.trace_scenario.phases) == 6 and args.cases == "light,small"
+    assert args.scenario == "trace-t"
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--time-scale", "0"], "--time-scale must be"),
+    (["--time-scale", "0.01"], "bounded to 2,000 arrivals over 3,600 s"),
+    (["--window-s", "0.5"], "at most 100"),
+])
+def test_bad_traces_are_refused_before_ray_starts(trace, capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(["--trace", str(trace), *flags])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_unknown_cases_and_unreadable_traces(tmp_path, capsys):
+    bad = write_trace(tmp_path / "b.csv", [(0.0, "huge")])
+    missing = tmp_path / "missing.csv"
+    for path, message in [(bad, "unknown case"), (missing, "does not exist")]:
+        with pytest.raises(SystemExit):
+            parse_args(["--trace", str(path)])
+        assert message in capsys.readouterr().err
