@@ -125,3 +125,17 @@ def test_a_trace_with_provenance_still_reads_and_replays_everywhere(tmp_path, se
     again = tmp_path / "again.csv"
     assert main(["trace", "import", str(out), "--out", str(again)]) == 0
     np.testing.assert_allclose(trace_times(again), trace_times(out), atol=1e-6)
+
+
+def test_locusts_trace_replay_reads_an_imported_trace(tmp_path, seconds):
+    from types import SimpleNamespace
+
+    from locustfiles.report import open_plan_from_options
+
+    log = relative_csv(tmp_path / "rel.csv", seconds[:50])
+    out = tmp_path / "t.csv"
+    assert main(["trace", "import", str(log), "--time-column", "elapsed", "--case", "light", "--out", str(out)]) == 0
+    plan = open_plan_from_options(SimpleNamespace(arrival="trace", trace=str(out), stage_seconds=60.0, time_scale=1.0))
+    arrivals = plan.arrivals()
+    assert len(arrivals) == 50 and {a.case for a in arrivals} == {"light"}
+    np.testing.assert_allclose([a.t_s for a in arrivals], seconds[:50] - seconds[0], atol=1e-3)
