@@ -60,3 +60,36 @@ def test_unknown_cases_and_unreadable_traces(tmp_path, capsys):
         with pytest.raises(SystemExit):
             parse_args(["--trace", str(path)])
         assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_trace_replays_against_ray_serve_and_validate_scores_it(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from loadlab.schema import Report
+    from tests.test_bench_autoscale import ROOT, _alive
+
+    trace = write_trace(tmp_path / "t.csv", [(0.0, "light"), (1.0, "light"), (1.0, "light"), (12.0, "light")],
+                        provenance={"source": "gateway.log", "time_scale": 1})
+    out = tmp_path / "R.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    cmd = [sys.executable, "-m", "bench", "autoscale", "--trace", str(trace), "--window-s", "6", "--scenario", "short",
+           "--out", str(out), "--locust-dir", str(tmp_path / "locust"), "--downscale-delay-s", "5",
+           "--downscale-to-zero-delay-s", "5", "--look-back-period-s", "10"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=420)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    report = Report.load(out)
+    assert [s.name for s in report.stages] == ["window 1 [0, 6) s", "window 2 [6, 12) s", "window 3 [12, 18) s"]
+    assert [len(s.jobs) for s in report.stages] == [3, 0, 1]
+    assert all(j.status == "completed" for s in report.stages for j in s.jobs)
+    assert report.extra["scenario"]["trace"]["provenance"]["source"] == "gateway.log"
+    assert report.replicas.events[0].from_replicas == 0 and report.extra["back_at_rest"] is True
+    assert _alive(report.extra["rayserve"]["pids"]) == []
+    calibration = tmp_path / "R-calibration.json"
+    validate = subprocess.run([sys.executable, "-m", "simulator", "validate", "--measured", str(out), "--calibration",
+                               str(calibration), "--out", str(tmp_path / "V.json")], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+    assert validate.returncode == 0, validate.stderr[-2000:]
+    assert "window 1 [0, 6) s" in validate.stdout and "replica_seconds" in validate.stdout
