@@ -139,3 +139,13 @@ def test_locusts_trace_replay_reads_an_imported_trace(tmp_path, seconds):
     arrivals = plan.arrivals()
     assert len(arrivals) == 50 and {a.case for a in arrivals} == {"light"}
     np.testing.assert_allclose([a.t_s for a in arrivals], seconds[:50] - seconds[0], atol=1e-3)
+
+
+def test_a_log_over_the_row_bound_is_refused(tmp_path):
+    from simulator.traffic.read import read_log
+
+    log = tmp_path / "log.csv"
+    log.write_text("time\n" + "".join(f"{i}\n" for i in range(5)))
+    with pytest.raises(ValueError, match="more than 4 rows"):
+        read_log(log, max_rows=4)
+    assert len(read_log(log, max_rows=5).times) == 5

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from loadlab.trace import HEADER as TRACE_HEADER
 
-MAX_LOG_ROWS = 5_000_000      # rows of a log read at most (~0.5 GB of columns in memory)
+MAX_LOG_ROWS = 2_000_000      # rows of a log read at most (a million took ~0.45 GB of memory)
 MAX_FIELD_CHARS = 100_000     # a CSV field or JSON line longer than this is not a request log's row
 
 # column names taken as the time column when exactly one of them is present (case-insensitive)
