@@ -149,3 +149,25 @@ def test_a_log_over_the_row_bound_is_refused(tmp_path):
     with pytest.raises(ValueError, match="more than 4 rows"):
         read_log(log, max_rows=4)
     assert len(read_log(log, max_rows=5).times) == 5
+
+
+def test_parquet_logs_with_timestamp_or_text_times(tmp_path, seconds, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    base = MONDAY.timestamp()
+    stamps = pa.array([int((base + s) * 1000) for s in seconds.tolist()] + [None], pa.int64()).cast(pa.timestamp("ms", "UTC"))
+    cases = pa.array(["512"] * seconds.size + ["512"])
+    pq.write_table(pa.table({"created_at": stamps, "size": cases}), tmp_path / "typed.parquet")
+    text = [(MONDAY + timedelta(seconds=float(s))).isoformat() for s in seconds.tolist()][::-1] + ["soon"]
+    pq.write_table(pa.table({"timestamp": text}), tmp_path / "text.parquet")
+    for name, extra in [("typed", ["--case-column", "size", "--case-map", "512=small"]), ("text", [])]:
+        out = tmp_path / f"{name}.csv"
+        assert main(["trace", "import", str(tmp_path / f"{name}.parquet"), "--out", str(out), *extra]) == 0
+        np.testing.assert_allclose(trace_times(out), seconds - seconds[0], atol=1e-6, err_msg=name)
+        assert read_provenance(out)["format"] == "parquet"
+        assert f"line {seconds.size + 1}:" in capsys.readouterr().out        # the null / unparsable row, by row number
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 not really")
+    assert main(["trace", "import", str(broken), "--out", str(tmp_path / "b.csv")]) == 2
+    assert "not a readable parquet file" in capsys.readouterr().err

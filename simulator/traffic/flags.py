@@ -6,8 +6,8 @@ import argparse
 
 UNITS = ("auto", "iso", "epoch-s", "epoch-ms", "relative-s")
 
-LOG_HELP = ("a request log: CSV with a header (comma or tab) or JSON Lines (.jsonl/.ndjson, one object a line); "
-            "the trace CSV of `simulator trace` too")
+LOG_HELP = ("a request log: CSV with a header (comma or tab), JSON Lines (.jsonl/.ndjson, one object a line) or "
+            "parquet (.parquet); the trace CSV of `simulator trace` too")
 
 
 def add_log_flags(p: argparse.ArgumentParser, bounded) -> None:

@@ -70,7 +70,7 @@ def load(path: str | Path, time_column: str | None = None, unit: str = "auto", c
     if case_map and not case_column:
         raise ValueError("--case-map maps the values of --case-column: name that column")
     log = read_log(path, time_column, case_column)
-    times = parse_times(log.times, log.lines, unit, log.time_column)
+    times = parse_times(log.times, log.lines, log.unit if unit == "auto" and log.unit else unit, log.time_column)
     bad = sorted(log.bad + times.bad)
     cases, keep = _cases(log, times.keep, parse_case_map(case_map), case, bad)
     if not keep.any():

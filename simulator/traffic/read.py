@@ -1,10 +1,12 @@
-"""A request log read into columns: CSV (with a header) or JSON Lines (one object a line), the time column
-named or detected, the case column optional. Rows that cannot be read are kept aside with their line
-number, never dropped silently.
+"""A request log read into columns: CSV (with a header), JSON Lines (one object a line) or parquet, the time
+column named or detected, the case column optional. Rows that cannot be read are kept aside with their
+line number (for parquet: the row number, from 1), never dropped silently.
 
 The stdlib's csv and json readers (both in C) do the reading: they give each row's line number, which a
 report of unreadable rows needs, and pandas' C reader does not (its `on_bad_lines` callable needs the
-slow Python engine); the times are then parsed in bulk (simulator/traffic/times.py)."""
+slow Python engine); the times are then parsed in bulk (simulator/traffic/times.py). Parquet is read with
+pyarrow, only the two columns needed; a timestamp-typed column becomes epoch seconds there (UTC: a zone
+of the column's type is not applied to the hour of day)."""
 
 from __future__ import annotations
 
@@ -35,18 +37,23 @@ class RawLog:
     cases: list[str] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     bad: list[tuple[int, str]] = field(default_factory=list)    # (line, why) of each unreadable row
+    unit: str | None = None           # the time unit when the file's types say it (parquet timestamps)
 
 
 def log_format(path: Path) -> str:
     """csv or jsonl, from the suffix, else from the first character ('{': JSON Lines)."""
     suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
     if suffix in (".jsonl", ".ndjson", ".json"):
         return "jsonl"
     if suffix in (".csv", ".tsv", ".txt", ".log"):
         return "csv"
     with path.open("rb") as handle:
-        head = handle.read(4096).lstrip()
-    return "jsonl" if head.startswith(b"{") else "csv"
+        head = handle.read(4096)
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    return "jsonl" if head.lstrip().startswith(b"{") else "csv"
 
 
 def read_log(path: str | Path, time_column: str | None = None, case_column: str | None = None,
@@ -58,6 +65,8 @@ def read_log(path: str | Path, time_column: str | None = None, case_column: str 
         raise ValueError(f"log {path} does not exist or is not a file")
     try:
         fmt = log_format(path)
+        if fmt == "parquet":
+            return _read_parquet(path, time_column, case_column, max_rows)
         with path.open(newline="", encoding="utf-8") as handle:
             reader = _read_csv if fmt == "csv" else _read_jsonl
             return reader(path, handle, time_column, case_column, max_rows)
@@ -125,6 +134,39 @@ def _read_csv(path: Path, handle, time_column, case_column, max_rows) -> RawLog:
         lines.append(skipped + reader.line_num)
         if len(times) > max_rows:
             raise ValueError(f"log {log.path}: more than {max_rows:,} rows (cut it, e.g. with head, first)")
+    return log
+
+
+def _read_parquet(path: Path, time_column, case_column, max_rows) -> RawLog:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as err:
+        raise ValueError(f"log {path} is not a readable parquet file: {' '.join(str(err).split())}") from None
+    if meta.metadata.num_rows > max_rows:
+        raise ValueError(f"log {path}: more than {max_rows:,} rows (cut it first)")
+    columns = meta.schema_arrow.names
+    log = RawLog(path, "parquet", columns, pick_column(path, columns, time_column, "time"),
+                 case_column and pick_column(path, columns, case_column, "case"))
+    table = meta.read(columns=[c for c in (log.time_column, log.case_column) if c])
+    times = table.column(log.time_column)
+    if pa.types.is_timestamp(times.type):
+        # to epoch seconds in the column's own unit (s, ms, us, ns)
+        per_s = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[times.type.unit]
+        values = [None if v is None else v / per_s for v in times.cast(pa.int64()).to_pylist()]
+        log.unit = "epoch-s"
+    else:
+        values = times.to_pylist()
+    cases = table.column(log.case_column).to_pylist() if log.case_column else [""] * len(values)
+    for row, (value, case) in enumerate(zip(values, cases, strict=True), 1):
+        if value is None or value == "":
+            log.bad.append((row, f"empty {log.time_column!r}"))
+            continue
+        log.times.append(value.strip() if isinstance(value, str) else value)
+        log.cases.append("" if case is None else str(case).strip())
+        log.lines.append(row)
     return log
 
 
