@@ -200,7 +200,7 @@ def _pm(figure: dict) -> str:
 def _run_trace(args: argparse.Namespace, scenarios: list[Scenario], prices: dict) -> int:
     """The trace's arrivals on every deployment, priced for the trace's own span (or, with
     --repeat-to-month, repeated to 30 days): simulator/traffic/price.py."""
-    from simulator.traffic.price import horizon_of, priced, provenance_line
+    from simulator.traffic.price import horizon_of, log_start_hour, on_log_clock, priced, provenance_line
 
     if args.replications != 1:
         raise ValueError("--replications draws new months; a --trace replay has one arrival sequence")
@@ -208,7 +208,8 @@ def _run_trace(args: argparse.Namespace, scenarios: list[Scenario], prices: dict
     horizon = horizon_of(rows, args.drain_s)
     monthly = round(len(rows) * MONTH_S / horizon)
     results = []
-    for sc in scenarios:
+    hour = log_start_hour(args.trace)
+    for sc in (on_log_clock(sc, hour) for sc in scenarios):
         r = run_trace(sc, rows, horizon, seed=args.seed, progress=not args.no_progress and len(rows) >= 20000,
                       slo_e2e_s=args.slo_e2e, keep_jobs=REPORT_JOBS)
         r["profile"] = sc.profile.describe()

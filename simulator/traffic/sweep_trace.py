@@ -14,12 +14,12 @@ from simulator.engine import run_trace
 from simulator.pricing import load_prices
 from simulator.scenarios import scenario
 from simulator.sweep import base, recommend, settings
-from simulator.traffic.price import horizon_of, priced, provenance_line
+from simulator.traffic.price import horizon_of, log_start_hour, on_log_clock, priced, provenance_line
 from simulator.workload import MONTH_S
 
 
 def _setting_row(task: dict) -> dict:
-    sc = scenario(task["setting"], base(task["prices"], task["profile"], task["fit"]))
+    sc = on_log_clock(scenario(task["setting"], base(task["prices"], task["profile"], task["fit"])), task["hour"])
     r = priced(run_trace(sc, task["rows"], task["horizon"], seed=task["seed"]), task["horizon"], True)
     return {"volume": task["volume"], "setting": task["setting"], "kind": sc.kind, "served": r["served"],
             "failed": r["failed"], "rejected": r["rejected"], "in_flight": r["in_flight"], "arrivals": r["arrivals"],
@@ -42,7 +42,8 @@ def cmd_sweep_trace(args: argparse.Namespace) -> int:
     print(f"sweep --trace: {len(rows):,} arrivals over {horizon:,.0f} s x {len(settings())} settings on "
           f"{args.processes} processes ...", flush=True)
     tasks = [{"setting": s, "rows": rows, "horizon": horizon, "volume": volume, "prices": prices,
-              "profile": args.profile, "fit": args.fit, "seed": args.seed} for s in settings()]
+              "profile": args.profile, "fit": args.fit, "seed": args.seed, "hour": log_start_hour(args.trace)}
+             for s in settings()]
     if args.processes > 1:
         with ProcessPoolExecutor(args.processes) as pool:
             results = list(pool.map(_setting_row, tasks))
