@@ -73,6 +73,15 @@ def mean_ci95(values: Sequence[float]) -> tuple[float | None, float | None]:
     return float(arr.mean()), float(t * arr.std(ddof=1) / math.sqrt(arr.size))
 
 
+def coefficient_of_variation(values: Iterable[float]) -> float | None:
+    """Standard deviation (population, ddof=0) / mean: 1 for a Poisson process's interarrival times, above
+    1 for bursty ones. None with fewer than 2 values or a mean of 0."""
+    arr = np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=float)
+    if arr.size < 2 or not arr.mean() > 0:
+        return None
+    return float(arr.std() / arr.mean())
+
+
 def relative_error(simulated: float | None, measured: float | None) -> float | None:
     """(simulated - measured) / measured, as a fraction; None when either side is missing or zero."""
     if simulated is None or measured is None or measured == 0:

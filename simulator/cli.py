@@ -4,7 +4,8 @@ Commands (the first is the default):
   run       (default) simulate a month at --monthly requests for local / vertex / hybrid
   sweep     several volumes x settings, cheapest setting meeting a p95 SLO, cost-vs-volume PNG
   validate  replay the stages of a measured report, error % per stage
-  trace     an arrival trace (t_s,case CSV) drawn from the workload model, for Locust and `run --trace`
+  trace     an arrival trace (t_s,case CSV) drawn from the workload model, for Locust and `run --trace`;
+            `trace import LOG` turns a request log into one, `trace fit LOG` fits the workload model to a log
   article   the source article's scenario replayed from its own figures
   bench     speed of the simulator against a bare SimPy M/M/1 loop
 
@@ -39,7 +40,9 @@ DAY_S = 86400.0
 
 COMMANDS = {"run": "simulator.month:cmd_run", "sweep": "simulator.sweep:cmd_sweep",
             "validate": "simulator.validate_command:cmd_validate", "trace": "simulator.trace_from_workload:cmd_trace",
-            "article": "simulator.article_replay:cmd_article", "bench": "simulator.speed:cmd_bench"}
+            "article": "simulator.article_replay:cmd_article", "bench": "simulator.speed:cmd_bench",
+            "trace import": "simulator.traffic.commands:cmd_import", "trace fit": "simulator.traffic.fit_command:cmd_fit",
+            "sweep --trace": "simulator.traffic.sweep_trace:cmd_sweep_trace"}
 
 
 class Bounded:
@@ -214,12 +217,18 @@ def add_run_command(sub) -> None:
     run.add_argument("--trace", default=None, metavar="CSV",
                      help="replay the arrivals of a trace (t_s,case; e.g. from `simulator trace` or production "
                           "logs; t=0 is Monday 00:00) instead of drawing --monthly from the workload model")
-    run.add_argument("--drain-s", type=Bounded(float, 0, 30 * DAY_S), default=3600.0,
-                     help="with --trace: simulated time after the last arrival, s (default 3600); the bill is "
-                          "scaled to 30 days from the trace's span")
+    add_trace_flags(run)
     add_workload(run)
     add_deployment(run)
     add_common(run)
+
+
+def add_trace_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--drain-s", type=Bounded(float, 0, 30 * DAY_S), default=3600.0,
+                   help="with --trace: simulated time after the last arrival, s (default 3600)")
+    p.add_argument("--repeat-to-month", action="store_true",
+                   help="with --trace: bill the traffic repeated to 30 days (default: the bill of the trace's own "
+                        "span, arrivals + --drain-s)")
 
 
 def add_sweep_command(sub) -> None:
@@ -235,6 +244,9 @@ def add_sweep_command(sub) -> None:
                          "with a 95 %% interval, and the recommendation says when the runner-up is within it "
                          "(default 1)")
     sw.add_argument("--png", type=writable_path, default=Path("reports/simulated/sweep.png"), help="cost-vs-volume plot")
+    sw.add_argument("--trace", default=None, metavar="CSV",
+                    help="every setting on the arrivals of this trace (e.g. from `trace import`) instead of --volumes")
+    add_trace_flags(sw)
     add_workload(sw)
     add_common(sw)
 
@@ -276,10 +288,15 @@ def add_trace_command(sub) -> None:
                          f"at most {MAX_ROWS:,} rows")
     tr.add_argument("--time-scale", type=Bounded(float, 0.001, 1_000_000), default=1.0,
                     help="divide every arrival time by K (default 1: real time; 720 turns a day into 2 minutes)")
-    tr.add_argument("--out", type=writable_path, required=True, help="the trace CSV to write")
+    tr.add_argument("--out", type=writable_path, default=None, help="the trace CSV to write (required)")
     tr.add_argument("--seed", type=Bounded(int, 0, MAX_SEED), default=1,
                     help="random seed; same seed, same arrivals as `run` (default 1)")
     add_arrivals(tr)
+    from simulator.traffic.flags import add_fit_parser, add_import_parser
+
+    tr_sub = tr.add_subparsers(dest="trace_command", metavar="{import,fit}")
+    add_import_parser(tr_sub, Bounded, writable_path)
+    add_fit_parser(tr_sub, Bounded)
 
 
 def add_article_command(sub) -> None:
@@ -300,13 +317,18 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv = ["run", *argv]
-    args = parser().parse_args(argv)
-    module, _, function = COMMANDS[args.command].partition(":")
+    top = parser()
+    args = top.parse_args(argv)
+    command = f"trace {args.trace_command}" if getattr(args, "trace_command", None) else args.command
+    command = "sweep --trace" if command == "sweep" and args.trace else command
+    if command == "trace" and args.out is None:
+        top.error("trace: --out is required (or: trace import LOG --out FILE, trace fit LOG)")
+    module, _, function = COMMANDS[command].partition(":")
     try:
         # each command's module is imported only when run (the parser stays quick to load)
         return getattr(importlib.import_module(module), function)(args)
     except (ValueError, OSError) as err:   # a mistake in the command line or an input file: one line, exit 2
-        print(f"python -m simulator {args.command}: error: {one_line(err)}", file=sys.stderr)
+        print(f"python -m simulator {command}: error: {one_line(err)}", file=sys.stderr)
         return 2
 
 

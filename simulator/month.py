@@ -96,9 +96,9 @@ def fmt(v, digits=1, unit=""):
     return f"{v:,}{unit}"
 
 
-def table(results: list[dict]) -> str:
+def table(results: list[dict], cost_key: str = "monthly_cost", cost_head: str = "$/month") -> str:
     head = ["deployment", "served", "failed", "rejected", "retried", "mean s", "p50 s", "p95 s", "p99 s", "max s",
-            "cold %", "mean repl", "max repl", "repl-h", "util %", "$/month", "$/request"]
+            "cold %", "mean repl", "max repl", "repl-h", "util %", cost_head, "$/request"]
     rows = []
     for r in results:
         lat = r["latency_s"]
@@ -107,7 +107,7 @@ def table(results: list[dict]) -> str:
                      fmt(None if r["cold_start_share"] is None else 100 * r["cold_start_share"]),
                      fmt(r["mean_replicas"], 2), fmt(r["max_replicas"]), fmt(r["replica_hours"]),
                      fmt(None if r["utilisation"] is None else 100 * r["utilisation"]),
-                     fmt(r["monthly_cost"], 2), fmt(r["cost_per_request"], 5)])
+                     fmt(r[cost_key], 2), fmt(r["cost_per_request"], 5)])
     if any("slo_attainment" in r for r in results):
         head += ["SLO %", "goodput /h"]
         for row, r in zip(rows, results, strict=True):
@@ -193,22 +193,33 @@ def _pm(figure: dict) -> str:
 
 
 def _run_trace(args: argparse.Namespace, scenarios: list[Scenario], prices: dict) -> int:
+    """The trace's arrivals on every deployment, priced for the trace's own span (or, with
+    --repeat-to-month, repeated to 30 days): simulator/traffic/price.py."""
+    from simulator.traffic.price import horizon_of, log_start_hour, on_log_clock, priced, provenance_line
+
     if args.replications != 1:
         raise ValueError("--replications draws new months; a --trace replay has one arrival sequence")
     rows = read_trace(args.trace)
-    horizon = rows[-1][0] + args.drain_s
+    horizon = horizon_of(rows, args.drain_s)
     monthly = round(len(rows) * MONTH_S / horizon)
     results = []
-    for sc in scenarios:
+    hour = log_start_hour(args.trace)
+    for sc in (on_log_clock(sc, hour) for sc in scenarios):
         r = run_trace(sc, rows, horizon, seed=args.seed, progress=not args.no_progress and len(rows) >= 20000,
                       slo_e2e_s=args.slo_e2e, keep_jobs=REPORT_JOBS)
         r["profile"] = sc.profile.describe()
-        results.append(r)
+        results.append(priced(r, horizon, args.repeat_to_month))
     mix = Counter(c for _, c in rows)
-    print(f"{len(rows):,} arrivals from {args.trace} over {horizon:,.0f} s (as {monthly:,}/month), "
+    if (line := provenance_line(args.trace)):
+        print(line)
+    basis = (f"priced as that traffic repeated to 30 days ({monthly:,}/month)" if args.repeat_to_month
+             else f"priced for those {horizon / 3600:,.2f} h (the arrivals + --drain-s {args.drain_s:g}); "
+                  "--repeat-to-month for a month of it")
+    print(f"{len(rows):,} arrivals from {args.trace} over {horizon:,.0f} s, {basis}; "
           f"cases {dict(sorted(mix.items()))}, seed {args.seed}")
-    print(table(results))
-    print(article_lines(monthly, results, prices))
+    print(table(results, *(("monthly_cost", "$/month") if args.repeat_to_month else ("trace_cost", "$ trace"))))
+    if args.repeat_to_month:
+        print(article_lines(monthly, results, prices))
     name = f"trace-{Path(args.trace).stem}"
     simulation = SimulationConfig(seed=args.seed, monthly=monthly, days=horizon / 86400,
                                   case_mix={c: n / len(rows) for c, n in mix.items()}, prices=prices)

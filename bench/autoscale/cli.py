@@ -10,10 +10,13 @@ The measured report holds every job (cold starts marked from the timeline), one 
     python -m bench autoscale --calibrate --out reports/measured/C.json
     python -m bench autoscale --calibration C.json --out R.json    # the scenario, sized from C
     python -m simulator validate --measured R.json --calibration C.json
+    python -m bench autoscale --trace T.csv --time-scale 60         # any trace (e.g. `simulator trace import`)
 
 The scenario is sized from the calibrated warm service time S of the first case: ramp steps at 0.3, 0.6
 and 1.2 x one replica's rate 1/S (evenly spaced arrivals), then `burst` arrivals at once. Both runs use
-the same Ray cluster, one after the other, each in its own window and with its own jobs.
+the same Ray cluster, one after the other, each in its own window and with its own jobs. With --trace the
+arrivals are the trace's (its own cases, times / --time-scale), one stage per window of --window-s, and
+the calibration covers the trace's cases.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 
 from bench.autoscale.calibration import calibrate, warm_service_s
 from bench.autoscale.printing import print_calibration, print_summary
-from bench.autoscale.scenario import SCENARIOS, build_scenario
+from bench.autoscale.scenario import SCENARIOS, build_scenario, trace_scenario
 from bench.autoscale.scenario_run import run_scenario
 from bench.autoscale.target import AUTOSCALING_FLAGS, ray_target
 from loadlab.cases import parse_cases
@@ -35,6 +38,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scenario", choices=sorted(SCENARIOS), default="demo",
                    help="demo (~3-4 min: idle 30 s, 3 x 20 s ramp, burst of 8) or short (~1.5 min: idle 10 s, "
                         "3 x 8 s ramp, burst of 6); each then waits until back at zero")
+    p.add_argument("--trace", type=Path, default=None, metavar="CSV",
+                   help="replay this arrival trace (t_s,case; e.g. from `simulator trace import`) instead of the "
+                        "scripted scenario; calibration counts as --scenario's")
+    p.add_argument("--time-scale", type=float, default=1.0, metavar="K",
+                   help="with --trace: divide its times by K (default 1)")
+    p.add_argument("--window-s", type=float, default=None,
+                   help="with --trace: one stage per window of this many s (default: the span in 6)")
     p.add_argument("--calibrate", action="store_true",
                    help="only the calibration run (warm service times, replica cold starts) -> --out")
     p.add_argument("--calibration", type=Path, default=None,
@@ -61,12 +71,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--calibrate writes a calibration; --calibration reads one")
     if args.min_replicas < 0 or args.max_replicas < max(1, args.min_replicas):
         p.error("need 0 <= --min-replicas <= --max-replicas and --max-replicas >= 1")
+    args.trace_scenario = None
+    if args.trace:
+        try:     # read and bounded before Ray starts
+            args.trace_scenario = trace_scenario(args.trace, args.time_scale, args.window_s, SCENARIOS[args.scenario])
+            args.cases = ",".join(args.trace_scenario.cases)
+            parse_cases(args.cases)
+        except ValueError as err:
+            p.error(str(err))
+        args.scenario = f"trace-{args.trace.stem}"
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    shape = SCENARIOS[args.scenario]
+    shape = args.trace_scenario.shape if args.trace_scenario else SCENARIOS[args.scenario]
     cases = parse_cases(args.cases)
     cycles, runs = args.cold_starts or shape.cold_starts, args.warm_runs or shape.warm_runs
     measured = Path("reports/measured")
@@ -84,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             calibration = calibrate(args, target, cases, cycles, runs)
         if not args.calibrate:
             service_s = warm_service_s(calibration, cases[0].name)
-            scenario = build_scenario(shape, service_s, [c.name for c in cases])
+            scenario = args.trace_scenario or build_scenario(shape, service_s, [c.name for c in cases])
+            scenario.service_s = service_s
             report = run_scenario(args, target, scenario, out,
                                   str(args.calibration or calibration_out))
     # saved once Ray is down: the reports record whether it stopped cleanly

@@ -1,18 +1,25 @@
 """The autoscaling scenario: idle at zero replicas -> a ramp of three steps -> a burst, sized from the
-calibrated warm service time S; written as an arrival trace for Locust, and the replayed jobs regrouped
-into one stage per phase."""
+calibrated warm service time S; or any arrival trace (`--trace`, e.g. from `simulator trace import`),
+cut into windows of equal length. Written as an arrival trace for Locust, and the replayed jobs regrouped
+into one stage per phase (a window of a trace)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loadlab.schema import JobRecord, Stage
-from loadlab.trace import write_trace
+from loadlab.trace import read_provenance, read_trace, write_trace
 
 # Ramp steps as shares of one replica's rate 1/S: well under, near, and over what one replica serves.
 RAMP_SHARES = (0.3, 0.6, 1.2)
+# A trace replayed against Ray Serve on this machine is bounded: its arrivals and span after --time-scale.
+MAX_TRACE_ARRIVALS = 2000
+MAX_TRACE_SPAN_S = 3600.0
+TRACE_WINDOWS = 6          # default windows (stages) of a trace
+MAX_WINDOWS = 100
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,55 @@ class Scenario:
                 "ramp_shares_of_one_replica": list(RAMP_SHARES),
                 "phases": [{"name": p.name, "start_s": p.start_s, "end_s": p.end_s, "arrivals": len(p.times),
                             "rate_per_s": p.rate_per_s} for p in self.phases]}
+
+
+@dataclass
+class TraceScenario(Scenario):
+    """A trace replayed as it is (its own cases, times / time_scale), its windows the phases."""
+
+    trace: list[tuple[float, str, str]] = field(default_factory=list)    # (t_s, case, window)
+    source: dict[str, Any] = field(default_factory=dict)
+
+    def rows(self) -> list[tuple[float, str, str]]:
+        return self.trace
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trace": self.source, "service_s": self.service_s, "cases": self.cases,
+                "phases": [{"name": p.name, "start_s": p.start_s, "end_s": p.end_s, "arrivals": len(p.times),
+                            "rate_per_s": p.rate_per_s} for p in self.phases]}
+
+
+def trace_scenario(path: Path, time_scale: float, window_s: float | None, shape: ScenarioShape) -> TraceScenario:
+    """The trace at `path` with its times / time_scale, cut into windows of `window_s` (default: the span
+    in TRACE_WINDOWS). ValueError (one line) for a trace that cannot be read or is over the bounds."""
+    if not time_scale > 0 or not math.isfinite(time_scale):
+        raise ValueError(f"--time-scale must be a finite number > 0, got {time_scale!r}")
+    rows = [(t / time_scale, case) for t, case in read_trace(path)]
+    span = rows[-1][0]
+    if len(rows) > MAX_TRACE_ARRIVALS or span > MAX_TRACE_SPAN_S:
+        raise ValueError(f"trace {path}: {len(rows):,} arrivals over {span:,.0f} s after --time-scale {time_scale:g}; "
+                         f"a replay against Ray Serve here is bounded to {MAX_TRACE_ARRIVALS:,} arrivals over "
+                         f"{MAX_TRACE_SPAN_S:,.0f} s (cut it: trace import --busiest/--from/--to, or --time-scale)")
+    if window_s is not None and not window_s > 0:
+        raise ValueError(f"--window-s must be > 0, got {window_s!r}")
+    window = window_s or max(1.0, math.ceil(span / TRACE_WINDOWS))
+    n = max(1, math.ceil((span + 1e-9) / window)) if span > 0 else 1
+    if n > MAX_WINDOWS:
+        raise ValueError(f"--window-s {window:g} cuts {span:,.0f} s into {n:,} windows: at most {MAX_WINDOWS}")
+    bounds = [(i * window, (i + 1) * window) for i in range(n)]
+    names = [f"window {i + 1} [{a:g}, {b:g}) s" for i, (a, b) in enumerate(bounds)]
+    trace = [(t, case, names[min(int(t // window), n - 1)]) for t, case in rows]
+    phases = [Phase(name, a, b, tuple(t for t, _, w in trace if w == name)) for name, (a, b) in zip(names, bounds, strict=True)]
+    cases = sorted({case for _, case in rows})
+    source = {"path": str(path), "time_scale": time_scale, "window_s": window, "arrivals": len(rows),
+              "span_s": span, "provenance": read_provenance(path)}
+    return TraceScenario(replace_shape(shape, window), 0.0, cases, phases, trace=trace, source=source)
+
+
+def replace_shape(shape: ScenarioShape, window_s: float) -> ScenarioShape:
+    """The scripted shape's calibration counts, with Locust's windows the trace's."""
+    return ScenarioShape(idle_s=0.0, step_s=window_s, burst=0, gap_s=0.0, cold_starts=shape.cold_starts,
+                         warm_runs=shape.warm_runs)
 
 
 def build_scenario(shape: ScenarioShape, service_s: float, cases: list[str]) -> Scenario:
