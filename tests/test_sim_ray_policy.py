@@ -25,7 +25,7 @@ SCRIPT = RayServeConfig(min_replicas=0, max_replicas=2, target_ongoing_requests=
 def run_script(arrivals, config=SCRIPT, service_s=25.0, startup_s=2.0, until=300.0, **kwargs):
     env = simpy.Environment()
     ledger = Ledger()
-    dep = RayServeDeployment(env, ledger, lambda case: service_s, config, DEFAULT_PRICES, startup_s=startup_s,
+    dep = RayServeDeployment(env, ledger, lambda case, **_: service_s, config, DEFAULT_PRICES, startup_s=startup_s,
                              record_timeline=True, **kwargs)
 
     def source():
@@ -87,7 +87,7 @@ def test_max_ongoing_requests_bounds_what_a_replica_holds():
     cfg = RayServeConfig(min_replicas=1, max_replicas=1, target_ongoing_requests=2, max_ongoing_requests=2)
     env = simpy.Environment()
     ledger = Ledger()
-    dep = RayServeDeployment(env, ledger, lambda case: 10.0, cfg, DEFAULT_PRICES, startup_s=1.0)
+    dep = RayServeDeployment(env, ledger, lambda case, **_: 10.0, cfg, DEFAULT_PRICES, startup_s=1.0)
     env.run(until=5)
     jobs = [Job("medium", env.now) for _ in range(3)]
     for j in jobs:
@@ -115,7 +115,7 @@ def test_a_replica_holds_its_request_while_the_result_returns():
     cfg = RayServeConfig(min_replicas=1, max_replicas=1, target_ongoing_requests=1, max_ongoing_requests=1)
     env = simpy.Environment()
     ledger = Ledger()
-    dep = RayServeDeployment(env, ledger, lambda case: 10.0, cfg, DEFAULT_PRICES, startup_s=1.0,
+    dep = RayServeDeployment(env, ledger, lambda case, **_: 10.0, cfg, DEFAULT_PRICES, startup_s=1.0,
                              return_s=lambda case: 2.0)
     env.run(until=5)
     jobs = [Job("medium", env.now) for _ in range(2)]

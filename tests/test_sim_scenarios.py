@@ -56,9 +56,9 @@ def test_run_accepts_any_registered_scenario(tmp_path, capsys):
 def test_hybrid_is_wired_when_constructed_and_falls_back_on_failure():
     env = simpy.Environment()
     ledger = Ledger()
-    local = LocalGPU(env, ledger, lambda case: 5.0)
+    local = LocalGPU(env, ledger, lambda case, **_: 5.0)
     hybrid = Hybrid(env, local, lambda on_fail: VertexEndpoint(
-        env, ledger, lambda case: 5.0, VertexConfig(schedule=fixed_schedule(1, 1), endpoint="shared"),
+        env, ledger, lambda case, **_: 5.0, VertexConfig(schedule=fixed_schedule(1, 1), endpoint="shared"),
         DEFAULT_PRICES, provision_s=1, load_s=1, rng=random.Random(1), on_fail=on_fail), fallback_after_s=None)
     big = Job("large", 0.0)           # 2.8 MB: over the shared endpoint's 1.5 MB
     ledger.arrive(big)
@@ -69,7 +69,7 @@ def test_hybrid_is_wired_when_constructed_and_falls_back_on_failure():
 
 
 def _warm_endpoint(env, ledger, service_s=10.0):
-    ep = VertexEndpoint(env, ledger, lambda case: service_s, VertexConfig(schedule=fixed_schedule(1, 2)),
+    ep = VertexEndpoint(env, ledger, lambda case, **_: service_s, VertexConfig(schedule=fixed_schedule(1, 2)),
                         DEFAULT_PRICES, provision_s=1, load_s=1, rng=random.Random(1))
     env.run(until=5)                   # replica 0 is ready and idle
     assert len(ep.idle) == 1

@@ -53,7 +53,7 @@ def erlang_c_wait(lam: float, mu: float, c: int) -> float:
 
 def test_mm1_mean_wait_matches_closed_form():
     lam, mu = 0.5, 1.0
-    got = open_queue(lam, lambda rng: (lambda case: rng.expovariate(mu)), 1, 200_000)
+    got = open_queue(lam, lambda rng: (lambda case, **_: rng.expovariate(mu)), 1, 200_000)
     want = erlang_c_wait(lam, mu, 1)   # = rho / (mu - lam) = 1.0
     assert want == pytest.approx(1.0)
     assert got == pytest.approx(want, rel=0.05)
@@ -61,13 +61,13 @@ def test_mm1_mean_wait_matches_closed_form():
 
 def test_mmc_mean_wait_matches_erlang_c():
     lam, mu, c = 2.0, 1.0, 3
-    got = open_queue(lam, lambda rng: (lambda case: rng.expovariate(mu)), c, 200_000)
+    got = open_queue(lam, lambda rng: (lambda case, **_: rng.expovariate(mu)), c, 200_000)
     assert got == pytest.approx(erlang_c_wait(lam, mu, c), rel=0.05)
 
 
 def test_md1_mean_wait_matches_pollaczek_khinchine():
     lam, d = 0.6, 1.0
-    got = open_queue(lam, lambda rng: (lambda case: d), 1, 200_000)
+    got = open_queue(lam, lambda rng: (lambda case, **_: d), 1, 200_000)
     rho = lam * d
     want = rho * d / (2 * (1 - rho))       # P-K with zero service variance
     assert got == pytest.approx(want, rel=0.05)
@@ -120,7 +120,7 @@ def test_same_seed_same_output_other_seed_differs():
 
 def test_replica_up_one_hour_is_billed_one_hour():
     env = simpy.Environment()
-    ep = VertexEndpoint(env, Ledger(), lambda case: 1.0, VertexConfig(schedule=fixed_schedule(1, 1)),
+    ep = VertexEndpoint(env, Ledger(), lambda case, **_: 1.0, VertexConfig(schedule=fixed_schedule(1, 1)),
                         DEFAULT_PRICES, rng=random.Random(1))
     env.run(until=3600)
     assert len(ep.replicas) == 1 and ep.replicas[0].started_at == 0

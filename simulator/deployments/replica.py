@@ -106,10 +106,10 @@ def serve(env: simpy.Environment, pool, rep: Replica, job):
         pool.policy.on_load_change()
         pool.fail(job, pool.timeout_error)
         return DROPPED
-    service = pool.sample(job.case)
+    pool.mark_cold_start_on_service(job, rep)
+    service = pool.sample(job.case, in_system=pool.in_system, busy=pool.busy + 1, first=job.cold_start, job=job)
     job.started, job.service_s = now, service
     held = service + pool.return_s(job.case)        # the replica holds the request while its result travels back
-    pool.mark_cold_start_on_service(job, rep)
     rep.busy = True
     pool.busy += 1
     outcome, ends = planned_end(rep, job, now, held, pool.timeout_s)
