@@ -150,7 +150,7 @@ def test_short_mode_skips_the_long_scenarios_with_a_reason(tmp_path):
 
 
 SECTION_OF = {"single": "single", "coldstart": "coldstart", "capacity": "capacity", "validation": "validation",
-              "monthly": "monthly", "sweep": "sweep", "article": "article"}
+              "monthly": "monthly", "sweep": "sweep", "article": "article", "calibration": "calibration"}
 
 
 @pytest.mark.slow
