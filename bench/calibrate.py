@@ -72,12 +72,14 @@ def alone_service_s(stages: list[Stage]) -> float:
     return mean(values)
 
 
-def loaded_stages(args: argparse.Namespace, url: str, target: str, alone_s: float, out: Path) -> tuple[list[Stage], int]:
+def loaded_stages(args: argparse.Namespace, url: str, target: str, alone_s: float, out: Path,
+                  startup_s: float = 0.0) -> tuple[list[Stage], int]:
     """Locust closed loops at `args.loads` users, each held long enough for ~`args.jobs` jobs (a closed
-    loop on one worker completes one job per service time whatever its users); its stages and exit code."""
-    stage_seconds = math.ceil(args.jobs * alone_s)
+    loop on one worker completes one job per service time whatever its users) plus `startup_s` (replicas
+    starting from zero); its stages and exit code."""
+    stage_seconds = math.ceil(args.jobs * alone_s + startup_s)
     loc = argparse.Namespace(stages=",".join(map(str, args.loads)), cases=args.cases, target=target,
-                             stop_timeout=max(60, int(4 * max(args.loads) * alone_s)), jobs_per_user=0,
+                             stop_timeout=max(60, int(4 * max(args.loads) * alone_s + startup_s)), jobs_per_user=0,
                              stage_seconds=stage_seconds, processes=0, client_factory=args.client_factory,
                              max_stage_seconds=0)
     args.locust_dir.mkdir(parents=True, exist_ok=True)
@@ -125,9 +127,14 @@ def calibrate_rayserve(args: argparse.Namespace) -> Report:
     cases = parse_cases(args.cases)
     with ray_target(ray) as target:
         report = calibrate(ray, target, cases, args.cold_starts, args.runs)
+        # the loops begin at the minimum replicas: give them the replicas' start-ups (one after the other,
+        # at worst) on top of their jobs
+        firsts = [x for x in (report.coldstart or {}).get("first_request_e2e_s") or [] if x is not None]
+        startup_s = 2 * max(firsts, default=0.0)
         with recording(target) as rec:
             start = rec.at_rest_from
-            loaded, rc = loaded_stages(args, target.url, "vertex", alone_service_s(report.stages), args.out)
+            loaded, rc = loaded_stages(args, target.url, "vertex", alone_service_s(report.stages), args.out,
+                                       startup_s)
             end = rec.back_at_rest(time.time())
             rec.stop([j for s in loaded for j in s.jobs], start, end)   # marks each new replica's first job
     report.name, report.stages = args.out.stem, report.stages + loaded
