@@ -38,9 +38,9 @@ SHORT_SKIP = "--short: CI keeps to the Poisson run"
 VERTEX_SHORT_SKIP = "--short: the Vertex-adapter bursts run in the full demo only"
 TARGETS = ("local", "vertex")     # the job API and its Vertex adapter, on the same job server
 TRACE_SECONDS = 180.0        # one simulated day replayed in 3 minutes
-# `bench calibrate`'s sizes: jobs alone, the loaded closed loops (users) and about how many jobs each
-# (~35 jobs, ~3 min at S ~ 4 s; --short ~1 min)
-CALIBRATION = ("--runs", "6", "--loads", "3,5", "--jobs", "8")
+# `bench calibrate`'s sizes: jobs alone, the loaded closed loops (users) and about how many jobs each:
+# ~18 jobs, so ~(18 + 1) x S plus Locust's start and drain (about 1.5-2 min at S ~ 4 s)
+CALIBRATION = ("--runs", "5", "--loads", "3,5", "--jobs", "6")
 CALIBRATION_SHORT = ("--runs", "3", "--loads", "3,5", "--jobs", "3")
 
 
@@ -302,7 +302,7 @@ def ray_steps(reports: Path, short: bool) -> list[Step]:
         Step("Ray Serve calibration: replica start-ups, decision delays, first and warm jobs, jobs under load "
              "(its own Ray cluster)",
              ("-m", "bench", "calibrate", "--target", "rayserve", "--cases", "light", "--runs", "5", "--cold-starts",
-              "2", "--loads", "3,5", "--jobs", "6", "--out", str(calibration), "--locust-dir",
+              "2", "--loads", "3,5", "--jobs", "5", "--out", str(calibration), "--locust-dir",
               str(reports / "locust" / "calibration-rayserve"), *flags(RAY_AUTOSCALING)), skip=skip),
         Step("Ray Serve: idle -> ramp -> burst -> idle until scaled to zero, max 2 replicas, replicas recorded",
              (*autoscale, *scenario, "--calibration", str(calibration), "--out", str(run),

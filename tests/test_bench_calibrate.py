@@ -73,5 +73,6 @@ def test_local_calibration_end_to_end_gives_a_load_model_the_simulator_takes(tmp
     model = json.loads((tmp_path / "v.json").read_text())["model"]
     assert model["service_load"]["calibration"].startswith("calibration-local")
     month = subprocess.run([sys.executable, "-m", "simulator", "run", "--profile", str(out), "--monthly", "200",
-                            "--days", "1", "--out", str(tmp_path / "m.json")], capture_output=True, text=True, timeout=300)
+                            "--case-mix", "light=1", "--days", "1", "--out", str(tmp_path / "m.json")],
+                           capture_output=True, text=True, timeout=300)
     assert month.returncode == 0, month.stdout + month.stderr
