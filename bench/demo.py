@@ -39,7 +39,7 @@ VERTEX_SHORT_SKIP = "--short: the Vertex-adapter bursts run in the full demo onl
 TARGETS = ("local", "vertex")     # the job API and its Vertex adapter, on the same job server
 TRACE_SECONDS = 180.0        # one simulated day replayed in 3 minutes
 # `bench calibrate`'s sizes: jobs alone, the loaded closed loops (users) and about how many jobs each:
-# ~18 jobs, so ~(18 + 1) x S plus Locust's start and drain (about 1.5-2 min at S ~ 4 s)
+# 5 alone + 1 warm-up + 2 x 6 under load, so ~18 x S plus Locust's start and drain
 CALIBRATION = ("--runs", "5", "--loads", "3,5", "--jobs", "6")
 CALIBRATION_SHORT = ("--runs", "3", "--loads", "3,5", "--jobs", "3")
 
