@@ -143,7 +143,8 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
     overhead: dict[str, list[float]] = {}
     fitted_on: list[tuple[str, list[str]]] = []
     for report in reports:
-        stages = fit_stages(report, stage)
+        # a calibration's loaded stages feed its load model, never the times alone
+        stages = fit_stages(report, "n1" if report.role == "calibration" else stage)
         fitted_on.append((report.name, [st.name for st in stages]))
         for st in stages:
             for job in st.jobs:

@@ -105,6 +105,8 @@ def test_a_profile_gets_a_load_model_only_from_a_calibration_report():
     assert prof.load is not None and prof.load.factor(3) == pytest.approx(1.2, abs=0.02)
     assert ("cal", ["light [u=1]", "u=3"]) in prof.fitted_on      # the loaded stage is fitted on too
     assert prof.describe()["service_load"]["fit_error"]["levels"]
+    # the times alone come from the alone stage only, whatever the stages asked for (no double inflation)
+    assert from_reports([calibration(jobs)], stage="all").service_samples["light"] == [ALONE_S] * 6
     # the same jobs in a run being validated: never a load model fitted on it
     assert from_reports([calibration(jobs, role="load")]).load is None
 
