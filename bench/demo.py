@@ -36,6 +36,7 @@ RAY_SHORT_SKIP = ("--short: the autoscaling scenario (Ray start-up and minutes o
                   "CI covers the deployment in tests/test_rayserve.py")
 SHORT_SKIP = "--short: CI keeps to the Poisson run"
 VERTEX_SHORT_SKIP = "--short: the Vertex-adapter bursts run in the full demo only"
+VERTEX_CALIBRATION_SKIP = "--short: the Vertex adapter's calibration runs in the full demo only (no bursts to replay)"
 TARGETS = ("local", "vertex")     # the job API and its Vertex adapter, on the same job server
 TRACE_SECONDS = 180.0        # one simulated day replayed in 3 minutes
 # `bench calibrate`'s sizes: jobs alone, the loaded closed loops (users) and about how many jobs each:
@@ -216,7 +217,7 @@ def server_steps(reports: Path, short: bool, running: dict[str, int]) -> list[St
                    ("-m", "bench", "calibrate", "--url", phase_url, "--target", target, "--cases", "light",
                     *(CALIBRATION_SHORT if short else CALIBRATION), "--out", str(calibration_of(reports, target)),
                     "--locust-dir", str(reports / "locust" / f"calibration-{target}"), server_pid(running)),
-                   "server", skip=full_only(short, VERTEX_SHORT_SKIP) if target == "vertex" else None)
+                   "server", skip=full_only(short, VERTEX_CALIBRATION_SKIP) if target == "vertex" else None)
               for target in TARGETS]
     steps += [Step(f"benchmark 3, Locust stages {stages} (bursts), {target} target",
                    ("-m", "bench", "concurrency", "--url", phase_url, "--target", target, "--cases", "light",
