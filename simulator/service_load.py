@@ -125,7 +125,9 @@ def report_loads(report: Report) -> list[JobLoad]:
 
 
 def _pooled(groups: dict[int, list[float]]) -> list[tuple[float, list[float], int]]:
-    """(level, ratios) of the levels above 1, adjacent ones pooled until each has MIN_LEVEL_JOBS."""
+    """(level, ratios) of the levels above 1, adjacent ones pooled until each has MIN_LEVEL_JOBS (a
+    client's timestamps can make two services of one worker overlap by a hair: a lone such job makes no
+    level)."""
     out, level_sum, bucket = [], 0.0, []
     for level in sorted(k for k in groups if k > 1):
         values = groups[level]
@@ -138,9 +140,7 @@ def _pooled(groups: dict[int, list[float]]) -> list[tuple[float, list[float], in
         lvl, vals, n = out.pop()
         total = lvl * n + level_sum
         out.append((total / (n + len(bucket)), vals + bucket, n + len(bucket)))
-    elif bucket:
-        out.append((level_sum / len(bucket), bucket, len(bucket)))
-    return out
+    return out          # fewer than MIN_LEVEL_JOBS in all: no level (a stray overlap is not a load)
 
 
 def _curve(groups: dict[int, list[float]]) -> LoadCurve:

@@ -95,6 +95,9 @@ def test_busy_replicas_on_one_host_get_their_own_factor():
 
 def test_no_model_from_jobs_at_one_load_only_and_cold_starts_are_left_out():
     assert fit(job_loads(alone_jobs(6))) is None
+    # fewer jobs at a load than a level needs: no level from them
+    few = alone_jobs(6) + [record(500.0, 500.0, 5.0), record(500.5, 500.5, 5.0)]
+    assert fit(job_loads(few)) is None
     jobs = alone_jobs(6) + [record(500.0, 500.0, 40.0, cold=True)]
     assert fit(job_loads(jobs)) is None
 
