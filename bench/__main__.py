@@ -8,7 +8,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"demo": "bench.demo", "single": "bench.single", "coldstart": "bench.coldstart",
                 "concurrency": "bench.concurrency", "capacity": "bench.capacity", "autoscale": "bench.autoscale",
                 "server": "bench.server_bench", "overhead": "bench.overhead", "longpoll": "bench.longpoll",
-                "uploadflood": "bench.uploadflood",
+                "uploadflood": "bench.uploadflood", "calibrate": "bench.calibrate",
                 "report": "bench.report.build"}
     if not argv or argv[0] not in commands:
         print(f"usage: python -m bench {{{','.join(commands)}}} [options]", file=sys.stderr)

@@ -36,8 +36,13 @@ RAY_SHORT_SKIP = ("--short: the autoscaling scenario (Ray start-up and minutes o
                   "CI covers the deployment in tests/test_rayserve.py")
 SHORT_SKIP = "--short: CI keeps to the Poisson run"
 VERTEX_SHORT_SKIP = "--short: the Vertex-adapter bursts run in the full demo only"
+VERTEX_CALIBRATION_SKIP = "--short: the Vertex adapter's calibration runs in the full demo only (no bursts to replay)"
 TARGETS = ("local", "vertex")     # the job API and its Vertex adapter, on the same job server
 TRACE_SECONDS = 180.0        # one simulated day replayed in 3 minutes
+# `bench calibrate`'s sizes: jobs alone, the loaded closed loops (users) and about how many jobs each:
+# 5 alone + 1 warm-up + 2 x 6 under load, so ~18 x S plus Locust's start and drain
+CALIBRATION = ("--runs", "5", "--loads", "3,5", "--jobs", "6")
+CALIBRATION_SHORT = ("--runs", "3", "--loads", "3,5", "--jobs", "3")
 
 
 class Skip(Exception):
@@ -98,6 +103,11 @@ class Steps:
         if rc != 0:
             self.failed.append(step.title)
         return rc == 0
+
+
+def calibration_of(reports: Path, target: str) -> Path:
+    """The `bench calibrate` report of a target (local, vertex, rayserve)."""
+    return reports / "measured" / f"calibration-{target}.json"
 
 
 def require_file(path: Path, made_by: str) -> None:
@@ -198,11 +208,17 @@ def server_steps(reports: Path, short: bool, running: dict[str, int]) -> list[St
     measured = reports / "measured"
     runs = "2" if short else "5"
     stages = "1,5" if short else "1,5,10,20"
-    steps = [Step(f"benchmark 1, single request, {target} target (also the calibration run)",
+    steps = [Step(f"benchmark 1, single request, {target} target (sizes the open-loop rates and the SLO)",
                   ("-m", "bench", "single", "--url", phase_url, "--target", target, "--cases", "light", "--runs",
                    runs, "--warmup", "1", "--out", str(measured / f"single-{target}.json"), server_pid(running)),
                   "server")
              for target in TARGETS]
+    steps += [Step(f"calibration, {target} target: jobs alone and under load (the simulator's service times)",
+                   ("-m", "bench", "calibrate", "--url", phase_url, "--target", target, "--cases", "light",
+                    *(CALIBRATION_SHORT if short else CALIBRATION), "--out", str(calibration_of(reports, target)),
+                    "--locust-dir", str(reports / "locust" / f"calibration-{target}"), server_pid(running)),
+                   "server", skip=full_only(short, VERTEX_CALIBRATION_SKIP) if target == "vertex" else None)
+              for target in TARGETS]
     steps += [Step(f"benchmark 3, Locust stages {stages} (bursts), {target} target",
                    ("-m", "bench", "concurrency", "--url", phase_url, "--target", target, "--cases", "light",
                     "--stages", stages, "--jobs-per-user", "1", "--single-report",
@@ -260,14 +276,18 @@ def simulator_steps(reports: Path, short: bool) -> list[Step]:
         Step("simulator: the article's scenario from its own figures",
              ("-m", "simulator", "article", "--out", str(simulated / "article.json"))),
     ]
-    steps += [Step(f"simulator validate: replay the measured {target} bursts",
-                   validate(measured / f"concurrency-{target}.json", simulated / f"validate-concurrency-{target}.json"),
+    steps += [Step(f"simulator validate: replay the measured {target} bursts with the {target} calibration",
+                   validate(measured / f"concurrency-{target}.json", simulated / f"validate-concurrency-{target}.json",
+                            calibration_of(reports, target)),
+                   inputs=((measured / f"concurrency-{target}.json", "its Locust run"),
+                           (calibration_of(reports, target), "bench calibrate")),
                    skip=full_only(short, "--short: no Vertex-adapter bursts to replay") if target == "vertex" else None)
               for target in TARGETS]
     steps += [Step(f"simulator validate: replay {name} with service times from the calibration run",
                    validate(measured / f"{name}.json", simulated / f"validate-{name}.json",
-                            measured / "single-local.json"),
-                   inputs=((measured / f"{name}.json", "its Locust run"),),
+                            calibration_of(reports, "local")),
+                   inputs=((measured / f"{name}.json", "its Locust run"), (calibration_of(reports, "local"),
+                                                                           "bench calibrate")),
                    skip=full_only(short) if name.startswith("trace") else None)
               for name in ("open-poisson-local", "trace-day-local")]
     return steps
@@ -276,12 +296,15 @@ def simulator_steps(reports: Path, short: bool) -> list[Step]:
 def ray_steps(reports: Path, short: bool) -> list[Step]:
     """The Ray Serve app scaled from zero and back: its calibration, the scenario, the simulator's replay."""
     measured = reports / "measured"
-    calibration, run = measured / "autoscale-rayserve-calibration.json", measured / "autoscale-rayserve.json"
+    calibration, run = calibration_of(reports, "rayserve"), measured / "autoscale-rayserve.json"
     autoscale, scenario = ("-m", "bench", "autoscale"), ("--scenario", "demo", "--cases", "light", *flags(RAY_AUTOSCALING))
     skip = full_only(short, RAY_SHORT_SKIP)
     return [
-        Step("Ray Serve calibration: warm service times and replica cold starts (its own Ray cluster)",
-             (*autoscale, "--calibrate", *scenario, "--out", str(calibration)), skip=skip),
+        Step("Ray Serve calibration: replica start-ups, decision delays, first and warm jobs, jobs under load "
+             "(its own Ray cluster)",
+             ("-m", "bench", "calibrate", "--target", "rayserve", "--cases", "light", "--runs", "5", "--cold-starts",
+              "2", "--loads", "3,5", "--jobs", "5", "--out", str(calibration), "--locust-dir",
+              str(reports / "locust" / "calibration-rayserve"), *flags(RAY_AUTOSCALING)), skip=skip),
         Step("Ray Serve: idle -> ramp -> burst -> idle until scaled to zero, max 2 replicas, replicas recorded",
              (*autoscale, *scenario, "--calibration", str(calibration), "--out", str(run),
               "--locust-dir", str(reports / "locust" / "rayserve")),

@@ -8,6 +8,11 @@ N=1 stage when there is one, else every stage), the per-job overhead e2e - queue
 measured cold-start stages from `report.coldstart`. Empirical sampling (resampling the measured
 values) is the default; `fit="normal"` fits a normal instead. `fitted_on` names the report and
 stages the values came from, so a validation never scores them.
+
+Under load (simulator/service_load.py): a report with role "calibration" (`bench calibrate`) that holds
+jobs alone and at other loads also gives the profile a `LoadModel`, which scales each sampled time by
+the load the job meets; the first job of a new replica is drawn from the measured first jobs (cold
+starts) when there are some. Any other report gives neither: its times are used as they are.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 from loadlab import article
 from loadlab.schema import COMPLETED, Report, Stage
 from loadlab.stats import mean, summarize
+from simulator.service_load import LoadModel, fit_reports
 
 ARTICLE_STARTUP = "the article, benchmark 2"
 
@@ -35,6 +41,8 @@ class ServiceTimeProfile:
     source: str = ""
     fitted_on: list[tuple[str, list[str]]] = field(default_factory=list)   # (report, stages) values came from
     startup_from: str = ARTICLE_STARTUP   # where provision_s + load_s came from
+    load: LoadModel | None = None         # service time under load (None: the time alone at any load)
+    first_samples: dict[str, list[float]] = field(default_factory=dict)  # first job of a new replica, per case
 
     @property
     def cases(self) -> list[str]:
@@ -46,11 +54,17 @@ class ServiceTimeProfile:
         return self.service_normal[case][0]
 
     def sampler(self, rng: random.Random):
-        """A fast function case -> one service time (seconds)."""
+        """A fast function case -> one service time (seconds). The keywords say what the job meets when its
+        service starts: `in_system` requests in the deployment (queued + in service, itself included),
+        `busy` replicas/workers busy on its host (itself included), `first` the first job of a new replica;
+        `job` is the simulator's job (unused here). Without a load model and first-job samples, the time
+        alone whatever they say."""
         emp = {c: list(v) for c, v in self.service_samples.items() if v}
         norm = dict(self.service_normal)
+        firsts = {c: list(v) for c, v in self.first_samples.items() if v}
+        load = self.load
 
-        def sample(case: str, *, in_system: int = 1, busy: int = 1, first: bool = False, job=None) -> float:
+        def alone(case: str) -> float:
             values = emp.get(case)
             if values is not None:
                 return values[int(rng.random() * len(values))]
@@ -60,6 +74,14 @@ class ServiceTimeProfile:
                 raise ValueError(f"profile {self.name!r} has no service time for case {case!r} "
                                  f"(has {self.cases})") from None
             return max(0.1 * mean, rng.gauss(mean, std))
+
+        def sample(case: str, *, in_system: int = 1, busy: int = 1, first: bool = False, job=None) -> float:
+            values = firsts.get(case) if first else None
+            if values:     # measured as a first job (alone on its new replica): only other replicas contend
+                seconds = values[int(rng.random() * len(values))]
+                return seconds * load.busy.factor(busy) if load is not None else seconds
+            seconds = alone(case)
+            return seconds * load.factor(in_system, busy) if load is not None else seconds
         return sample
 
     def overhead_sampler(self, rng: random.Random):
@@ -78,7 +100,10 @@ class ServiceTimeProfile:
                 "samples": {c: len(v) for c, v in self.service_samples.items()},
                 "overhead_mean_s": {c: (mean(v) if v else 0.0) for c, v in self.overhead_samples.items()},
                 "provision_s": self.provision_s, "load_s": self.load_s, "startup_from": self.startup_from,
-                "fitted_on": [{"report": r, "stages": st} for r, st in self.fitted_on]}
+                "fitted_on": [{"report": r, "stages": st} for r, st in self.fitted_on],
+                "first_job_s": {c: {"mean": round(mean(v), 4), "n": len(v)} for c, v in self.first_samples.items()},
+                "service_load": (self.load.describe() if self.load is not None
+                                 else "none: the time alone at every load (no calibration at two loads)")}
 
 
 def builtin(name: str) -> ServiceTimeProfile:
@@ -110,14 +135,16 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
 
     Per case, the `service_s` of completed jobs of each report's `fit_stages` (a job that met a cold
     start is left out when warm ones exist: the start is modelled on its own). The overhead is
-    e2e - queue - service. The start-up comes from the first report that measured one: a replicated run's
+    e2e - queue - service. Calibration reports (role "calibration") also give the load model (every stage
+    of theirs), and cold-start jobs the first-job times. The start-up comes from the first report that measured one: a replicated run's
     replica intervals (start -> ready, the mean) or a cold-start run's process start + model load."""
     service: dict[str, list[float]] = {}
     cold: dict[str, list[float]] = {}
     overhead: dict[str, list[float]] = {}
     fitted_on: list[tuple[str, list[str]]] = []
     for report in reports:
-        stages = fit_stages(report, stage)
+        # a calibration's loaded stages feed its load model, never the times alone
+        stages = fit_stages(report, "n1" if report.role == "calibration" else stage)
         fitted_on.append((report.name, [st.name for st in stages]))
         for st in stages:
             for job in st.jobs:
@@ -132,12 +159,18 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
                     overhead.setdefault(job.case, []).append(max(0.0, float(over)))
     for case, values in cold.items():
         service.setdefault(case, values)          # only cold samples of this case: better than none
+    calibrations = [r for r in reports if r.role == "calibration"]
+    load = fit_reports(calibrations) if calibrations else None
+    if load is not None:        # the load model reads every stage of its calibration runs
+        fitted_on = [(r.name, [st.name for st in r.stages]) if r.role == "calibration" else (r.name, used)
+                     for r, (_, used) in zip(reports, fitted_on, strict=True)]
     names = ", ".join(r.name for r in reports)
     if not service:
         raise ValueError(f"report(s) {names} have no completed job with a service time")
     prof = ServiceTimeProfile(name=f"report:{names}", overhead_samples=overhead,
                               source="measured report(s) " + ", ".join(f"{r.name} ({r.path or ''})" for r in reports),
-                              fitted_on=fitted_on)
+                              fitted_on=fitted_on, load=load,
+                              first_samples={c: v for c, v in cold.items() if c in service and service[c] is not v})
     if fit == "normal":
         for case, vals in service.items():
             fitted = summarize(vals, percentiles=())

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.autoscale.cli import parse_args as autoscale_args
+from bench.calibrate import parse_args as calibrate_args
 from bench.demo import (
     LOADS,
     RAY_AUTOSCALING,
@@ -51,10 +52,13 @@ def test_the_ray_phase_calibrates_then_runs_the_scenario_then_validates(tmp_path
     calibrate, scenario, validate = (steps[t] for t in steps if "Ray Serve" in t or "ray-serve" in t)
     measured = tmp_path / "measured"
     cal = calibrate.command(None)
-    assert cal[:3] == ["-m", "bench", "autoscale"] and "--calibrate" in cal
-    parsed = autoscale_args(cal[3:])                     # the demo's flags are the command's own
+    assert cal[:3] == ["-m", "bench", "calibrate"]
+    calibrating = calibrate_args(cal[3:])
+    assert calibrating.target == "rayserve" and len(calibrating.loads) >= 2
+    parsed = autoscale_args(calibrating.autoscale)         # the demo's flags are the Ray deployment's own
     assert {k: getattr(parsed, k) for k in RAY_AUTOSCALING} == RAY_AUTOSCALING
-    assert parsed.out == measured / "autoscale-rayserve-calibration.json"
+    parsed.out = calibrating.out
+    assert parsed.out == measured / "calibration-rayserve.json"
     # the scenario waits for its calibration, then takes it (never runs without it)
     with pytest.raises(Skip, match="calibration"):
         scenario.command(None)
@@ -77,6 +81,23 @@ def test_the_ray_phase_calibrates_then_runs_the_scenario_then_validates(tmp_path
         assert str(why.value) == RAY_SHORT_SKIP
 
 
+def test_every_validation_takes_a_calibration_at_several_loads_never_a_fit_on_one_job(tmp_path):
+    steps = plan(Namespace(reports=tmp_path, short=False))
+    validations = [s for s in steps if s.argv[:3] == ("-m", "simulator", "validate")]
+    assert len(validations) == 5
+    made = {}
+    for step in steps:
+        if step.argv[:3] == ("-m", "bench", "calibrate"):
+            args = calibrate_args(step.command("http://127.0.0.1:1")[3:])
+            assert len(args.loads) >= 2
+            made[args.out] = args.target
+    assert set(made.values()) == {"local", "vertex", "rayserve"}
+    for step in validations:
+        calibration = step.argv[step.argv.index("--calibration") + 1]
+        assert Path(calibration) in made
+        assert (Path(calibration), "bench calibrate") in step.inputs or "rayserve" in calibration
+
+
 def test_a_step_without_its_input_is_skipped_and_a_failing_one_fails(capsys, tmp_path):
     absent = tmp_path / "absent.json"
     steps = Steps(total=3)
@@ -94,7 +115,7 @@ def test_a_step_without_its_input_is_skipped_and_a_failing_one_fails(capsys, tmp
 def test_computed_arguments_are_filled_in_when_the_step_runs(tmp_path):
     running: dict[str, int] = {}
     steps = {s.title: s for s in plan(Namespace(reports=tmp_path, short=True), running)}
-    single = steps["benchmark 1, single request, local target (also the calibration run)"]
+    single = steps["benchmark 1, single request, local target (sizes the open-loop rates and the SLO)"]
     assert single.phase == "server"
     args = single.command("http://127.0.0.1:1")
     assert args[args.index("--url") + 1] == "http://127.0.0.1:1" and "--server-pid" not in args
@@ -129,7 +150,7 @@ def test_short_mode_skips_the_long_scenarios_with_a_reason(tmp_path):
 
 
 SECTION_OF = {"single": "single", "coldstart": "coldstart", "capacity": "capacity", "validation": "validation",
-              "monthly": "monthly", "sweep": "sweep", "article": "article"}
+              "monthly": "monthly", "sweep": "sweep", "article": "article", "calibration": "calibration"}
 
 
 @pytest.mark.slow

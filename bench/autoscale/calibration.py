@@ -29,7 +29,7 @@ COLDSTART_DEFINITION = ("replica_start_s: controller started the replica actor -
 
 def warm_service_s(report: Report, case: str | None = None) -> float:
     """Mean server-measured service time of the warm completed jobs (of `case`) of a calibration report."""
-    values = [j.service_s for s in report.stages for j in s.jobs
+    values = [j.service_s for s in report.stages if (s.concurrency or 1) == 1 for j in s.jobs   # alone, not under load
               if j.status == COMPLETED and not j.cold_start and j.service_s is not None and (case is None or j.case == case)]
     if not values:
         raise ValueError(f"calibration {report.name}: no warm completed job with a service time"

@@ -13,6 +13,7 @@ from bench.report.loading import Loaded, load_reports
 from bench.report.sections import (
     article,
     autoscaling,
+    calibration,
     capacity,
     coldstart,
     concurrency,
@@ -30,7 +31,7 @@ from loadlab import article as quoted
 # The page's sections, in the order it shows them: a new section is a module in sections/ and a line here.
 SECTIONS: list[SectionSpec] = [
     single.SECTION, coldstart.SECTION, concurrency.SECTION, open_loop.SECTION, capacity.SECTION,
-    autoscaling.SECTION, validation.SECTION, article.SECTION, monthly.SECTION, sweep.SECTION, sources.SECTION,
+    autoscaling.SECTION, calibration.SECTION, validation.SECTION, article.SECTION, monthly.SECTION, sweep.SECTION, sources.SECTION,
 ]
 
 

@@ -25,6 +25,8 @@ class LocalGPU:
         self.fixed_per_month = fixed_per_month
         self.queue = simpy.Store(env)
         self.busy_s = 0.0
+        self.serving = 0         # workers in service (on one host: what a job's service time contends with)
+        self.in_system = 0       # jobs queued or in service
         for i in range(gpus):
             env.process(gpu_worker(env, self, i))
 
@@ -32,6 +34,7 @@ class LocalGPU:
         if self.queue_limit is not None and len(self.queue.items) >= self.queue_limit:
             self.ledger.fail(job, self.env.now, "queue full (429)", status=REJECTED)
             return
+        self.in_system += 1
         self.queue.put(job)
 
     def cost(self, horizon_s: float) -> Cost:
@@ -56,15 +59,20 @@ def gpu_worker(env: simpy.Environment, gpu: LocalGPU, index: int):
                 if other.case == job.case:
                     queue.items.remove(other)
                     batch.append(other)
-        service = sample(job.case, job=job)
+        # the load it meets: the jobs waiting, its batch and the other workers' jobs; a local server's
+        # workers run before the first request (its start is not simulated), so no job is a first one
+        service = sample(job.case, in_system=gpu.in_system, busy=gpu.serving + 1, job=job)
         if len(batch) > 1:
             service *= 1 + gpu.batch_marginal * (len(batch) - 1)
         now = env.now
         for j in batch:
             j.started = now
             j.service_s = service / len(batch)
+        gpu.serving += 1
         yield env.timeout(service)
+        gpu.serving -= 1
         gpu.busy_s += service
+        gpu.in_system -= len(batch)
         now = env.now
         for j in batch:
             ledger.complete(j, now, label)

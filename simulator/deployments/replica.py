@@ -110,7 +110,7 @@ def serve(env: simpy.Environment, pool, rep: Replica, job):
         pool.fail(job, pool.timeout_error)
         return DROPPED
     pool.mark_cold_start_on_service(job, rep)
-    service = pool.sample(job.case, job=job)
+    service = pool.sample(job.case, in_system=pool.in_system, busy=pool.busy + 1, first=job.cold_start, job=job)
     rep.served += 1
     job.started, job.service_s = now, service
     held = service + pool.return_s(job.case, job)        # the replica holds the request while its result travels back

@@ -39,7 +39,8 @@ from simulator.deployments.replica import READY, STARTING, STOPPED, STOPPING, Re
 
 
 class ReplicaPool:
-    """`startup`: the start-up phases, (name, seconds) each; `sample(case)`: a service time; `timeout_s`:
+    """`startup`: the start-up phases, (name, seconds) each; `sample(case, in_system=, busy=, first=, job=)`:
+    a service time (simulator/profiles.py); `timeout_s`:
     the endpoint's limit on a request's time inside it; `on_fail(job, error)`: who takes a failed request
     (default: the ledger records it)."""
 
@@ -94,6 +95,13 @@ class ReplicaPool:
     def return_s(self, case: str, job=None) -> float:
         """Hook: how long a replica still holds a request of `case` (`job`) after its service (0 by default)."""
         return 0.0
+
+    @property
+    def in_system(self) -> int:
+        """Requests in the deployment: held by the router or routed to a replica and not ended (a service
+        time's load: simulator/service_load.py). The pool's replicas share one host as far as `busy` goes:
+        a profile calibrated with one replica per host measures no contention between them."""
+        return len(self.queue) + sum(r.ongoing for r in self.active)
 
     @property
     def timeout_error(self) -> str:
