@@ -180,6 +180,9 @@ def add_deployment(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray-graceful-timeout", type=Bounded(float, 0, DAY_S), default=300.0,
                    help="Ray Serve graceful_shutdown_timeout_s: a stopping replica's jobs are killed after it "
                         "(default 300, above a Large job on a T4; Ray's own default is 20)")
+    p.add_argument("--ray-node-idle-timeout", type=Bounded(float, 0, DAY_S), default=300.0,
+                   help="Ray cluster autoscaler: a GPU node is removed this many s after its last replica stopped "
+                        "(billed until then; default 300, idle_timeout_minutes 5 of ray/autoscaler/gcp/defaults.yaml)")
     p.add_argument("--fallback-after", type=Bounded(float, 0, DAY_S), default=120.0,
                    help="hybrid: move a request to the local GPU when not started on Vertex after this many s (default 120)")
 

@@ -76,7 +76,8 @@ def base_scenario(args: argparse.Namespace) -> Scenario:
                          downscale_delay_s=args.ray_downscale_delay,
                          downscale_to_zero_delay_s=args.ray_downscale_to_zero_delay,
                          look_back_period_s=args.ray_look_back, metrics_interval_s=args.ray_metrics_interval,
-                         graceful_shutdown_timeout_s=args.ray_graceful_timeout)
+                         graceful_shutdown_timeout_s=args.ray_graceful_timeout,
+                         node_idle_timeout_s=args.ray_node_idle_timeout)
     ray.check()
     return Scenario(local_profile=local_p, vertex_profile=vertex_p, gpus=args.gpus, queue_limit=args.queue_limit,
                     max_batch=args.max_batch, batch_marginal=args.batch_marginal, vertex=cfg, ray=ray,
