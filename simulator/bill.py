@@ -110,7 +110,7 @@ def vertex_lines(pool, prices: dict, horizon: float, scale: float) -> list[LineI
     billed = sum(pool.bill(up) for up in pool.uptimes(horizon))
     what = "Vertex node" + (" (spot)" if spot else "")
     lines = [line(f"{what}: {state}", split[state] / 3600 * scale, "node-h", price, src)
-             for state in ("busy", "idle", "starting", "stopping") if split[state] > 0 or state != "stopping"]
+             for state in ("busy", "idle", "starting", "stopping")]
     lines.append(line(f"{what}: rounding up to the {prices['billing_granularity_s']:g} s billing increment",
                       max(0.0, billed - split["up"]) / 3600 * scale, "node-h", price,
                       _src("billing_granularity_s")))
@@ -178,6 +178,18 @@ def egress_lines(ledger, prices: dict, scale: float, exclude: str | None = None)
                 if exclude is None or not label.startswith(exclude))
     return [line("internet egress of results (layer PNGs)", total / GIB * scale, "GiB", prices["egress_per_gib"],
                  _src("egress_per_gib") + "; bytes per job: " + _src("result_bytes_per_px"))]
+
+
+def mean_bill(bills: list[Bill]) -> Bill:
+    """The mean of the same deployment's bills over replications, line by line (same lines in each)."""
+    if len(bills) == 1:
+        return bills[0]
+    lines = []
+    for same in zip(*(b["lines"] for b in bills), strict=True):
+        first = same[0]
+        lines.append(line(first["item"], sum(x["quantity"] for x in same) / len(same), first["unit"], first["price"],
+                          first["source"]))
+    return finish(lines)
 
 
 def format_bill(bill: Bill) -> str:

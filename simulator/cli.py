@@ -7,6 +7,8 @@ Commands (the first is the default):
   trace     an arrival trace (t_s,case CSV) drawn from the workload model, for Locust and `run --trace`
   article   the source article's scenario replayed from its own figures
   bench     speed of the simulator against a bare SimPy M/M/1 loop
+  recommend the answer at one volume: decided setting, $/month and p95 with intervals, its bill, validation error
+  search    settings searched (Optuna) for the cheapest configuration meeting the SLO
 
 Every flag of a command, with units and defaults: python -m simulator COMMAND --help
 (e.g. python -m simulator run --help). Prices: simulator/pricing.py.
@@ -37,7 +39,8 @@ DAY_S = 86400.0
 
 COMMANDS = {"run": "simulator.month:cmd_run", "sweep": "simulator.sweep:cmd_sweep",
             "validate": "simulator.validate_command:cmd_validate", "trace": "simulator.trace_from_workload:cmd_trace",
-            "article": "simulator.article_replay:cmd_article", "bench": "simulator.speed:cmd_bench"}
+            "article": "simulator.article_replay:cmd_article", "bench": "simulator.speed:cmd_bench",
+            "recommend": "simulator.recommend:cmd_recommend", "search": "simulator.search:cmd_search"}
 
 
 class Bounded:
@@ -192,7 +195,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command")
     # one function a command, in the order of COMMANDS and of the help; each adds its flags and groups
     for add in (add_run_command, add_sweep_command, add_validate_command, add_trace_command, add_article_command,
-                add_bench_command):
+                add_bench_command, add_recommend_command, add_search_command):
         add(sub)
     return top
 
@@ -229,10 +232,12 @@ def add_sweep_command(sub) -> None:
     sw.add_argument("--slo-p95", type=Bounded(float, 0, DAY_S, lo_open=True), default=300.0,
                     help="p95 latency SLO in s (default 300)")
     sw.add_argument("--processes", type=Bounded(int, 1, 64), default=2, help="parallel processes (default 2)")
-    sw.add_argument("--replications", type=Bounded(int, 1, MAX_REPLICATIONS), default=1, metavar="N",
-                    help="independent months per setting and volume (seeds --seed ..): cost and p95 become means "
-                         "with a 95 %% interval, and the recommendation says when the runner-up is within it "
-                         "(default 1)")
+    sw.add_argument("--replications", type=Bounded(int, 1, MAX_REPLICATIONS), default=None, metavar="N",
+                    help="exactly N months per setting and volume (seeds --seed ..; N=1: the old single-month "
+                         "sweep). Default: decided: a week's screening of every setting, then months with the same "
+                         "seeds for the contenders until the best separates from the runner-up or --cap")
+    sw.add_argument("--cap", type=Bounded(int, 2, MAX_REPLICATIONS), default=8,
+                    help="decided sweep: at most this many months per contender (default 8)")
     sw.add_argument("--png", type=writable_path, default=Path("reports/simulated/sweep.png"), help="cost-vs-volume plot")
     add_workload(sw)
     add_common(sw)
@@ -289,6 +294,36 @@ def add_bench_command(sub) -> None:
     be.add_argument("--requests", type=Bounded(int, 1, MAX_REQUESTS), default=1_000_000,
                     help="requests in the month (default 1,000,000)")
     be.add_argument("--seed", type=Bounded(int, 0, MAX_SEED), default=1, help="random seed (default 1)")
+
+
+def add_recommend_command(sub) -> None:
+    """`recommend`: the decided answer at one volume (simulator/recommend.py)."""
+    re = sub.add_parser("recommend", help="the decided setting at one volume, with intervals, bill, validation error")
+    re.add_argument("--monthly", type=Bounded(int, 1, MAX_REQUESTS), default=10000, help="requests per month (default 10000)")
+    re.add_argument("--slo-p95", type=Bounded(float, 0, DAY_S, lo_open=True), default=120.0,
+                    help="p95 latency SLO in s (default 120)")
+    re.add_argument("--processes", type=Bounded(int, 1, 64), default=2, help="parallel processes (default 2)")
+    re.add_argument("--cap", type=Bounded(int, 2, MAX_REPLICATIONS), default=8,
+                    help="at most this many months per contender (default 8)")
+    re.add_argument("--validations", type=Path, default=Path("reports/simulated"),
+                    help="folder of the validation reports (validate-*.json; default reports/simulated)")
+    add_workload(re)
+    add_common(re)
+
+
+def add_search_command(sub) -> None:
+    """`search`: Optuna over each kind's settings (simulator/search.py)."""
+    se = sub.add_parser("search", help="the cheapest configuration meeting the SLO, searched with Optuna")
+    se.add_argument("--monthly", type=Bounded(int, 1, MAX_REQUESTS), default=10000, help="requests per month (default 10000)")
+    se.add_argument("--slo-p95", type=Bounded(float, 0, DAY_S, lo_open=True), default=120.0,
+                    help="p95 latency SLO in s (default 120)")
+    se.add_argument("--kinds", default="vertex,ray,local", help="kinds to search (default vertex,ray,local)")
+    se.add_argument("--trials", type=Bounded(int, 1, 2000), default=60, help="Optuna trials in all (default 60)")
+    se.add_argument("--budget-s", type=Bounded(float, 1, DAY_S), default=240.0,
+                    help="stop starting trials after this many s of wall time (default 240)")
+    se.add_argument("--processes", type=Bounded(int, 1, 64), default=2, help="parallel processes (default 2)")
+    add_workload(se)
+    add_common(se)
 
 
 def main(argv: list[str] | None = None) -> int:
