@@ -3,7 +3,8 @@ SLO separates from the runner-up, or a cap is hit ("undecided: within X %").
 
 1. Screening: every setting at every volume, one replication of `screen_days` days (seed `seed`); a setting
    stays in contention when it meets the SLO there with a margin (p95 <= `SCREEN_SLO_MARGIN` x SLO, losses
-   within 0.1 %) and costs at most `SCREEN_COST_MARGIN` x the cheapest such; at most `top` of them.
+   within 0.1 %) and costs at most `SCREEN_COST_MARGIN` x the cheapest such; at most `top` of them, at
+   least two (the runner-up the choice is decided against).
 2. Months: the contenders, full months, replication i with seed `seed + i` for *every* setting (common random
    numbers: the settings see the same arrivals), two to start with; then one more for the best and the
    runner-up until the 95 % interval of their paired cost difference (runner-up - best, same seeds)
@@ -34,7 +35,8 @@ def contenders(screen: list[dict], slo: float, top: int) -> list[str]:
     if not ok:
         return []
     cheapest = ok[0]["monthly_cost"]
-    return [r["setting"] for r in ok if r["monthly_cost"] <= SCREEN_COST_MARGIN * cheapest + 1e-9][:top]
+    near = [r["setting"] for r in ok if r["monthly_cost"] <= SCREEN_COST_MARGIN * cheapest + 1e-9][:top]
+    return near if len(near) > 1 else [r["setting"] for r in ok[:2]]     # a runner-up to decide against
 
 
 def separation(best: list[dict], second: list[dict]) -> dict:

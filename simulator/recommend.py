@@ -17,7 +17,9 @@ from loadlab.schema import Report
 from simulator.bill import format_bill
 
 # which deployment kind a validation's target stands for (the measured server it replayed)
-TARGET_KINDS = {"local": "local", "vertex": "vertex", "rayserve": "ray", "ray": "ray"}
+TARGET_KINDS = {"local": "local", "vertex": "vertex", "rayserve": "ray", "ray-serve": "ray", "ray": "ray"}
+# what a kind's validation measured here (the demo's "vertex" target is the job server's Vertex-API adapter)
+SCOPE = {"vertex": "; the job server's Vertex-API adapter on this machine, not Vertex's autoscaler or bill"}
 KIND_OF_SETTING_KIND = {"local": "local", "vertex": "vertex", "ray": "ray", "hybrid": "vertex"}
 METRICS = {"p95": ("p95_s",), "cost": ("replica_seconds",), "slo_attainment": ("slo_attainment",)}
 
@@ -61,7 +63,8 @@ def error_label(errors: dict, kind: str, figure: str) -> str:
     e = errors.get(KIND_OF_SETTING_KIND.get(kind, kind), {}).get(figure)
     if e is None:
         return "not validated here"
-    return f"validated: |error| <= {e['max_abs_error_pct']:.0f} % ({e['n']} scored rows, {e['source']}, {e['created']})"
+    return (f"validated: |error| <= {e['max_abs_error_pct']:.0f} % ({e['n']} scored rows, {e['source']}, "
+            f"{e['created']}{SCOPE.get(KIND_OF_SETTING_KIND.get(kind, kind), '')})")
 
 
 def _row(rows: list[dict], volume: int, setting: str | None) -> dict | None:
@@ -72,8 +75,11 @@ def _row(rows: list[dict], volume: int, setting: str | None) -> dict | None:
 def block(sweep_extra: dict, volume: int, errors: dict) -> dict[str, Any]:
     """The answer at one volume of a sweep report's `extra`: every figure with its interval and error label."""
     rec = next(r for r in sweep_extra["recommendations"] if r["volume"] == volume)
-    best, second = _row(sweep_extra["rows"], volume, rec.get("recommended")), \
-        _row(sweep_extra["rows"], volume, rec.get("runner_up"))
+    rows = sweep_extra.get("rows") or []
+    best, second = _row(rows, volume, rec.get("recommended")), _row(rows, volume, rec.get("runner_up"))
+    if best is None and rec.get("recommended"):     # a sweep report without its rows: the recommendation's figures
+        best = {"setting": rec["recommended"], "kind": "", "replications": 1, "monthly_cost": rec.get("cost"),
+                "monthly_cost_ci95": rec.get("cost_ci95"), "p95_s": rec.get("p95_s")}
     out: dict[str, Any] = {"volume": volume, "slo_p95_s": sweep_extra["slo_p95_s"],
                            "recommended": rec.get("recommended"), "decided": rec.get("decided"),
                            "decision": rec.get("decision"), "why": rec.get("why"), "runner_up": rec.get("runner_up")}
@@ -84,7 +90,7 @@ def block(sweep_extra: dict, volume: int, errors: dict) -> dict[str, Any]:
                      "cost": row["monthly_cost"], "cost_ci95": row.get("monthly_cost_ci95"),
                      "p95_s": row["p95_s"], "p95_ci95": row.get("p95_ci95"),
                      "slo_attainment": row.get("slo_attainment"), "slo_attainment_ci95": row.get("slo_attainment_ci95"),
-                     "errors": {f: error_label(errors, row["kind"], f) for f in METRICS}}
+                     "errors": {f: error_label(errors, row.get("kind", ""), f) for f in METRICS}}
         if name == "best":
             out["bill"] = row.get("bill")
     return out

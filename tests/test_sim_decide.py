@@ -44,7 +44,8 @@ def test_same_cost_every_month_is_decided_at_once_and_noise_stays_undecided_at_t
 def test_screening_keeps_the_cheap_settings_meeting_the_slo():
     screen = [_row("a", 100), _row("b", 140), _row("c", 160), _row("d", 50, p95=500), _row("e", 60, lost=1)]
     assert decide.contenders(screen, 120.0, top=3) == ["a", "b"]      # c over 1.5x, d too slow, e loses requests
-    assert decide.contenders(screen, 120.0, top=1) == ["a"]
+    assert decide.contenders(screen, 120.0, top=1) == ["a", "b"]      # always a runner-up
+    assert decide.contenders([_row("a", 100), _row("c", 160)], 120.0, top=3) == ["a", "c"]
 
 
 def test_decided_sweep_is_stable_and_uses_the_same_seeds_for_every_contender():
