@@ -55,10 +55,11 @@ def separation(best: list[dict], second: list[dict]) -> dict:
 
 
 def rank(runs: dict[str, list[dict]], slo: float, combine: Callable) -> list[tuple[str, dict]]:
-    """Contenders meeting the SLO over their months (means), cheapest first (ties: lower p95)."""
+    """Contenders meeting the SLO over their months (means), cheapest first (ties: lower p95, then the name;
+    simulator/sweep.py's `recommend` ranks the same way)."""
     rows = [(s, combine(rs)) for s, rs in runs.items() if rs]
     ok = [(s, r) for s, r in rows if meets(r, slo)]
-    return sorted(ok, key=lambda x: (round(x[1]["monthly_cost"], 6), x[1]["p95_s"] or 0.0))
+    return sorted(ok, key=lambda x: (round(x[1]["monthly_cost"], 6), x[1]["p95_s"] or 0.0, x[0]))
 
 
 def decide_volume(runs: dict[str, list[dict]], slo: float, combine: Callable, cap: int) -> tuple[dict, list[str]]:

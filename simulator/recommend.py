@@ -40,8 +40,9 @@ def latest_validations(folder: Path) -> list[Report]:
 
 
 def validation_errors(reports: list[Report]) -> dict[str, dict[str, dict]]:
-    """Per kind and figure (p95, cost, slo_attainment): the largest |error| % over the scored rows of that
-    metric, with n and where it comes from. Cost is judged by replica-seconds (what the bill is made of)."""
+    """Per kind and figure (p95, cost, slo_attainment): the largest |error| % (attainment: percentage points)
+    over the scored rows of that metric, with n and where it comes from. Cost is judged by replica-seconds
+    (what the bill is made of)."""
     out: dict[str, dict[str, dict]] = {}
     for report in reports:
         kind = TARGET_KINDS.get(report.target)
@@ -51,7 +52,9 @@ def validation_errors(reports: list[Report]) -> dict[str, dict[str, dict]]:
             rows = [e for e in report.errors if e.scored and e.metric in metrics and e.error is not None]
             if not rows:
                 continue
-            worst = max(abs(e.error) for e in rows) * 100
+            # attainment is a share: its error in percentage points (a relative error of a share near 0 says nothing)
+            worst = max(abs(e.simulated - e.measured if figure == "slo_attainment" and e.simulated is not None
+                            and e.measured is not None else e.error) for e in rows) * 100
             have = out.setdefault(kind, {}).get(figure)
             if have is None or worst > have["max_abs_error_pct"]:
                 out[kind][figure] = {"max_abs_error_pct": worst, "n": len(rows), "source": report.name,
@@ -63,7 +66,8 @@ def error_label(errors: dict, kind: str, figure: str) -> str:
     e = errors.get(KIND_OF_SETTING_KIND.get(kind, kind), {}).get(figure)
     if e is None:
         return "not validated here"
-    return (f"validated: |error| <= {e['max_abs_error_pct']:.0f} % ({e['n']} scored rows, {e['source']}, "
+    unit = " points" if figure == "slo_attainment" else " %"
+    return (f"validated: |error| <= {e['max_abs_error_pct']:.0f}{unit} ({e['n']} scored rows, {e['source']}, "
             f"{e['created']}{SCOPE.get(KIND_OF_SETTING_KIND.get(kind, kind), '')})")
 
 

@@ -121,7 +121,7 @@ def recommend(rows: list[SweepRow], slo_p95: float) -> list[Recommendation]:
         # a decided sweep ranks the full months only (screening rows are a week's figures)
         cands = [r for r in every if not str(r.get("stage", "")).startswith("screening")] or every
         ok = sorted((r for r in cands if _meets(r, slo_p95)),     # as simulator/decide.py ranks them
-                    key=lambda r: (round(r["monthly_cost"], 6), r["p95_s"] or 0.0))
+                    key=lambda r: (round(r["monthly_cost"], 6), r["p95_s"] or 0.0, r["setting"]))
         if not ok:
             best = min(cands, key=lambda r: (r["p95_s"] or math.inf))
             out.append({"volume": volume, "recommended": None, "runner_up": None,

@@ -27,6 +27,9 @@ def test_validation_errors_take_the_worst_scored_row_of_the_newest_report_per_ru
                 [row("p95_s", 0.12), row("p95_s", -0.31), row("p95_s", 0.9, scored=False)], "2026-12-01T00:00:00Z")
     _validation(tmp_path, "validate-autoscale-rayserve", "rayserve", [row("replica_seconds", 0.05)],
                 "2026-12-01T00:00:00Z")
+    # attainment in points: measured 2 %, simulated 4 % is a 100 % relative error but 2 points
+    _validation(tmp_path, "validate-open-local", "local", [ErrorRow(stage="s", metric="slo_attainment", measured=0.02,
+                                                                    simulated=0.04, error=1.0)], "2026-12-01T00:00:00Z")
     (tmp_path / "validate-broken.json").write_text("{")
     errors = validation_errors(latest_validations(tmp_path))
     assert errors["local"]["p95"]["max_abs_error_pct"] == pytest.approx(31.0)      # the unscored 90 % is not a score
@@ -34,6 +37,8 @@ def test_validation_errors_take_the_worst_scored_row_of_the_newest_report_per_ru
     assert "31 %" in error_label(errors, "local", "p95")
     assert error_label(errors, "vertex", "p95") == "not validated here"
     assert error_label(errors, "local", "cost") == "not validated here"
+    assert errors["local"]["slo_attainment"]["max_abs_error_pct"] == pytest.approx(2.0)
+    assert "2 points" in error_label(errors, "local", "slo_attainment")
 
 
 def test_the_block_carries_intervals_the_decision_and_the_bill():
