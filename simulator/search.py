@@ -134,7 +134,35 @@ def _evaluate_all(tasks: list[dict], pool) -> list[dict]:
 
 def search(monthly: int, slo: float, kinds: list[str], trials: int, budget_s: float, prices: dict, workload,
            seed: int = 1, profile: str | None = None, fit: str = "empirical", processes: int = 2) -> dict:
-    """The search's figures: trials, fixed settings, checked candidates, best, saving, frontier, timings."""
+    """The search's figures: trials, fixed settings, checked candidates, best (overall and per kind), saving
+    against the best fixed setting, frontier, timings. One study per kind, `trials` shared evenly (the cheap
+    kind's small space would otherwise take every trial); a point already simulated is not simulated again."""
+    common = {"monthly": monthly, "slo": slo, "prices": prices, "profile": profile, "fit": fit, "workload": workload}
+    t0 = time.time()
+    fixed_names = [s for s in SETTINGS if scenario(s).kind in kinds]
+    done: list[dict] = []
+    with (ProcessPoolExecutor(processes) if processes > 1 else nullcontext()) as pool:
+        fixed = _evaluate_all([{**common, "point": {"setting": s, "kind": scenario(s).kind}, "seed": seed}
+                               for s in fixed_names], pool)
+        for i, kind in enumerate(kinds):
+            share = (trials - len(done)) // (len(kinds) - i)
+            deadline = t0 + budget_s * (i + 1) / len(kinds)
+            done += _study(kind, share, deadline, slo, common, seed, processes, pool)
+        searched_s = time.time() - t0
+        checked = _check(done, fixed, slo, common, seed, pool)
+    best = next((c for c in checked if c["qualified"] and "setting" not in c["point"]), None)
+    best_fixed = next((c for c in checked if c["qualified"] and "setting" in c["point"]), None)
+    per_kind = {k: next((c for c in checked if c["qualified"] and "setting" not in c["point"]
+                         and c["point"]["kind"] == k), None) for k in kinds}
+    saving = (1 - best["cost"] / best_fixed["cost"]) if best and best_fixed and best_fixed["cost"] else None
+    return {"trials": done, "fixed": fixed, "checked": checked, "best": best, "best_fixed": best_fixed,
+            "best_per_kind": per_kind, "saving": saving, "pareto": pareto(done), "search_s": searched_s,
+            "wall_s": time.time() - t0}
+
+
+def _study(kind: str, trials: int, deadline: float, slo: float, common: dict, seed: int, processes: int,
+           pool) -> list[dict]:
+    """One kind's Optuna study: `trials` trials (or until `deadline`), `processes` at a time."""
     import warnings
 
     import optuna
@@ -143,35 +171,27 @@ def search(monthly: int, slo: float, kinds: list[str], trials: int, budget_s: fl
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)   # constraints_func
     sampler = optuna.samplers.TPESampler(seed=seed, constraints_func=lambda t: t.user_attrs["constraints"])
     study = optuna.create_study(direction="minimize", sampler=sampler)
-    if "vertex" in kinds:       # the article's own settings are a point of the space: start from them
+    if kind == "vertex":        # the article's own settings are a point of the space: start from them
         study.enqueue_trial({k: v for k, v in ARTICLE_POINT.items() if k != "kind"} | {"kind": "vertex"})
-    common = {"monthly": monthly, "slo": slo, "prices": prices, "profile": profile, "fit": fit, "workload": workload}
-    t0 = time.time()
-    fixed_names = [s for s in SETTINGS if scenario(s).kind in kinds]
+    seen: dict[str, dict] = {}
     done: list[dict] = []
-    with (ProcessPoolExecutor(processes) if processes > 1 else nullcontext()) as pool:
-        fixed = _evaluate_all([{**common, "point": {"setting": s, "kind": scenario(s).kind}, "seed": seed}
-                               for s in fixed_names], pool)
-        while len(done) < trials and time.time() - t0 < budget_s:
-            asked = [study.ask() for _ in range(min(processes, trials - len(done)))]
-            points = [suggest(t, kinds) for t in asked]
-            for trial, res in zip(asked, _evaluate_all([{**common, "point": p, "seed": seed} for p in points], pool),
-                                  strict=True):
-                trial.set_user_attr("constraints", [(res["p95_s"] if res["p95_s"] is not None else 1e9) - slo,
-                                                    res["lost_share"] - LOSS_LIMIT])
-                study.tell(trial, res["cost"])
-                done.append(res)
-        searched_s = time.time() - t0
-        checked = _check(done, fixed, slo, common, seed, pool)
-    best = next((c for c in checked if c["qualified"] and "setting" not in c["point"]), None)
-    best_fixed = next((c for c in checked if c["qualified"] and "setting" in c["point"]), None)
-    saving = (1 - best["cost"] / best_fixed["cost"]) if best and best_fixed and best_fixed["cost"] else None
-    return {"trials": done, "fixed": fixed, "checked": checked, "best": best, "best_fixed": best_fixed,
-            "saving": saving, "pareto": pareto(done), "search_s": searched_s, "wall_s": time.time() - t0}
+    while len(done) < trials and time.time() < deadline:
+        asked = [study.ask() for _ in range(min(processes, trials - len(done)))]
+        points = [suggest(t, [kind]) for t in asked]
+        new = {flags(p): p for p in points if flags(p) not in seen}
+        for res in _evaluate_all([{**common, "point": p, "seed": seed} for p in new.values()], pool):
+            seen[flags(res["point"])] = res
+        for trial, p in zip(asked, points, strict=True):
+            res = seen[flags(p)]
+            trial.set_user_attr("constraints", [(res["p95_s"] if res["p95_s"] is not None else 1e9) - slo,
+                                                res["lost_share"] - LOSS_LIMIT])
+            study.tell(trial, res["cost"])
+            done.append({**res, "point": p})
+    return done
 
 
 def _check(done: list[dict], fixed: list[dict], slo: float, common: dict, seed: int, pool) -> list[dict]:
-    """The cheapest feasible trials and fixed settings, CHECK_MONTHS months each; cheapest first."""
+    """The cheapest feasible trials of each kind and fixed settings, CHECK_MONTHS months each; cheapest first."""
     def firsts(rows: list[dict], n: int) -> list[dict]:
         ok = sorted((r for r in rows if r["p95_s"] is not None and r["p95_s"] <= slo and r["lost_share"] <= LOSS_LIMIT),
                     key=lambda r: r["cost"])
@@ -183,12 +203,14 @@ def _check(done: list[dict], fixed: list[dict], slo: float, common: dict, seed: 
                 out.append(r)
         return out[:n]
 
-    cands = firsts(done, CHECK_TOP) + firsts(fixed, 2)
+    kinds = sorted({r["point"]["kind"] for r in done})
+    cands = [c for k in kinds for c in firsts([r for r in done if r["point"]["kind"] == k], CHECK_TOP // 2)]
+    cands += firsts(fixed, 2)
     more = _evaluate_all([{**common, "point": c["point"], "seed": seed + i} for c in cands
                           for i in range(1, CHECK_MONTHS)], pool)
     verdicts = []
     for c in cands:
-        months = [c] + [m for m in more if m["point"] is c["point"] or m["point"] == c["point"]]
+        months = [c] + [m for m in more if flags(m["point"]) == flags(c["point"])]
         verdicts.append(verdict(months, slo))
     return sorted(verdicts, key=lambda v: v["cost"])
 
@@ -245,6 +267,8 @@ def cmd_search(args: argparse.Namespace) -> int:
           f"{CHECK_MONTHS} months; {res['wall_s']:.0f} s in all")
     print(f"best searched:      {_describe(res['best'])}")
     print(f"best fixed setting: {_describe(res['best_fixed'])}")
+    for kind, c in res["best_per_kind"].items():
+        print(f"  best {kind:<6} searched: {_describe(c)}")
     if res["saving"] is not None:
         print(f"the searched configuration is {100 * res['saving']:.1f} % cheaper than the best fixed setting"
               if res["saving"] > 0 else "no searched configuration is cheaper than the best fixed setting")
