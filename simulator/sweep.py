@@ -134,7 +134,10 @@ def recommend(rows: list[SweepRow], slo_p95: float) -> list[Recommendation]:
         within = None
         if first.get("monthly_cost_ci95") is not None:
             why += f" (+- ${first['monthly_cost_ci95']:.2f}, 95 % over {first['replications']} months)"
-        if second:
+        same = second is not None and abs(second["monthly_cost"] - first["monthly_cost"]) < 1e-9
+        if same:
+            why += f"; runner-up {second['setting']} costs the same (p95 {second['p95_s']:.0f} s)"
+        elif second:
             why += (f"; runner-up {second['setting']} costs ${second['monthly_cost'] - first['monthly_cost']:.2f} more "
                     f"(p95 {second['p95_s']:.0f} s)")
             if first.get("monthly_cost_ci95") is not None and second.get("monthly_cost_ci95") is not None:
