@@ -238,6 +238,8 @@ def add_sweep_command(sub) -> None:
                          "seeds for the contenders until the best separates from the runner-up or --cap")
     sw.add_argument("--cap", type=Bounded(int, 2, MAX_REPLICATIONS), default=8,
                     help="decided sweep: at most this many months per contender (default 8)")
+    sw.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
+                    help="run the simulated months as Ray tasks on this existing Ray cluster (default: local processes)")
     sw.add_argument("--png", type=writable_path, default=Path("reports/simulated/sweep.png"), help="cost-vs-volume plot")
     add_workload(sw)
     add_common(sw)
@@ -305,6 +307,8 @@ def add_recommend_command(sub) -> None:
     re.add_argument("--processes", type=Bounded(int, 1, 64), default=2, help="parallel processes (default 2)")
     re.add_argument("--cap", type=Bounded(int, 2, MAX_REPLICATIONS), default=8,
                     help="at most this many months per contender (default 8)")
+    re.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
+                    help="run the simulated months as Ray tasks on this existing Ray cluster (default: local processes)")
     re.add_argument("--validations", type=Path, default=Path("reports/simulated"),
                     help="folder of the validation reports (validate-*.json; default reports/simulated)")
     add_workload(re)
@@ -321,7 +325,10 @@ def add_search_command(sub) -> None:
     se.add_argument("--trials", type=Bounded(int, 1, 2000), default=60, help="Optuna trials in all (default 60)")
     se.add_argument("--budget-s", type=Bounded(float, 1, DAY_S), default=240.0,
                     help="stop starting trials after this many s of wall time (default 240)")
-    se.add_argument("--processes", type=Bounded(int, 1, 64), default=2, help="parallel processes (default 2)")
+    se.add_argument("--processes", type=Bounded(int, 1, 64), default=2,
+                    help="parallel processes (with --ray-address: trials in flight; default 2)")
+    se.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
+                    help="run the simulated months as Ray tasks on this existing Ray cluster (default: local processes)")
     add_workload(se)
     add_common(se)
 

@@ -146,7 +146,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     print(f"recommend: {args.monthly:,}/month, every setting screened, contenders simulated until decided "
           f"(cap {args.cap} months) on {args.processes} processes ...", flush=True)
     report = sweep([args.monthly], args.slo_p95, prices, workload, args.seed, args.profile, args.fit,
-                   args.processes, progress=True, replications=None, cap=args.cap)
+                   args.processes, progress=True, replications=None, cap=args.cap, ray_address=args.ray_address)
     errors = validation_errors(latest_validations(args.validations))
     b = block(report.extra, args.monthly, errors)
     print(format_block(b))

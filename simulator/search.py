@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
 from loadlab.schema import Report, RunConfig, SimulationConfig
 from loadlab.stats import mean_ci95
+from simulator import cluster
 from simulator.autoscaling.vertex import hours_schedule
 from simulator.engine import run_month
 from simulator.scenarios import Scenario, ray_defaults, scenario
@@ -133,7 +132,8 @@ def _evaluate_all(tasks: list[dict], pool) -> list[dict]:
 
 
 def search(monthly: int, slo: float, kinds: list[str], trials: int, budget_s: float, prices: dict, workload,
-           seed: int = 1, profile: str | None = None, fit: str = "empirical", processes: int = 2) -> dict:
+           seed: int = 1, profile: str | None = None, fit: str = "empirical", processes: int = 2,
+           ray_address: str | None = None) -> dict:
     """The search's figures: trials, fixed settings, checked candidates, best (overall and per kind), saving
     against the best fixed setting, frontier, timings. One study per kind, `trials` shared evenly (the cheap
     kind's small space would otherwise take every trial); a point already simulated is not simulated again."""
@@ -141,7 +141,7 @@ def search(monthly: int, slo: float, kinds: list[str], trials: int, budget_s: fl
     t0 = time.time()
     fixed_names = [s for s in SETTINGS if scenario(s).kind in kinds]
     done: list[dict] = []
-    with (ProcessPoolExecutor(processes) if processes > 1 else nullcontext()) as pool:
+    with cluster.pool(processes, ray_address) as pool:
         fixed = _evaluate_all([{**common, "point": {"setting": s, "kind": scenario(s).kind}, "seed": seed}
                                for s in fixed_names], pool)
         for i, kind in enumerate(kinds):
@@ -262,7 +262,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(f"search: {args.monthly:,}/month, p95 <= {args.slo_p95:g} s, kinds {','.join(kinds)}, up to {args.trials} "
           f"trials or {args.budget_s:g} s on {args.processes} processes ...", flush=True)
     res = search(args.monthly, args.slo_p95, kinds, args.trials, args.budget_s, prices, workload, args.seed,
-                 args.profile, args.fit, args.processes)
+                 args.profile, args.fit, args.processes, args.ray_address)
     print(f"{len(res['trials'])} trials in {res['search_s']:.0f} s, then {len(res['checked'])} candidates checked over "
           f"{CHECK_MONTHS} months; {res['wall_s']:.0f} s in all")
     print(f"best searched:      {_describe(res['best'])}")

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import argparse
 import math
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import nullcontext
+from concurrent.futures import as_completed
 from dataclasses import replace
 from pathlib import Path
 from typing import TypedDict
 
 from loadlab.schema import Report, RunConfig, SimulationConfig
 from loadlab.stats import mean, mean_ci95
-from simulator import decide
+from simulator import cluster, decide
 from simulator.bill import mean_bill
 from simulator.engine import run_month
 from simulator.limits import MAX_REQUESTS, MAX_VOLUMES
@@ -222,7 +221,7 @@ def _run_tasks(tasks: list[dict], pool, bar) -> list[SweepRow]:
 def sweep(volumes: list[int], slo: float, prices: dict, workload: MonthlyWorkload, seed: int = 1,
           profile: str | None = None, fit: str = "empirical", processes: int = 2, only: list[str] | None = None,
           progress: bool = False, replications: int | None = 1, cap: int = 8, screen_days: float = 7.0,
-          top: int = 3) -> Report:
+          top: int = 3, ray_address: str | None = None) -> Report:
     """Every setting at every volume, `replications` months each (seeds seed, seed + 1, ...); `workload`
     gives everything but the volume (case mix, cache, hour/day weights, bursts, days). `replications=None`:
     decided (simulator/decide.py): screening, then months added until the choice separates or `cap`."""
@@ -236,7 +235,7 @@ def sweep(volumes: list[int], slo: float, prices: dict, workload: MonthlyWorkloa
 
     from tqdm import tqdm
     with tqdm(desc="  sweep runs", unit="run", disable=not progress) as bar, \
-            (ProcessPoolExecutor(processes) if processes > 1 else nullcontext()) as pool:
+            cluster.pool(processes, ray_address) as pool:
         if replications is not None:
             rows = _run_tasks([task(v, s, seed + i) for v in volumes for s in names for i in range(replications)],
                               pool, bar)
@@ -320,7 +319,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"sweep: {len(volumes)} volumes x {len(settings())} settings on {args.processes} processes "
           f"({f'{args.replications} months each' if args.replications else 'decided'}) ...", flush=True)
     report = sweep(volumes, args.slo_p95, prices, workload, args.seed, args.profile, args.fit,
-                   args.processes, progress=True, replications=args.replications, cap=args.cap)
+                   args.processes, progress=True, replications=args.replications, cap=args.cap,
+                   ray_address=args.ray_address)
     result = report.extra
     print(f"{'volume':>8}  {'recommended':<22} {'$/month':>9} {'p95 s':>7}  runner-up / why")
     for rec in result["recommendations"]:
