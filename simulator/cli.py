@@ -8,6 +8,8 @@ Commands (the first is the default):
             `trace import LOG` turns a request log into one, `trace fit LOG` fits the workload model to a log
   article   the source article's scenario replayed from its own figures
   bench     speed of the simulator against a bare SimPy M/M/1 loop
+  recommend the answer at one volume: decided setting, $/month and p95 with intervals, its bill, validation error
+  search    settings searched (Optuna) for the cheapest configuration meeting the SLO
 
 Every flag of a command, with units and defaults: python -m simulator COMMAND --help
 (e.g. python -m simulator run --help). Prices: simulator/pricing.py.
@@ -42,7 +44,8 @@ COMMANDS = {"run": "simulator.month:cmd_run", "sweep": "simulator.sweep:cmd_swee
             "validate": "simulator.validate_command:cmd_validate", "trace": "simulator.trace_from_workload:cmd_trace",
             "article": "simulator.article_replay:cmd_article", "bench": "simulator.speed:cmd_bench",
             "trace import": "simulator.traffic.commands:cmd_import", "trace fit": "simulator.traffic.fit_command:cmd_fit",
-            "sweep --trace": "simulator.traffic.sweep_trace:cmd_sweep_trace"}
+            "sweep --trace": "simulator.traffic.sweep_trace:cmd_sweep_trace",
+            "recommend": "simulator.recommend:cmd_recommend", "search": "simulator.search:cmd_search"}
 
 
 class Bounded:
@@ -187,6 +190,9 @@ def add_deployment(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray-min-max", default="0,3",
                    help=f"Ray Serve min,max replicas (default 0,3); 0 <= MIN <= MAX <= {MAX_REPLICAS}")
     RAY_FLAGS.add_to(p)
+    p.add_argument("--ray-node-idle-timeout", type=Bounded(float, 0, DAY_S), default=300.0,
+                   help="Ray cluster autoscaler: a GPU node is removed this many s after its last replica stopped "
+                        "(billed until then; default 300, idle_timeout_minutes 5 of ray/autoscaler/gcp/defaults.yaml)")
     p.add_argument("--fallback-after", type=Bounded(float, 0, DAY_S), default=120.0,
                    help="hybrid: move a request to the local GPU when not started on Vertex after this many s (default 120)")
 
@@ -196,7 +202,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command")
     # one function a command, in the order of COMMANDS and of the help; each adds its flags and groups
     for add in (add_run_command, add_sweep_command, add_validate_command, add_trace_command, add_article_command,
-                add_bench_command):
+                add_bench_command, add_recommend_command, add_search_command):
         add(sub)
     return top
 
@@ -239,10 +245,14 @@ def add_sweep_command(sub) -> None:
     sw.add_argument("--slo-p95", type=Bounded(float, 0, DAY_S, lo_open=True), default=300.0,
                     help="p95 latency SLO in s (default 300)")
     sw.add_argument("--processes", type=Bounded(int, 1, 64), default=2, help="parallel processes (default 2)")
-    sw.add_argument("--replications", type=Bounded(int, 1, MAX_REPLICATIONS), default=1, metavar="N",
-                    help="independent months per setting and volume (seeds --seed ..): cost and p95 become means "
-                         "with a 95 %% interval, and the recommendation says when the runner-up is within it "
-                         "(default 1)")
+    sw.add_argument("--replications", type=Bounded(int, 1, MAX_REPLICATIONS), default=None, metavar="N",
+                    help="exactly N months per setting and volume (seeds --seed ..; N=1: the old single-month "
+                         "sweep). Default: decided: a week's screening of every setting, then months with the same "
+                         "seeds for the contenders until the best separates from the runner-up or --cap")
+    sw.add_argument("--cap", type=Bounded(int, 2, MAX_REPLICATIONS), default=8,
+                    help="decided sweep: at most this many months per contender (default 8)")
+    sw.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
+                    help="run the simulated months as Ray tasks on this existing Ray cluster (default: local processes)")
     sw.add_argument("--png", type=writable_path, default=Path("reports/simulated/sweep.png"), help="cost-vs-volume plot")
     sw.add_argument("--trace", default=None, metavar="CSV",
                     help="every setting on the arrivals of this trace (e.g. from `trace import`) instead of --volumes")
@@ -311,6 +321,41 @@ def add_bench_command(sub) -> None:
     be.add_argument("--requests", type=Bounded(int, 1, MAX_REQUESTS), default=1_000_000,
                     help="requests in the month (default 1,000,000)")
     be.add_argument("--seed", type=Bounded(int, 0, MAX_SEED), default=1, help="random seed (default 1)")
+
+
+def add_recommend_command(sub) -> None:
+    """`recommend`: the decided answer at one volume (simulator/recommend.py)."""
+    re = sub.add_parser("recommend", help="the decided setting at one volume, with intervals, bill, validation error")
+    re.add_argument("--monthly", type=Bounded(int, 1, MAX_REQUESTS), default=10000, help="requests per month (default 10000)")
+    re.add_argument("--slo-p95", type=Bounded(float, 0, DAY_S, lo_open=True), default=120.0,
+                    help="p95 latency SLO in s (default 120)")
+    re.add_argument("--processes", type=Bounded(int, 1, 64), default=2, help="parallel processes (default 2)")
+    re.add_argument("--cap", type=Bounded(int, 2, MAX_REPLICATIONS), default=8,
+                    help="at most this many months per contender (default 8)")
+    re.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
+                    help="run the simulated months as Ray tasks on this existing Ray cluster (default: local processes)")
+    re.add_argument("--validations", type=Path, default=Path("reports/simulated"),
+                    help="folder of the validation reports (validate-*.json; default reports/simulated)")
+    add_workload(re)
+    add_common(re)
+
+
+def add_search_command(sub) -> None:
+    """`search`: Optuna over each kind's settings (simulator/search.py)."""
+    se = sub.add_parser("search", help="the cheapest configuration meeting the SLO, searched with Optuna")
+    se.add_argument("--monthly", type=Bounded(int, 1, MAX_REQUESTS), default=10000, help="requests per month (default 10000)")
+    se.add_argument("--slo-p95", type=Bounded(float, 0, DAY_S, lo_open=True), default=120.0,
+                    help="p95 latency SLO in s (default 120)")
+    se.add_argument("--kinds", default="vertex,ray,local", help="kinds to search (default vertex,ray,local)")
+    se.add_argument("--trials", type=Bounded(int, 1, 2000), default=60, help="Optuna trials in all (default 60)")
+    se.add_argument("--budget-s", type=Bounded(float, 1, DAY_S), default=240.0,
+                    help="stop starting trials after this many s of wall time (default 240)")
+    se.add_argument("--processes", type=Bounded(int, 1, 64), default=2,
+                    help="parallel processes (with --ray-address: trials in flight; default 2)")
+    se.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
+                    help="run the simulated months as Ray tasks on this existing Ray cluster (default: local processes)")
+    add_workload(se)
+    add_common(se)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ import numpy as np
 import simpy
 
 from loadlab.stats import mean_ci95
+from simulator.bill import bill_of
 from simulator.ledger import Job, Ledger
 from simulator.scenarios import Scenario
 from simulator.workload import MONTH_S, Arrivals, MonthlyWorkload
@@ -95,8 +96,11 @@ def collect(scenario: Scenario, deployment, ledger: Ledger, horizon: float) -> d
                "goodput_per_s": good / horizon}
     month_scale = MONTH_S / horizon
     cost = deployment.cost(horizon)
-    # replica time scales with the horizon; a GPU bought for the month does not
-    monthly_cost = cost["usage"] * month_scale + cost["fixed_per_month"]
+    # the whole bill (simulator/bill.py): replica time as billed plus what the replicas alone miss (a Ray
+    # head node, nodes outliving their replicas, egress); replica time scales with the horizon, a GPU bought
+    # for the month does not
+    bill = bill_of(scenario, deployment, ledger, horizon)
+    monthly_cost = bill["total"]
     stats = deployment.stats(horizon)
     return {
         "deployment": scenario.label, "kind": scenario.kind,
@@ -111,6 +115,7 @@ def collect(scenario: Scenario, deployment, ledger: Ledger, horizon: float) -> d
         "monthly_cost": monthly_cost,
         "cost_per_request": monthly_cost / ledger.served if ledger.served else None,
         "cost_breakdown": cost,
+        "bill": bill,
         **slo,
     }
 

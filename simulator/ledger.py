@@ -67,6 +67,7 @@ class Ledger:
         self.rejected = 0
         self.retried = 0
         self.cache_hits = 0
+        self.served_by_case: dict[tuple[str, str], int] = {}   # (case, who served it) -> completed: the bill's egress
 
     def arrive(self, job: Job) -> None:
         self._arrivals += 1
@@ -78,6 +79,8 @@ class Ledger:
         job.status = COMPLETED
         job.served_by = served_by
         self.served += 1
+        key = (job.case, served_by)
+        self.served_by_case[key] = self.served_by_case.get(key, 0) + 1
         e2e = now - job.submitted
         self.latency.add(e2e)
         self.cold_starts += job.cold_start

@@ -71,7 +71,7 @@ def base_scenario(args: argparse.Namespace) -> Scenario:
     if args.gpus < 1 or args.max_batch < 1:
         raise ValueError("--gpus and --max-batch must be >= 1")
     lo, hi = _pair(args.ray_min_max, "--ray-min-max")
-    ray = RAY_FLAGS.read(args, min_replicas=lo, max_replicas=hi)
+    ray = RAY_FLAGS.read(args, min_replicas=lo, max_replicas=hi, node_idle_timeout_s=args.ray_node_idle_timeout)
     ray.check()
     return Scenario(local_profile=local_p, vertex_profile=vertex_p, gpus=args.gpus, queue_limit=args.queue_limit,
                     max_batch=args.max_batch, batch_marginal=args.batch_marginal, vertex=cfg, ray=ray,

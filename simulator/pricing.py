@@ -20,7 +20,7 @@ class PriceInput:
 
 PRICE_TABLE: dict[str, PriceInput] = {
     "machine_per_hour": PriceInput(0.219, "$/h", "n1-standard-4 on Vertex AI prediction, us-central1; secondary "
-                                   "secondary sources, not checked against the live price list", "2026-11"),
+                                   "sources, not checked against the live price list", "2026-11"),
     "accelerator_per_hour": PriceInput(0.40, "$/h", "NVIDIA T4 on Vertex AI prediction, us-central1; same secondary "
                                        "sources", "2026-11"),
     "article_gpu_per_hour": PriceInput(0.45, "$/h", "the source article, benchmark 4", "article"),
@@ -28,8 +28,10 @@ PRICE_TABLE: dict[str, PriceInput] = {
                                 "article"),
     "local_fixed_per_month": PriceInput(80.0, "$/month/GPU", "the source article, benchmark 4 (power, "
                                         "depreciation of the RTX 3090 box)", "article"),
-    "billing_granularity_s": PriceInput(30.0, "s", "Vertex AI prediction node-hours are billed in 30 s increments "
-                                        "(Vertex AI pricing page)", "2026-11"),
+    "billing_granularity_s": PriceInput(30.0, "s", "Vertex AI prediction node-hours are billed in 30 s increments, "
+                                        "as of 2026-11 per cloud.google.com/vertex-ai/pricing (the stored copies "
+                                        "searched offline on 2026-12-02 did not show the sentence): a model input",
+                                        "2026-11"),
     "gpu_node_per_hour": PriceInput(0.54, "$/h", "a GPU node for a Ray Serve replica (GKE/Compute Engine "
                                     "n1-standard-4 ~$0.19/h + NVIDIA T4 ~$0.35/h, us-central1 on-demand list "
                                     "prices as quoted by secondary sources; not checked against the live price "
@@ -37,6 +39,18 @@ PRICE_TABLE: dict[str, PriceInput] = {
     "node_min_billed_s": PriceInput(60.0, "s", "Compute Engine bills vCPUs, GPUs and memory for at least 1 minute, "
                                     "then per second (cloud.google.com/compute/vm-instance-pricing, billing model)",
                                     "2026-11"),
+    "ray_head_per_hour": PriceInput(0.19, "$/h", "the Ray head node, no GPU: Compute Engine n1-standard-4 "
+                                    "us-central1 on-demand ~$0.19/h (the machine part of gpu_node_per_hour, same "
+                                    "secondary sources, not checked against the live price list): a model input",
+                                    "2026-11"),
+    "egress_per_gib": PriceInput(0.12, "$/GiB", "Premium Tier internet data transfer out to North America, "
+                                 "1 GiB to 1,024 GiB tier (cloud.google.com/vpc/network-pricing, as transcribed "
+                                 "2026-09-20 by api-evangelist/google-cloud-vpc; the free first GiB and the cheaper "
+                                 "tiers above 1 TiB are not modelled): a model input", "2026-09-20"),
+    "result_bytes_per_px": PriceInput(1.244, "B/px", "bytes of a result layer PNG per pixel: measured on "
+                                      "reports/layers/layer_{0,1,2}.png of the demo (n=3, 640x640 RGBA from the tiny "
+                                      "offline model, 509-518 KB each; the job server's zip stores them uncompressed); "
+                                      "a real model's layers of natural images may compress better", "2026-12-02"),
 }
 DEFAULT_PRICES: dict[str, float] = {key: p.value for key, p in PRICE_TABLE.items()}
 

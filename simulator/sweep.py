@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import argparse
 import math
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import replace
 from pathlib import Path
 from typing import TypedDict
 
 from loadlab.schema import Report, RunConfig, SimulationConfig
 from loadlab.stats import mean, mean_ci95
+from simulator import cluster, decide
+from simulator.bill import mean_bill
 from simulator.engine import run_month
 from simulator.limits import MAX_REQUESTS, MAX_VOLUMES
 from simulator.pricing import load_prices
@@ -83,13 +85,15 @@ def base(prices: dict, profile: str | None, fit: str) -> Scenario:
 
 def _one(task: dict) -> SweepRow:
     sc = scenario(task["setting"], base(task["prices"], task["profile"], task["fit"]))
-    r = run_month(sc, replace(task["workload"], monthly=task["volume"]), seed=task["seed"])
+    r = run_month(sc, replace(task["workload"], monthly=task["volume"]), seed=task["seed"],
+                  slo_e2e_s=task.get("slo_e2e_s"))
     return {"volume": task["volume"], "setting": task["setting"], "kind": sc.kind, "served": r["served"],
             "failed": r["failed"], "rejected": r["rejected"], "in_flight": r["in_flight"], "arrivals": r["arrivals"],
             "p95_s": r["latency_s"]["p95"], "mean_s": r["latency_s"]["mean"], "monthly_cost": r["monthly_cost"],
             "cost_per_request": r["cost_per_request"], "replica_hours": r["replica_hours"],
             "cold_start_share": r["cold_start_share"], "replications": 1, "monthly_cost_ci95": None,
-            "p95_ci95": None}
+            "p95_ci95": None, "seed": task["seed"], "days": task["workload"].days,
+            "slo_attainment": r.get("slo_attainment"), "bill": r["bill"]}
 
 
 def combine(runs: list[SweepRow]) -> SweepRow:
@@ -102,6 +106,9 @@ def combine(runs: list[SweepRow]) -> SweepRow:
         row[key] = mean(v for r in runs if (v := r[key]) is not None)
     row["monthly_cost"], row["monthly_cost_ci95"] = mean_ci95([r["monthly_cost"] for r in runs])
     row["p95_s"], row["p95_ci95"] = mean_ci95([r["p95_s"] for r in runs if r["p95_s"] is not None])
+    att = [r["slo_attainment"] for r in runs if r.get("slo_attainment") is not None]
+    row["slo_attainment"], row["slo_attainment_ci95"] = mean_ci95(att) if att else (None, None)
+    row["bill"] = mean_bill([r["bill"] for r in runs if r.get("bill")]) if runs[0].get("bill") else None
     row["replications"] = len(runs)
     return row  # type: ignore[return-value]
 
@@ -109,8 +116,11 @@ def combine(runs: list[SweepRow]) -> SweepRow:
 def recommend(rows: list[SweepRow], slo_p95: float) -> list[Recommendation]:
     out = []
     for volume in sorted({r["volume"] for r in rows}):
-        cands = [r for r in rows if r["volume"] == volume]
-        ok = sorted((r for r in cands if _meets(r, slo_p95)), key=lambda r: r["monthly_cost"])
+        every = [r for r in rows if r["volume"] == volume]
+        # a decided sweep ranks the full months only (screening rows are a week's figures)
+        cands = [r for r in every if not str(r.get("stage", "")).startswith("screening")] or every
+        ok = sorted((r for r in cands if _meets(r, slo_p95)),     # as simulator/decide.py ranks them
+                    key=lambda r: (round(r["monthly_cost"], 6), r["p95_s"] or 0.0, r["setting"]))
         if not ok:
             best = min(cands, key=lambda r: (r["p95_s"] or math.inf))
             out.append({"volume": volume, "recommended": None, "runner_up": None,
@@ -123,7 +133,10 @@ def recommend(rows: list[SweepRow], slo_p95: float) -> list[Recommendation]:
         within = None
         if first.get("monthly_cost_ci95") is not None:
             why += f" (+- ${first['monthly_cost_ci95']:.2f}, 95 % over {first['replications']} months)"
-        if second:
+        same = second is not None and abs(second["monthly_cost"] - first["monthly_cost"]) < 1e-9
+        if same:
+            why += f"; runner-up {second['setting']} costs the same (p95 {second['p95_s']:.0f} s)"
+        elif second:
             why += (f"; runner-up {second['setting']} costs ${second['monthly_cost'] - first['monthly_cost']:.2f} more "
                     f"(p95 {second['p95_s']:.0f} s)")
             if first.get("monthly_cost_ci95") is not None and second.get("monthly_cost_ci95") is not None:
@@ -131,7 +144,7 @@ def recommend(rows: list[SweepRow], slo_p95: float) -> list[Recommendation]:
                           <= first["monthly_cost"] + first["monthly_cost_ci95"])
                 if within:
                     why += ", within the 95 % interval of the recommended cost: the simulation does not separate them"
-        failing = [r["setting"] for r in cands if not _meets(r, slo_p95) and r["monthly_cost"] < first["monthly_cost"]]
+        failing = [r["setting"] for r in every if not _meets(r, slo_p95) and r["monthly_cost"] < first["monthly_cost"]]
         if failing:
             why += f"; cheaper but missing the SLO or losing requests: {', '.join(failing)}"
         out.append({"volume": volume, "recommended": first["setting"], "cost": first["monthly_cost"],
@@ -142,8 +155,7 @@ def recommend(rows: list[SweepRow], slo_p95: float) -> list[Recommendation]:
 
 
 def _meets(r: dict, slo: float) -> bool:
-    lost = r["failed"] + r["rejected"]
-    return r["p95_s"] is not None and r["p95_s"] <= slo and lost <= 0.001 * r["arrivals"]
+    return decide.meets(r, slo)
 
 
 def break_even(rows: list[dict], slo: float) -> float | None:
@@ -192,43 +204,96 @@ def plot(rows: list[dict], slo: float, be: float | None, path: Path) -> None:
     plt.close(fig)
 
 
+def _run_tasks(tasks: list[dict], pool, bar) -> list[SweepRow]:
+    tasks = sorted(tasks, key=lambda t: -t["volume"] * t["workload"].days)   # big ones first for a balanced pool
+    rows: list[SweepRow] = []
+    if pool is not None:
+        for fut in as_completed([pool.submit(_one, t) for t in tasks]):
+            rows.append(fut.result())
+            bar.update()
+    else:
+        for t in tasks:
+            rows.append(_one(t))
+            bar.update()
+    return rows
+
+
 def sweep(volumes: list[int], slo: float, prices: dict, workload: MonthlyWorkload, seed: int = 1,
           profile: str | None = None, fit: str = "empirical", processes: int = 2, only: list[str] | None = None,
-          progress: bool = False, replications: int = 1) -> Report:
+          progress: bool = False, replications: int | None = 1, cap: int = 8, screen_days: float = 7.0,
+          top: int = 3, ray_address: str | None = None) -> Report:
     """Every setting at every volume, `replications` months each (seeds seed, seed + 1, ...); `workload`
-    gives everything but the volume (case mix, cache, hour/day weights, bursts, days)."""
-    if replications < 1:
+    gives everything but the volume (case mix, cache, hour/day weights, bursts, days). `replications=None`:
+    decided (simulator/decide.py): screening, then months added until the choice separates or `cap`."""
+    if replications is not None and replications < 1:
         raise ValueError("--replications must be >= 1")
-    tasks = [{"volume": v, "setting": s, "prices": prices, "profile": profile, "fit": fit, "workload": workload,
-              "seed": seed + i}
-             for v in volumes for s in (only or settings()) for i in range(replications)]
-    tasks.sort(key=lambda t: -t["volume"])   # big ones first for a balanced pool
-    rows: list[SweepRow] = []
+    names = only or settings()
+
+    def task(volume: int, setting: str, s: int, wl: MonthlyWorkload = workload) -> dict:
+        return {"volume": volume, "setting": setting, "prices": prices, "profile": profile, "fit": fit,
+                "workload": wl, "seed": s, "slo_e2e_s": slo}
+
     from tqdm import tqdm
-    with tqdm(total=len(tasks), desc="  sweep runs", unit="run", disable=not progress) as bar:
-        if processes > 1:
-            with ProcessPoolExecutor(processes) as pool:
-                for fut in as_completed([pool.submit(_one, t) for t in tasks]):
-                    rows.append(fut.result())
-                    bar.update()
+    with tqdm(desc="  sweep runs", unit="run", disable=not progress) as bar, \
+            cluster.pool(processes, ray_address) as pool:
+        if replications is not None:
+            rows = _run_tasks([task(v, s, seed + i) for v in volumes for s in names for i in range(replications)],
+                              pool, bar)
+            decisions = None
         else:
-            for t in tasks:
-                rows.append(_one(t))
-                bar.update()
+            rows, decisions = _decided(volumes, slo, names, task, seed, workload, pool, bar, cap, screen_days, top)
     by_key: dict[tuple[int, str], list[SweepRow]] = {}
     for row in rows:
         by_key.setdefault((row["volume"], row["setting"]), []).append(row)
     rows = [combine(by_key[key]) for key in sorted(by_key)]
+    recs = recommend(rows, slo)
+    if decisions is not None:
+        for rec in recs:
+            rec.update(decisions[rec["volume"]])
     simulation = SimulationConfig(seed=seed, days=workload.days, case_mix=workload.case_mix,
                                   cache_hit_ratio=workload.cache_hit_ratio, cache_ttl_s=workload.cache_ttl_s,
                                   hour_weights=workload.hour_weights, day_weights=workload.day_weights,
-                                  prices=prices, replications=replications if replications > 1 else None)
-    return Report(role="sweep", kind="simulated", name="sweep", target="+".join(only or SETTINGS),
+                                  prices=prices, replications=replications if replications != 1 else None)
+    return Report(role="sweep", kind="simulated", name="sweep", target="+".join(names),
                   config=RunConfig(driver="simulator sweep", simulation=simulation),
                   environment={"simulator": "simpy", "seed": seed},
                   model={"profile": profile or "seed-3090 (local), seed-t4 (Vertex)", "fit": fit},
-                  extra={"slo_p95_s": slo, "volumes": volumes, "rows": rows, "recommendations": recommend(rows, slo),
-                         "break_even_per_month": break_even(rows, slo)})
+                  extra={"slo_p95_s": slo, "volumes": volumes, "rows": rows, "recommendations": recs,
+                         "break_even_per_month": break_even(rows, slo),
+                         "mode": "fixed replications" if replications is not None else
+                                 f"decided (screening {screen_days:g} days, then months up to {cap})"})
+
+
+def _decided(volumes, slo, names, task, seed, workload, pool, bar, cap, screen_days, top):
+    """Screening rows of the settings out of contention, month rows of the rest, and each volume's decision."""
+    screen_wl = decide.screening_workload(workload, screen_days)
+    screen = _run_tasks([task(v, s, seed, screen_wl) for v in volumes for s in names], pool, bar)
+    runs: dict[int, dict[str, list[SweepRow]]] = {}
+    need: dict[int, list[str]] = {}
+    for v in volumes:
+        runs[v] = {s: [] for s in decide.contenders([r for r in screen if r["volume"] == v], slo, top)}
+        need[v] = list(runs[v])
+    decisions: dict[int, dict] = {}
+    upto = 2
+    while any(need.values()):
+        tasks = [t for v in volumes if need[v] for t in decide.month_tasks(v, need[v], runs[v], task, seed, upto)]
+        for row in _run_tasks(tasks, pool, bar):
+            row["stage"] = "month"
+            runs[row["volume"]][row["setting"]].append(row)
+        for v in volumes:
+            if need[v]:
+                for rs in runs[v].values():
+                    rs.sort(key=lambda r: r["seed"])
+                decisions[v], need[v] = decide.decide_volume(runs[v], slo, combine, cap)
+        upto += 1
+    for v in volumes:
+        decisions.setdefault(v, {"decided": False, "decision": "no setting meets the SLO in screening"})
+    rows = [r for v in volumes for rs in runs[v].values() for r in rs]
+    for r in screen:
+        if r["setting"] not in runs[r["volume"]]:
+            r["stage"] = f"screening ({screen_wl.days:g} days)"
+            rows.append(r)
+    return rows, decisions
 
 
 def parse_volumes(spec: str) -> list[int]:
@@ -251,14 +316,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     prices = load_prices(args.prices, args.price)
     workload = workload_from(args, 0)
     replace(workload, monthly=max(volumes)).check()    # the biggest month over --days, before any process starts
-    print(f"sweep: {len(volumes)} volumes x {len(settings())} settings on {args.processes} processes ...", flush=True)
+    print(f"sweep: {len(volumes)} volumes x {len(settings())} settings on {args.processes} processes "
+          f"({f'{args.replications} months each' if args.replications else 'decided'}) ...", flush=True)
     report = sweep(volumes, args.slo_p95, prices, workload, args.seed, args.profile, args.fit,
-                   args.processes, progress=True, replications=args.replications)
+                   args.processes, progress=True, replications=args.replications, cap=args.cap,
+                   ray_address=args.ray_address)
     result = report.extra
     print(f"{'volume':>8}  {'recommended':<22} {'$/month':>9} {'p95 s':>7}  runner-up / why")
     for rec in result["recommendations"]:
         print(f"{rec['volume']:>8,}  {rec['recommended'] or '-':<22} {rec.get('cost') or 0:>9.2f} "
-              f"{rec.get('p95_s') or 0:>7.0f}  {rec['why']}")
+              f"{rec.get('p95_s') or 0:>7.0f}  {rec['why']}" + (f" [{rec['decision']}]" if "decision" in rec else ""))
     be = result["break_even_per_month"]
     print("local-GPU break-even: " + (f"~{be:,.0f} requests/month" if be else "not within the volumes swept"))
     out = args.out or Path("reports/simulated/sweep.json")

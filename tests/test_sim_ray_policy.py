@@ -202,7 +202,9 @@ def test_ray_kind_in_run_and_sweep(tmp_path, capsys):
     assert ray["kind"] == "ray" and ray["served"] == ray["arrivals"] - ray["in_flight"]
     assert always["replica_hours"] >= 2 * 24 * 15 - 1        # min 1 replica all the time (x15 to 30 days)
     assert ray["replica_hours"] < always["replica_hours"]    # scale to zero pays less
-    assert ray["monthly_cost"] == pytest.approx(ray["cost_breakdown"]["usage"] * 15)
+    # the whole bill: the replicas' node time and more (head node, idle nodes, egress)
+    assert ray["monthly_cost"] == pytest.approx(ray["bill"]["total"])
+    assert ray["monthly_cost"] > ray["cost_breakdown"]["usage"] * 15
     from simulator.sweep import sweep
     from simulator.workload import MonthlyWorkload
     rep = sweep([500], slo=600.0, prices=dict(DEFAULT_PRICES), workload=MonthlyWorkload(monthly=0, days=2),

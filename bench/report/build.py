@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from bench.report.loading import Loaded, load_reports
 from bench.report.sections import (
+    answer,
     article,
     autoscaling,
     calibration,
@@ -30,8 +31,9 @@ from loadlab import article as quoted
 
 # The page's sections, in the order it shows them: a new section is a module in sections/ and a line here.
 SECTIONS: list[SectionSpec] = [
-    single.SECTION, coldstart.SECTION, concurrency.SECTION, open_loop.SECTION, capacity.SECTION,
-    autoscaling.SECTION, calibration.SECTION, validation.SECTION, article.SECTION, monthly.SECTION, sweep.SECTION, sources.SECTION,
+    answer.SECTION, single.SECTION, coldstart.SECTION, concurrency.SECTION, open_loop.SECTION, capacity.SECTION,
+    autoscaling.SECTION, calibration.SECTION, validation.SECTION, article.SECTION, monthly.SECTION, sweep.SECTION,
+    sources.SECTION,
 ]
 
 

@@ -61,6 +61,9 @@ class RayServeConfig(RayAutoscaling):
     smoothing_factor: float = 1.0
     graceful_shutdown_wait_loop_s: float = 2.0
     control_loop_interval_s: float = CONTROL_LOOP_INTERVAL_S
+    # not a Serve setting: the cluster autoscaler's idle_timeout_minutes x 60 (ray/autoscaler/gcp/defaults.yaml:
+    # 5 min), how long a GPU node outlives its replica; only the bill (simulator/bill.py) reads it
+    node_idle_timeout_s: float = 300.0
 
     @classmethod
     def from_dict(cls, settings: dict) -> RayServeConfig:

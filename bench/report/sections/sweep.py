@@ -50,5 +50,6 @@ def _sweep_png(report: Report, reports_dir: Path) -> Path | None:
 
 
 SECTION = SectionSpec(
-    "sweep", "Cost vs monthly volume and the recommendation", (SIMULATED, QUOTED), by_role("sweep"),
+    "sweep", "Cost vs monthly volume and the recommendation", (SIMULATED, QUOTED),
+    lambda loaded: [r for r in by_role("sweep")(loaded) if "recommendations" in r.extra],   # not the searches
     missing="No sweep (role 'sweep'): run `python -m simulator sweep`.", blocks=_blocks)
