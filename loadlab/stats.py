@@ -81,3 +81,18 @@ def fifo_ideal_mean(n: int, service_s: float) -> float:
 def format_s(value: float | None, width: int = 7, digits: int = 2) -> str:
     """Seconds for a table column: right-aligned, '-' when missing."""
     return f"{value:>{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
+
+
+def percentile_ci95(values: Iterable[float], p: float) -> tuple[float, float] | None:
+    """A distribution-free 95 % confidence interval of the p-th percentile: the order statistics whose
+    ranks bound the binomial(n, p/100) count of values below it (normal approximation). None when the
+    sample is too small for the interval to have both ends (p99 needs a few hundred values)."""
+    arr = np.sort(np.asarray(list(values), dtype=float))
+    n, q = arr.size, p / 100
+    if n == 0:
+        return None
+    half = 1.96 * math.sqrt(n * q * (1 - q))
+    lo, hi = math.floor(n * q - half), math.ceil(n * q + half)
+    if lo < 0 or hi > n - 1:
+        return None
+    return float(arr[lo]), float(arr[hi])
