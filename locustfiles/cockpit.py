@@ -75,6 +75,7 @@ class Cockpit:
             self._cached, self._cached_at = self._compute(), now
             self.cost_s += time.process_time() - t0
             self.computed += 1
+        self._cached["cost"] = {"cpu_s": self.cost_s, "computed": self.computed}
         return self._cached
 
     def _state(self) -> str:
@@ -103,7 +104,9 @@ class Cockpit:
         running = state in ("running", "spawning")
         current = max(stages, key=lambda s: s.started_at or 0).name if stages and running else None
         self._maybe_predict(stages, now, calibration, current, running)
-        self._maybe_bill(next((r for r in rows if r["stage"] == current), None), options)
+        # the bill of the stage running now; once the run stopped, of its last stage
+        latest = max(stages, key=lambda s: s.started_at or 0).name if stages else None
+        self._maybe_bill(next((r for r in rows if r["stage"] == (current or latest)), None), options)
         return {
             "updated_at": now, "state": state, "update_s": UPDATE_S, "current_stage": current,
             "calibration": calibration or None, "stages": rows,
@@ -111,7 +114,6 @@ class Cockpit:
                            "label": "simulated", "replications": (self.prediction.result or {}).get("replications"),
                            "seconds": self.prediction.seconds, "profile": profile or None},
             "bill": {**(self.bill.result or {}), "status": self.bill.status},
-            "cost": {"cpu_s": self.cost_s, "computed": self.computed},
         }
 
     def _maybe_predict(self, stages, now: float, calibration: str, current, running: bool) -> None:
@@ -147,7 +149,9 @@ class Cockpit:
                 {"key": BILL_TAB, "structure": [{"key": k, "title": t} for k, t in BILL_COLUMNS]}]
 
     def extended_stats(self) -> list[dict[str, Any]]:
+        t0 = time.process_time()
         snap = self.snapshot()
+        self.cost_s -= time.process_time() - t0   # counted by snapshot(); the caller counts the whole
         return [{"key": TAB, "data": [table_row(r) for r in snap["stages"]]},
                 {"key": BILL_TAB, "data": bill_rows(snap["bill"])}]
 
@@ -177,7 +181,9 @@ def install(environment) -> Cockpit:
     @app.after_request
     def _extend(response):
         if request.endpoint == "locust.request_stats" and response.status_code == 200 and response.is_json:
+            t0 = time.process_time()
             response.set_data(json.dumps({**response.json, "extended_stats": cockpit.extended_stats()}))
+            cockpit.cost_s += time.process_time() - t0   # the figures' own time is counted by snapshot()
         elif request.endpoint == "locust.index" and response.status_code == 200:
             html = response.get_data(as_text=True)
             extra = ('<link rel="stylesheet" href="/cockpit/static/form.css">'

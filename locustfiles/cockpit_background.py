@@ -90,7 +90,7 @@ class ChildTask:
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
             proc.kill()
-            self.status = "stopped at test stop"
+            self.status, self.key = "stopped at test stop", None   # None: computed again for the final figures
 
 
 def start_prediction(task: ChildTask, key: Any, request: dict[str, Any]) -> bool:

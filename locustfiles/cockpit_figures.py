@@ -35,7 +35,8 @@ def stage_row(stage: Stage, now: float, calibration_service_s: dict[str, float] 
     inflation = None
     if calibration_service_s and service and all(c in calibration_service_s for _, c in service):
         # the same case mix at calibration speed: what the service time would be without the load
-        inflation = mean(v for v, _ in service) / mean(calibration_service_s[c] for _, c in service)
+        calibrated = mean(calibration_service_s[c] for _, c in service)
+        inflation = mean(v for v, _ in service) / calibrated if calibrated else None
     started = stage.started_at if stage.started_at is not None else now
     return {
         "stage": stage.name, "elapsed_s": max(0.0, min(now - started, stage.duration_s or now - started)),
