@@ -120,7 +120,10 @@ class Cockpit:
         if not calibration or not stages or self.prediction.busy:
             return
         key = (calibration, LEDGER.recorded(), current)
-        if key == self._predicted_for or (running and time.monotonic() - self._last_predict < PREDICT_EVERY_S):
+        # while the run goes on, the child runs at most a third of the time (a 2-core machine has the
+        # load generator and the server on it too)
+        wait_s = max(PREDICT_EVERY_S, 3 * (self.prediction.seconds or 0.0))
+        if key == self._predicted_for or (running and time.monotonic() - self._last_predict < wait_s):
             return
         open_loop = LEDGER.open_loop is not None
         request_ = prediction_request(stages, LEDGER.stopping_at or now, [calibration], open_loop, current)

@@ -5,9 +5,10 @@ the web UI's Cockpit tab open in a real browser, and the CPU the tab costs.
     python -m locustfiles.cockpit_bench --calibration C.json  # with the simulator's prediction running too
     python -m locustfiles.cockpit_bench --no-tab              # the same run through the web UI, no browser
 
-Locust runs with its web UI (`--autostart --autoquit`) against the stand-in client with no service time
+Locust runs with its web UI against the stand-in client with no service time
 (`tests/fakeclient.py`), so what is measured is the load generator; headless Chromium (Playwright, the
-system's `chromium`) shows the Cockpit tab for the whole run, polling as a person's browser does.
+system's `chromium`) opens the page, the run is started, and the Cockpit tab stays open for the whole
+run, polling as a person's browser does.
 Prints the lateness percentiles of the measured report (goal: p99 <= 20 ms at 20/s), the CPU seconds
 of the Locust process and its children (its simulations) from `wait4`, and the CPU the cockpit's
 figures took on the load generator (its own count, `/cockpit.json` `cost`).
@@ -19,10 +20,12 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -49,8 +52,18 @@ def _wait_up(base: str, proc: subprocess.Popen, timeout_s: float = 60) -> None:
     raise RuntimeError("the web UI did not come up")
 
 
-def _watch(base: str, proc: subprocess.Popen, seconds: float, tab: bool) -> dict:
-    """Keep the Cockpit tab open until the run stopped; the last /cockpit.json."""
+def _start_run(base: str) -> None:
+    # what the form's Start button sends (a script's POST: no Origin, let through by the guard)
+    form = urllib.parse.urlencode({"user_count": 0, "spawn_rate": 1, "host": "http://fake"}).encode()
+    with urllib.request.urlopen(base + "/swarm", data=form, timeout=10) as r:
+        answer = json.loads(r.read())
+    if not answer.get("success"):
+        raise RuntimeError(f"the web UI did not start the run: {answer}")
+
+
+def _watch(base: str, proc: subprocess.Popen, seconds: float, tab: bool, out: Path) -> dict:
+    """Open the Cockpit tab (a person opens the page, then presses Start), start the run, keep the tab
+    open until the run stopped and its report is written; the last /cockpit.json."""
     last: dict = {}
 
     def until_stopped(sleep) -> None:
@@ -58,11 +71,12 @@ def _watch(base: str, proc: subprocess.Popen, seconds: float, tab: bool) -> dict
         deadline = time.monotonic() + seconds + 120
         while time.monotonic() < deadline and proc.poll() is None:
             last = _get_json(base + "/cockpit.json")
-            if last["state"] == "stopped":
+            if last["state"] == "stopped" and out.exists():
                 return
             sleep(2.0)
 
     if not tab:
+        _start_run(base)
         until_stopped(time.sleep)
         return last
     from playwright.sync_api import sync_playwright
@@ -71,6 +85,8 @@ def _watch(base: str, proc: subprocess.Popen, seconds: float, tab: bool) -> dict
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1800, "height": 900})
         page.goto(base + "/")
+        page.locator("select[name=arrival]").wait_for(state="visible")
+        page.get_by_role("button", name="Start").click()   # the form as the command line filled it
         page.get_by_role("tab", name="Cockpit").click()
         until_stopped(lambda s: page.wait_for_timeout(s * 1000))
         browser.close()
@@ -84,8 +100,8 @@ def run(rate: float, seconds: float, calibration: str | None, tab: bool, seed: i
     port = free_port()
     env = {**os.environ, "LOADLAB_FAKE_SERVICE_S": "0", "LOADLAB_FAKE_HTTP": "0",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--autostart", "--autoquit", "5",
-           "--web-port", str(port), "--host", "http://fake", "--client-factory", "tests.fakeclient:make_client",
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--web-port", str(port), "--host", "http://fake",
+           "--client-factory", "tests.fakeclient:make_client",
            "--arrival", "poisson", "--rates", f"{rate:g}", "--stage-seconds", f"{seconds:g}", "--seed", str(seed),
            "--report-out", str(out), "--report-name", "cockpit-lateness", "--loglevel", "WARNING"]
     if calibration:
@@ -94,13 +110,16 @@ def run(rate: float, seconds: float, calibration: str | None, tab: bool, seed: i
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_up(base, proc)
-        last = _watch(base, proc, seconds, tab)
+        last = _watch(base, proc, seconds, tab, out)
+        proc.send_signal(signal.SIGTERM)   # Locust quits; wait4 has its CPU and its waited children's
         _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = status
     finally:
-        if proc.poll() is None and proc.returncode is None:
+        if proc.returncode is None:
             proc.kill()
-    if status != 0 or not out.exists():
-        raise RuntimeError(f"locust exited with {status}: {(workdir / 'log').read_text()[-3000:]}")
+            proc.wait()
+    if not out.exists():
+        raise RuntimeError(f"no report: {(workdir / 'log').read_text()[-3000:]}")
     return Report.load(out), last, usage.ru_utime + usage.ru_stime
 
 

@@ -252,7 +252,8 @@ BY_DEST = {option.dest: option for option in OPTIONS}
 # The web form's fields of Locust's own options: form key -> (parsed_options attribute, flag, rule).
 LOCUST_FIELDS: dict[str, tuple[str, str, Rule]] = {
     "user_count": ("num_users", "--users", integer(0, MAX_USERS)),
-    "spawn_rate": ("spawn_rate", "--spawn-rate", number(0, MAX_USERS, above=True)),
+    # the shape sets the users: the form sends its disabled user count and ramp-up as 0
+    "spawn_rate": ("spawn_rate", "--spawn-rate", number(0, MAX_USERS)),
     "host": ("host", "--host", urls),
     "run_time": ("run_time", "--run-time", time_span),
     "profile": ("profile", "--profile", text()),

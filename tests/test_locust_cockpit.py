@@ -181,3 +181,15 @@ def test_web_ui_cockpit_of_a_closed_loop_run_without_calibration(tmp_path):
         row = snap["stages"][0]
         assert row["stage"] == "u=2" and row["completed"] >= 10 and row["predicted"] == {}
         assert snap["prediction"]["status"] == "no --calibration"
+
+
+def test_the_start_form_as_a_shape_fills_it_is_accepted():
+    # the form's user count and ramp-up are disabled by the shape and sent as 0: the Start button works
+    from argparse import Namespace
+
+    from locustfiles.options import OPTIONS, check_form
+
+    options = Namespace(**{o.dest: o.default for o in OPTIONS}, num_users=0, spawn_rate=0, host="", run_time="",
+                        profile="")
+    merged = check_form({"user_count": ["0"], "spawn_rate": ["0"], "host": ["http://fake"]}, options, {})
+    assert merged.spawn_rate == 0
