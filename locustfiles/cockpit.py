@@ -7,7 +7,7 @@ Per stage, from the job ledger's exact per-job times (`locustfiles/cockpit_figur
 mean / p95 / p99 with 95 % intervals, SLO attainment, goodput, dispatch lateness p99, service time and
 its inflation over the calibration; with `--calibration C` the simulator's prediction for the stage
 so far beside each measured figure; the bill of a month at the current arrival rate on each deployment
-kind. Both simulations run in child processes (`locustfiles/cockpit_background.py`); the figures are
+kind. Both simulations run in helper processes (`locustfiles/cockpit_background.py`); the figures are
 computed at most once per UPDATE_S whoever asks, so the tab costs the dispatcher one short pass over
 the ledger every 2 s. Only the web UI process (master or single) installs it: headless runs are
 unchanged. The web UI's guard (`locustfiles/webui.py`) is in front of these routes as of every other.
@@ -140,8 +140,15 @@ class Cockpit:
         start_bill(self.bill, rate, getattr(options, "slo_e2e", 0.0) or None)
 
     def stop(self) -> None:
-        self.prediction.kill()
-        self.bill.kill()
+        """At test stop: the simulations in progress are killed, and the helpers started again now,
+        while no run goes on (a fork blocks the load generator's hub)."""
+        for task in (self.prediction, self.bill):
+            task.kill()
+            task.spawn()
+
+    def close(self) -> None:
+        for task in (self.prediction, self.bill):
+            task.close()
 
     # --- the web UI --------------------------------------------------------------------------------
 
@@ -167,7 +174,9 @@ def install(environment) -> Cockpit:
     web_ui.template_args["extended_tabs"] = [{"title": "Cockpit", "key": TAB},
                                              {"title": "Bill (simulated)", "key": BILL_TAB}]
     web_ui.template_args["extended_tables"] = cockpit.tables()
-    bp = Blueprint("loadlab_cockpit", __name__, static_folder=str(STATIC), static_url_path="/cockpit/static")
+    base = getattr(environment.parsed_options, "web_base_path", "") or ""
+    bp = Blueprint("loadlab_cockpit", __name__, static_folder=str(STATIC), static_url_path="/cockpit/static",
+                   url_prefix=base or None)
 
     @bp.route("/cockpit.json")
     @web_ui.auth_required_if_enabled
@@ -189,11 +198,13 @@ def install(environment) -> Cockpit:
             cockpit.cost_s += time.process_time() - t0   # the figures' own time is counted by snapshot()
         elif request.endpoint == "locust.index" and response.status_code == 200:
             html = response.get_data(as_text=True)
-            extra = ('<link rel="stylesheet" href="/cockpit/static/form.css">'
-                     '<script defer src="/cockpit/static/form.js"></script>')
+            extra = (f'<link rel="stylesheet" href="{base}/cockpit/static/form.css">'
+                     f'<script defer src="{base}/cockpit/static/form.js"></script>')
             response.set_data(html.replace("</head>", extra + "</head>", 1))
         return response
 
+    cockpit.prediction.spawn()
+    cockpit.bill.spawn()
     gevent.spawn(_poll, cockpit)
     return cockpit
 

@@ -1,8 +1,11 @@
-"""The cockpit's simulations, each in a child process so that nothing heavy runs on Locust's greenlets:
-the prediction (`python -m simulator.predict_stage`, JSON on stdin and stdout) and the bill
-(`python -m simulator run`, its JSON report). One child per task at a time, niced, bounded in time,
-killed at test stop and at exit. Under Locust, gevent has patched `subprocess`, so waiting for a child
-yields to the other greenlets."""
+"""The cockpit's simulations, off Locust's greenlets: the prediction and the bill run in a helper
+process (`python -m simulator.predict_stage --serve`, one JSON request and answer a line; the bill is
+`python -m simulator run` in a child of the helper). One helper per task, niced, started when the web
+UI starts and again after a stop, never while a run goes on: forking the load generator's process
+blocks its hub for tens of milliseconds (100-160 ms measured on this 2-core machine under load), which
+an arrival then waits for. One request per helper at a time, bounded in time (the helper is killed
+past it), killed at test stop and at exit. Reading the helper's answer yields to the other greenlets
+(gevent has patched the pipes)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,68 +35,84 @@ def _nice() -> None:
 
 
 class ChildTask:
-    """One kind of child process: at most one running, `timeout_s` at most; its last result kept."""
+    """One helper process and its one request at a time, `timeout_s` at most; its last result kept."""
 
     def __init__(self, name: str, timeout_s: float) -> None:
         self.name, self.timeout_s = name, timeout_s
         self.proc: subprocess.Popen | None = None
+        self.pending = False
         self.result: Any = None
         self.status = "not run"
         self.key: Any = None          # what the last result was computed for
         self.finished_at: float | None = None
-        self.seconds: float | None = None   # wall time of the last child
+        self.seconds: float | None = None   # wall time of the last request
 
     @property
     def busy(self) -> bool:
-        return self.proc is not None
+        return self.pending
 
-    def start(self, key: Any, cmd: list[str], stdin: str, parse: Callable[[str], Any]) -> bool:
-        if self.busy:
+    def spawn(self) -> None:
+        """Start the helper (call it when no run goes on: it forks this process)."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = subprocess.Popen([sys.executable, "-m", "simulator.predict_stage", "--serve"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                         text=True, cwd=ROOT, preexec_fn=_nice,
+                                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    def start(self, key: Any, request: dict[str, Any], parse: Callable[[Any], Any]) -> bool:
+        if self.pending:
             return False
-        self.key = key
-        self.status = "running"
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, cwd=ROOT, preexec_fn=_nice,
-                                     env={**os.environ, "PYTHONPATH": str(ROOT)})
-        gevent.spawn(self._wait, self.proc, stdin, parse)
+        self.spawn()   # a no-op unless the helper died (killed past its time): then the one fork mid-run
+        self.key, self.pending, self.status = key, True, "running"
+        gevent.spawn(self._ask, self.proc, json.dumps(request), parse)
         return True
 
-    def _wait(self, proc: subprocess.Popen, stdin: str, parse: Callable[[str], Any]) -> None:
+    def _ask(self, proc: subprocess.Popen, line: str, parse: Callable[[Any], Any]) -> None:
         t0 = time.monotonic()
         try:
-            out, err = proc.communicate(stdin, timeout=self.timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            self.status = f"stopped after {self.timeout_s:g} s"
+            with gevent.Timeout(self.timeout_s):
+                proc.stdin.write(line + "\n")
+                proc.stdin.flush()
+                answer = proc.stdout.readline(MAX_OUTPUT)
+        except gevent.Timeout:
+            self._kill(f"stopped after {self.timeout_s:g} s")
             return
-        except (OSError, ValueError) as exc:   # killed at stop (pipes closed under us)
+        except (OSError, ValueError, AttributeError) as exc:   # killed at stop: pipes closed under us
             self.status = f"stopped ({exc.__class__.__name__})"
             return
         finally:
-            if self.proc is proc:
-                self.proc = None
+            self.pending = False
         self.seconds = time.monotonic() - t0
-        if proc.returncode != 0:
-            lines = (err or "").strip().splitlines()
-            self.status = f"failed: {lines[-1][:300] if lines else f'exit {proc.returncode}'}"
-            return
         try:
-            self.result = parse(out[:MAX_OUTPUT])
-        except (ValueError, KeyError, TypeError) as exc:
-            self.status = f"failed: unreadable output ({exc})"
+            reply = json.loads(answer)
+            if not reply.get("ok"):
+                self.status = f"failed: {str(reply.get('error'))[:300]}"
+                return
+            self.result = parse(reply["result"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self.status = f"failed: unreadable answer ({exc.__class__.__name__})"
             return
         self.status, self.finished_at = "done", time.time()
 
-    def kill(self) -> None:
+    def _kill(self, status: str) -> None:
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
             proc.kill()
-            self.status, self.key = "stopped at test stop", None   # None: computed again for the final figures
+            proc.wait()
+        self.status = status
+
+    def kill(self) -> None:
+        """At test stop: the request in progress ends (computed again for the final figures)."""
+        if self.pending:
+            self._kill("stopped at test stop")
+            self.key, self.pending = None, False
+
+    def close(self) -> None:
+        self._kill(self.status)
 
 
 def start_prediction(task: ChildTask, key: Any, request: dict[str, Any]) -> bool:
-    return task.start(key, [sys.executable, "-m", "simulator.predict_stage"], json.dumps(request), json.loads)
+    return task.start(key, request, lambda result: result)
 
 
 def bill_plan(rate_per_s: float) -> tuple[int, float] | str:
@@ -113,26 +131,20 @@ def start_bill(task: ChildTask, rate_per_s: float, slo_e2e_s: float | None) -> b
         task.status, task.result, task.key = plan, None, rate_per_s
         return False
     monthly, days = plan
-    out = Path(tempfile.mkdtemp(prefix="loadlab-cockpit-")) / "bill.json"
     # a flat month at this rate: every hour and day weighs the same
-    cmd = [sys.executable, "-m", "simulator", "run", "--monthly", str(monthly), "--days", f"{days:.6g}",
-           "--hour-weights", ",".join(["1"] * 24), "--day-weights", ",".join(["1"] * 7),
-           "--replications", str(BILL_REPLICATIONS), "--deployments", BILL_DEPLOYMENTS, "--no-progress",
-           "--seed", "1", "--out", str(out)]
+    args = ["--monthly", str(monthly), "--days", f"{days:.6g}", "--hour-weights", ",".join(["1"] * 24),
+            "--day-weights", ",".join(["1"] * 7), "--replications", str(BILL_REPLICATIONS),
+            "--deployments", BILL_DEPLOYMENTS, "--no-progress", "--seed", "1"]
     if slo_e2e_s:
-        cmd += ["--slo-e2e", f"{slo_e2e_s:g}"]
-    return task.start(rate_per_s, cmd, "", lambda _stdout: parse_bill(out, rate_per_s, days))
+        args += ["--slo-e2e", f"{slo_e2e_s:g}"]
+    request = {"kind": "bill", "args": args, "timeout_s": 0.9 * task.timeout_s}
+    return task.start(rate_per_s, request, lambda result: parse_bill(result, rate_per_s, days))
 
 
-def parse_bill(path: Path, rate_per_s: float, days: float) -> dict[str, Any]:
-    """The simulated report of `simulator run` -> the cockpit's bill (its temporary file removed)."""
-    try:
-        report = json.loads(path.read_text())
-    finally:
-        path.unlink(missing_ok=True)
-        path.parent.rmdir()
+def parse_bill(result: dict[str, Any], rate_per_s: float, days: float) -> dict[str, Any]:
+    """The helper's answer (`simulator run`'s per-deployment results) -> the cockpit's bill."""
     rows = []
-    for r in report["extra"]["results"]:
+    for r in result["results"]:
         reps = r.get("replications") or {}
         one = {"mean": r["monthly_cost"], "ci95": None, "n": 1}
         rows.append({"deployment": r["deployment"], "monthly_cost": reps.get("monthly_cost", one),
@@ -141,4 +153,4 @@ def parse_bill(path: Path, rate_per_s: float, days: float) -> dict[str, Any]:
                      "served_share": r["served"] / r["arrivals"] if r.get("arrivals") else None,
                      "service_times": (r.get("profile") or {}).get("profile")})
     return {"rate_per_s": rate_per_s, "days": days, "deployments": rows,
-            "case_mix": report["config"]["simulation"].get("case_mix"), "label": "simulated"}
+            "case_mix": result["simulation"].get("case_mix"), "label": "simulated"}

@@ -149,7 +149,7 @@ def _on_test_stopping(environment, **_kw):
 @events.quitting.add_listener
 def _on_quitting(environment, **_kw):
     for c in _COCKPIT:
-        c.stop()
+        c.close()
 
 
 @events.test_stop.add_listener

@@ -19,13 +19,20 @@ Writes one JSON object on stdout: {"profile": {...}, "replications": R, "stages"
 {"mean", "lo", "hi", "n"}}}} for the metrics mean, p95, p99, slo_attainment and throughput_per_s:
 the mean over R replications and the 2.5-97.5 % range of the replications' figures (where one run like
 the measured one should fall). Bad input: one line on stderr, exit code 2.
+
+`--serve`: the same, and the bill (`simulator run` in a child of this process), one JSON request and
+answer per line, for as long as the cockpit runs (see `serve`).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from loadlab.schema import JobRecord, Report, Stage
@@ -36,6 +43,7 @@ from simulator.validate import replay_closed_stage, replay_open_stage
 
 METRICS = ("mean", "p95", "p99", "slo_attainment", "throughput_per_s")
 MAX_STAGES, MAX_JOBS, MAX_REPLICATIONS, MAX_INPUT = 100, 50_000, 50, 32 << 20
+SAFE_ARG = re.compile(r"--[a-z0-9-]+|[0-9.,e+-]+|[a-z0-9,-]+")
 
 
 def _get(summary: Any, key: str):
@@ -98,7 +106,46 @@ def check(request: Any) -> dict[str, Any]:
     return request
 
 
+def bill(request: dict[str, Any]) -> dict[str, Any]:
+    """`python -m simulator run ARGS` (flags and numbers only) in a child of this process, into a
+    temporary file; its report's per-deployment results and simulation settings."""
+    args = request.get("args")
+    if not isinstance(args, list) or not all(isinstance(a, str) and SAFE_ARG.fullmatch(a) for a in args):
+        raise ValueError("'args' must be a list of flags and numbers")
+    with tempfile.TemporaryDirectory(prefix="loadlab-bill-") as tmp:
+        out = Path(tmp) / "bill.json"
+        proc = subprocess.run([sys.executable, "-m", "simulator", "run", *args, "--out", str(out)],
+                              capture_output=True, text=True, timeout=float(request.get("timeout_s", 300)))
+        if proc.returncode != 0:
+            lines = proc.stderr.strip().splitlines()
+            raise ValueError(lines[-1] if lines else f"simulator run exited {proc.returncode}")
+        report = json.loads(out.read_text())
+    return {"results": report["extra"]["results"], "simulation": report["config"]["simulation"]}
+
+
+def serve() -> int:
+    """--serve: one JSON request a line on stdin ({"kind": "predict"|"bill", ...}), one answer a line on
+    stdout ({"ok": true, "result": ...} or {"ok": false, "error": "..."}), until stdin closes. The
+    cockpit starts this process once, before a run, so the load generator never forks while it runs."""
+    for line in sys.stdin:
+        try:
+            if len(line) > MAX_INPUT:
+                raise ValueError(f"input over {MAX_INPUT} bytes")
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ValueError("a request is a JSON object")
+            result = bill(request) if request.get("kind") == "bill" else predict(check(request))
+            answer = {"ok": True, "result": result}
+        except (ValueError, KeyError, TypeError, OSError, subprocess.TimeoutExpired) as err:
+            answer = {"ok": False, "error": str(err).splitlines()[0] if str(err) else type(err).__name__}
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--serve"]:
+        return serve()
     raw = sys.stdin.read(MAX_INPUT + 1)
     try:
         if len(raw) > MAX_INPUT:

@@ -193,3 +193,24 @@ def test_the_start_form_as_a_shape_fills_it_is_accepted():
                         profile="")
     merged = check_form({"user_count": ["0"], "spawn_rate": ["0"], "host": ["http://fake"]}, options, {})
     assert merged.spawn_rate == 0
+
+
+def test_helper_serves_predictions_and_bills_one_line_each(tmp_path):
+    from locustfiles.cockpit_background import parse_bill
+
+    cal = str(calibration_report(tmp_path / "cal.json"))
+    stage = Stage(name="r=0.5/s", arrival_rate_per_s=0.5, started_at=0.0, duration_s=20.0,
+                  jobs=[job(2.0 * i) for i in range(10)])
+    lines = [json.dumps(prediction_request([stage], 20.0, [cal], True, None, replications=3)),
+             json.dumps({"kind": "bill", "args": ["--monthly", "3000", "--days", "1", "--deployments", "local,vertex",
+                                                  "--replications", "2", "--no-progress"]}),
+             json.dumps({"kind": "bill", "args": ["--out", "/etc/passwd"]}),
+             "not json"]
+    proc = subprocess.run([sys.executable, "-m", "simulator.predict_stage", "--serve"], input="\n".join(lines) + "\n",
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    answers = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [a["ok"] for a in answers] == [True, True, False, False], answers
+    assert answers[0]["result"]["stages"]["r=0.5/s"]["mean"]["n"] == 3
+    bill = parse_bill(answers[1]["result"], rate_per_s=3000 / (30 * 86400), days=1.0)
+    assert [d["deployment"] for d in bill["deployments"]] == ["local", "vertex"]
+    assert all(d["monthly_cost"]["n"] == 2 and d["monthly_cost"]["mean"] > 0 for d in bill["deployments"])
