@@ -46,6 +46,7 @@ class ChildTask:
         self.key: Any = None          # what the last result was computed for
         self.finished_at: float | None = None
         self.seconds: float | None = None   # wall time of the last request
+        self.seq = 0                        # the request in progress (an older one's answer is dropped)
 
     @property
     def busy(self) -> bool:
@@ -64,10 +65,11 @@ class ChildTask:
             return False
         self.spawn()   # a no-op unless the helper died (killed past its time): then the one fork mid-run
         self.key, self.pending, self.status = key, True, "running"
-        gevent.spawn(self._ask, self.proc, json.dumps(request), parse)
+        self.seq += 1
+        gevent.spawn(self._ask, self.proc, self.seq, json.dumps(request), parse)
         return True
 
-    def _ask(self, proc: subprocess.Popen, line: str, parse: Callable[[Any], Any]) -> None:
+    def _ask(self, proc: subprocess.Popen, seq: int, line: str, parse: Callable[[Any], Any]) -> None:
         t0 = time.monotonic()
         try:
             with gevent.Timeout(self.timeout_s):
@@ -75,13 +77,15 @@ class ChildTask:
                 proc.stdin.flush()
                 answer = proc.stdout.readline(MAX_OUTPUT)
         except gevent.Timeout:
-            self._kill(f"stopped after {self.timeout_s:g} s")
+            if seq == self.seq:
+                self.pending = False
+                self._kill(f"stopped after {self.timeout_s:g} s")
             return
-        except (OSError, ValueError, AttributeError) as exc:   # killed at stop: pipes closed under us
-            self.status = f"stopped ({exc.__class__.__name__})"
-            return
-        finally:
-            self.pending = False
+        except (OSError, ValueError, AttributeError):   # killed at stop: pipes closed under us
+            answer = ""
+        if seq != self.seq or not answer:
+            return   # killed at stop (kill() has said so); a newer request owns the state now
+        self.pending = False
         self.seconds = time.monotonic() - t0
         try:
             reply = json.loads(answer)
@@ -104,6 +108,7 @@ class ChildTask:
     def kill(self) -> None:
         """At test stop: the request in progress ends (computed again for the final figures)."""
         if self.pending:
+            self.seq += 1
             self._kill("stopped at test stop")
             self.key, self.pending = None, False
 

@@ -3,9 +3,12 @@ during a short burst against the tiny-model job server, with a calibration from 
 start form leads with this tool's options, the tab appears, its table fills, the prediction columns
 fill, and the page logs no console error. The screenshot is kept as docs/cockpit.png (README)."""
 
+import json
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -33,6 +36,11 @@ def calibrate(url: str, tmp_path: Path) -> Path:
                            "--report-name", "calibration"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
 
 
 def cell(page, column: str, row: int = 0) -> str:
@@ -73,8 +81,16 @@ def test_cockpit_tab_fills_during_a_run_against_the_job_server(server_url, tmp_p
         assert " err " in cell(page, "Simulated mean")
         SHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(tmp_path / "cockpit.png"), full_page=True)
+        # Locust's page polls only while a run goes on: the bill of a run this short (it was killed at
+        # the stop and simulated again for the final figures) shows after a reload
+        deadline = time.monotonic() + 300
+        while get_json(base + "/cockpit.json")["bill"]["status"] != "done" and time.monotonic() < deadline:
+            time.sleep(2)
+        assert get_json(base + "/cockpit.json")["bill"]["status"] == "done"
+        page.reload()
         page.get_by_role("tab", name="Bill (simulated)").click()
-        page.locator("table tbody tr td", has_text="simulated, 3 replications").first.wait_for(timeout=240_000)
+        page.locator("table tbody tr td", has_text="simulated, 3 replications").first.wait_for(timeout=30_000)
+        assert page.locator("table tbody tr").count() == 4     # local, vertex, hybrid, ray
         browser.close()
     assert errors == []
     shutil.copy(tmp_path / "cockpit.png", SHOT)
