@@ -223,3 +223,18 @@ def jobs_needed(rho: float, precision: float = PRECISION, service_cv: float = 0.
     """Jobs an open-loop stage at utilisation `rho` needs for its mean latency's 95 % interval to be
     within +-precision (M/G/1 FIFO model, `relative_asymptotic_variance`); p95 needs more."""
     return math.ceil((Z975 / precision) ** 2 * relative_asymptotic_variance(rho, service_cv))
+
+
+def percentile_ci95(values: Iterable[float], p: float) -> tuple[float, float] | None:
+    """A distribution-free 95 % confidence interval of the p-th percentile: the order statistics whose
+    ranks bound the binomial(n, p/100) count of values below it (normal approximation). None when the
+    sample is too small for the interval to have both ends (p99 needs a few hundred values)."""
+    arr = np.sort(np.asarray(list(values), dtype=float))
+    n, q = arr.size, p / 100
+    if n == 0:
+        return None
+    half = 1.96 * math.sqrt(n * q * (1 - q))
+    lo, hi = math.floor(n * q - half), math.ceil(n * q + half)
+    if lo < 0 or hi > n - 1:
+        return None
+    return float(arr[lo]), float(arr[hi])

@@ -68,7 +68,7 @@ import time
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
-from locustfiles import webui
+from locustfiles import cockpit, webui
 from locustfiles.ledger import ARRIVALS_MSG, BOARD, INBOX, JOB_MSG, LEDGER, STAGE_MSG
 from locustfiles.options import BY_DEST, OptionError, add_options, check_options
 from locustfiles.report import build_report, default_report_path, summary_lines
@@ -116,6 +116,9 @@ def _on_init(environment, runner=None, web_ui=None, **_kw):
         runner.register_message(JOB_MSG, lambda environment, msg, **kw: LEDGER.add(msg.data["stage"], msg.data["job"]))
 
 
+_COCKPIT: list[cockpit.Cockpit] = []   # the web UI's cockpit tab (none when headless)
+
+
 def _check_at_start(options, runner, web_ui) -> None:
     """Bad options stop the process here, before any request, with one line and exit code 2 (an
     exception would be Locust's "Uncaught exception in event handler" and a traceback)."""
@@ -128,6 +131,7 @@ def _check_at_start(options, runner, web_ui) -> None:
             check_options(options, processes=workers)
         if web_ui is not None:
             webui.install(web_ui, options, from_cli=dict(vars(options)))
+            _COCKPIT.append(cockpit.install(web_ui.environment))
     except OptionError as err:
         sys.stderr.write(f"locust: error: {err}\n")
         sys.exit(2)
@@ -142,8 +146,16 @@ def _on_test_stopping(environment, **_kw):
         LEDGER.stopping_at = time.time()
 
 
+@events.quitting.add_listener
+def _on_quitting(environment, **_kw):
+    for c in _COCKPIT:
+        c.close()
+
+
 @events.test_stop.add_listener
 def _on_test_stop(environment, **_kw):
+    for c in _COCKPIT:
+        c.stop()   # its simulations are killed at stop (the figures of the run stay on the tab)
     if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
         return
     if isinstance(environment.shape_class, StageShape):

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from clients.factory import TARGETS, check_factory, check_target
 from loadlab.arrival_modes import ARRIVAL_MODES, RATE_MODES
 from loadlab.cases import parse_cases
+from loadlab.schema import Report
 from loadlab.trace import MAX_ROWS
 from locustfiles.arrivals import cap_share, parse_rates
 from locustfiles.report import open_plan_from_options, plan_from_options
@@ -161,6 +162,20 @@ def under_reports(suffix: str) -> Rule:
     return rule
 
 
+def calibration(value, flag):
+    """'' or a measured report (a separate calibration run): its service times drive the web UI's
+    prediction (`locustfiles/cockpit.py`); read here so a bad file is refused at start."""
+    if not value:
+        return value
+    try:
+        report = Report.load(value)
+    except (OSError, ValueError) as err:
+        raise OptionError(f"{flag} must be a measured report (JSON, loadlab/schema.py): {str(err).splitlines()[0]}") from None
+    if not any(j.status == "completed" and j.service_s is not None for s in report.stages for j in s.jobs):
+        raise OptionError(f"{flag} {value!r} has no completed job with a service time")
+    return value
+
+
 # --- the options ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -190,6 +205,7 @@ class Option:
                             help=self.help, include_in_web_ui=self.web)
 
 
+# The web form shows them in this order: what the run is (shape, cases, target, SLO, calibration) first.
 OPTIONS = (
     Option("--arrival", str, "closed", one_of(ARRIVAL_MODES), choices=ARRIVAL_MODES,
            help=f"closed: --stages of N users (or bursts); {'|'.join(RATE_MODES)}: open loop at --rates; "
@@ -198,6 +214,15 @@ OPTIONS = (
            help="closed loop: comma list of concurrent users per stage (default 1,5,10,20)"),
     Option("--rates", str, "", rates,
            help="open loop: comma list of arrival rates (per second), one stage each, e.g. 0.2,0.5,1"),
+    Option("--cases", str, "light", parsed_by(parse_cases),
+           help="case set or list: article | light | small | small,medium,large (loadlab/cases.py)"),
+    Option("--target", str, "local", parsed_by(check_target), choices=TARGETS,
+           help="client the users drive: the local job API or the Vertex AI adapter"),
+    Option("--slo-e2e", float, 0.0, number(0, MAX_SECONDS),
+           help="end-to-end SLO in seconds: each stage reports SLO attainment and goodput (0 = none)"),
+    Option("--calibration", str, "", calibration, web_rule=under_reports(".json"),
+           help="a measured report of a separate calibration run: the Cockpit tab shows the simulator's "
+                "prediction with its service times (from the web UI: a .json file under reports/)"),
     Option("--stage-seconds", float, 60.0, number(0, MAX_SECONDS, above=True),
            help="how long each closed-loop or rate stage is held; the trace window per stage"),
     Option("--jobs-per-user", int, 0, integer(0, MAX_USERS),
@@ -212,12 +237,6 @@ OPTIONS = (
     Option("--seed", int, 1, integer(0, 2**32 - 1), help="seed of the open-loop arrival sequence"),
     Option("--max-in-flight", int, 0, integer(0, MAX_IN_FLIGHT),
            help="open loop: an arrival finding N jobs in flight is recorded as dropped, never delayed (0 = no cap)"),
-    Option("--slo-e2e", float, 0.0, number(0, MAX_SECONDS),
-           help="end-to-end SLO in seconds: each stage reports SLO attainment and goodput (0 = none)"),
-    Option("--cases", str, "light", parsed_by(parse_cases),
-           help="case set or list: article | light | small | small,medium,large (loadlab/cases.py)"),
-    Option("--target", str, "local", parsed_by(check_target), choices=TARGETS,
-           help="client the users drive: the local job API or the Vertex AI adapter"),
     Option("--report-out", str, "", text(4096), web_rule=under_reports(".json"),
            help="measured report path (default reports/measured/locust-<target>-<mode>-<time>.json; "
                 "from the web UI: a .json file under reports/)"),
@@ -234,7 +253,8 @@ BY_DEST = {option.dest: option for option in OPTIONS}
 # The web form's fields of Locust's own options: form key -> (parsed_options attribute, flag, rule).
 LOCUST_FIELDS: dict[str, tuple[str, str, Rule]] = {
     "user_count": ("num_users", "--users", integer(0, MAX_USERS)),
-    "spawn_rate": ("spawn_rate", "--spawn-rate", number(0, MAX_USERS, above=True)),
+    # the shape sets the users: the form sends its disabled user count and ramp-up as 0
+    "spawn_rate": ("spawn_rate", "--spawn-rate", number(0, MAX_USERS)),
     "host": ("host", "--host", urls),
     "run_time": ("run_time", "--run-time", time_span),
     "profile": ("profile", "--profile", text()),

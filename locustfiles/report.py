@@ -47,20 +47,26 @@ def mode_of(options) -> str:
 
 def build_report(options, ledger: JobLedger, stopped_at: float | None = None) -> Report:
     """The measured report of a run: one `Stage` per planned stage that started, with its jobs."""
-    stopped_at = stopped_at or time.time()
-    if ledger.open_loop is not None:
-        stages, cases, load = _open_loop_stages(options, ledger, ledger.open_loop, stopped_at)
-    else:
-        stages, cases, load = _closed_loop_stages(options, ledger, stopped_at)
+    stages, cases, load = stages_at(options, ledger, stopped_at or time.time())
     slo = options.slo_e2e or None
-    for stage in stages:
-        stage.slo_e2e_s = slo
     name = options.report_name or f"locust-{options.target}-{load.mode}"
     load.cpus = _pinned_cpus()
     config = RunConfig(driver="locust", cases=options.cases, slo_e2e_s=slo, server=ServerConfig(url=options.host),
                        load=load)
     return Report(role="load", kind="measured", name=name, target=options.target, cases=cases, stages=stages,
                   environment=environment(), config=config)
+
+
+def stages_at(options, ledger: JobLedger, at: float):
+    """(the run's stages as they stand at epoch time `at`, its cases, its LoadConfig): what the report
+    at stop holds, and what the web UI's cockpit shows while the run goes on."""
+    if ledger.open_loop is not None:
+        stages, cases, load = _open_loop_stages(options, ledger, ledger.open_loop, at)
+    else:
+        stages, cases, load = _closed_loop_stages(options, ledger, at)
+    for stage in stages:
+        stage.slo_e2e_s = options.slo_e2e or None
+    return stages, cases, load
 
 
 def _pinned_cpus() -> list[int] | None:
