@@ -7,7 +7,9 @@ Per stage, from the job ledger's exact per-job times (`locustfiles/cockpit_figur
 mean / p95 / p99 with 95 % intervals, SLO attainment, goodput, dispatch lateness p99, service time and
 its inflation over the calibration; with `--calibration C` the simulator's prediction for the stage
 so far beside each measured figure; the bill of a month at the current arrival rate on each deployment
-kind. Both simulations run in helper processes (`locustfiles/cockpit_background.py`); the figures are
+kind; with `--replica-samples` (a Ray Serve target, the replica recorder on) a chart of the target,
+starting and running replicas over time (`locustfiles/cockpit_replicas.py`, drawn by
+`cockpit_static/replicas.js`). Both simulations run in helper processes (`locustfiles/cockpit_background.py`); the figures are
 computed at most once per UPDATE_S whoever asks, so the tab costs the dispatcher one short pass over
 the ledger every 2 s. Only the web UI process (master or single) installs it: headless runs are
 unchanged. The web UI's guard (`locustfiles/webui.py`) is in front of these routes as of every other.
@@ -40,6 +42,7 @@ from locustfiles.cockpit_figures import (
     stage_row,
     table_row,
 )
+from locustfiles.cockpit_replicas import ReplicaTail
 from locustfiles.ledger import LEDGER
 from locustfiles.report import stages_at
 
@@ -64,6 +67,8 @@ class Cockpit:
         self._predicted_for: tuple | None = None
         self._last_predict = 0.0
         self.cost_s = 0.0       # CPU seconds spent computing figures (what the tab costs)
+        samples = getattr(environment.parsed_options, "replica_samples", "") or ""
+        self.replicas = ReplicaTail(samples) if samples else None   # a Ray Serve target's recorder
         self.computed = 0
 
     # --- figures -----------------------------------------------------------------------------------
@@ -114,7 +119,14 @@ class Cockpit:
                            "label": "simulated", "replications": (self.prediction.result or {}).get("replications"),
                            "seconds": self.prediction.seconds, "profile": profile or None},
             "bill": {**(self.bill.result or {}), "status": self.bill.status},
+            "replicas": self._replica_figures(),
         }
+
+    def _replica_figures(self) -> dict[str, Any] | None:
+        if self.replicas is None:
+            return None
+        self.replicas.update()
+        return self.replicas.figures()
 
     def _maybe_predict(self, stages, now: float, calibration: str, current, running: bool) -> None:
         if not calibration or not stages or self.prediction.busy:
@@ -183,6 +195,11 @@ def install(environment) -> Cockpit:
     def cockpit_json():
         return jsonify(cockpit.snapshot())
 
+    @bp.route("/cockpit/replicas.json")   # what the tab's chart polls (null without --replica-samples)
+    @web_ui.auth_required_if_enabled
+    def cockpit_replicas_json():
+        return jsonify(cockpit.snapshot()["replicas"])
+
     app.register_blueprint(bp)
 
     @app.before_request
@@ -200,6 +217,8 @@ def install(environment) -> Cockpit:
             html = response.get_data(as_text=True)
             extra = (f'<link rel="stylesheet" href="{base}/cockpit/static/form.css">'
                      f'<script defer src="{base}/cockpit/static/form.js"></script>')
+            if cockpit.replicas is not None:   # the replica chart of the Cockpit tab
+                extra += f'<script defer src="{base}/cockpit/static/replicas.js"></script>'
             response.set_data(html.replace("</head>", extra + "</head>", 1))
         return response
 

@@ -176,6 +176,18 @@ def calibration(value, flag):
     return value
 
 
+def replica_samples(value, flag):
+    """'' or the replica recorder's samples file (JSON lines), tailed by the Cockpit tab: it may not
+    exist yet (the recorder may start after Locust), but its directory must, and it is no directory."""
+    value = text(4096)(value, flag)
+    if not value:
+        return value
+    path = Path(value)
+    if path.is_dir() or not path.parent.is_dir():
+        raise OptionError(f"{flag} must be a file (it may not exist yet) in an existing directory, got {value!r}")
+    return value
+
+
 # --- the options ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -223,6 +235,9 @@ OPTIONS = (
     Option("--calibration", str, "", calibration, web_rule=under_reports(".json"),
            help="a measured report of a separate calibration run: the Cockpit tab shows the simulator's "
                 "prediction with its service times (from the web UI: a .json file under reports/)"),
+    Option("--replica-samples", str, "", replica_samples, web=False,
+           help="the replica recorder's samples file of a Ray Serve target (bench/replicas; `bench autoscale` "
+                "passes it): the Cockpit tab charts target/starting/running replicas; command line only"),
     Option("--stage-seconds", float, 60.0, number(0, MAX_SECONDS, above=True),
            help="how long each closed-loop or rate stage is held; the trace window per stage"),
     Option("--jobs-per-user", int, 0, integer(0, MAX_USERS),

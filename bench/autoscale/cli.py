@@ -62,6 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="report path (default reports/measured/autoscale-rayserve-<scenario>.json, "
                         "or ...-calibration.json with --calibrate)")
     p.add_argument("--trace-out", type=Path, default=None, help="the scenario's trace CSV (default beside --out)")
+    p.add_argument("--web-port", type=int, default=0, metavar="PORT",
+                   help="watch the scenario in Locust's web UI on 127.0.0.1:PORT (Cockpit tab: stages and the "
+                        "replica chart); it starts at once and quits 10 s after the run (default 0: headless)")
     p.add_argument("--locust-dir", type=Path, default=Path("reports/locust"), help="Locust's CSV/HTML/log")
     pinning_group = p.add_argument_group("pinning")
     pinning_group.add_argument("--no-pin", action="store_true",
@@ -69,6 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.calibrate and args.calibration:
         p.error("--calibrate writes a calibration; --calibration reads one")
+    if not 0 <= args.web_port <= 65535:
+        p.error("--web-port must be 0 (headless) or a port number")
     if args.min_replicas < 0 or args.max_replicas < max(1, args.min_replicas):
         p.error("need 0 <= --min-replicas <= --max-replicas and --max-replicas >= 1")
     args.trace_scenario = None

@@ -18,16 +18,25 @@ from bench.concurrency import LOCUSTFILE, run_locust
 from bench.replicas.types import ReplicaTimeline
 from loadlab.schema import Report
 
+AUTOQUIT_S = 10   # with --web-port: the web UI stays this long after the run (the report is written by then)
+
 
 def locust_command(args: argparse.Namespace, url: str, trace: Path, scenario: Scenario, report_out: Path,
-                   prefix: Path) -> list[str]:
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url,
+                   prefix: Path, replica_samples: Path | None = None) -> list[str]:
+    """Locust's command line: headless, or with --web-port its web UI on 127.0.0.1 started at once and
+    quit AUTOQUIT_S after the run; the recorder's samples file goes to the Cockpit tab's replica chart."""
+    port = getattr(args, "web_port", 0)
+    ui = (["--autostart", "--autoquit", str(AUTOQUIT_S), "--web-host", "127.0.0.1", "--web-port", str(port)]
+          if port else ["--headless"])
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *ui, "--host", url,
            "--target", "vertex", "--cases", ",".join(scenario.cases), "--arrival", "trace", "--trace", str(trace),
            "--time-scale", "1", "--stage-seconds", f"{scenario.shape.step_s:g}",
            "--stop-timeout", str(int(args.stop_timeout)), "--report-out", str(report_out),
            "--report-name", report_out.stem, "--csv", str(prefix), "--html", f"{prefix}.html", "--loglevel", "INFO"]
     if args.slo_e2e:
         cmd += ["--slo-e2e", f"{args.slo_e2e:g}"]
+    if replica_samples is not None:
+        cmd += ["--replica-samples", str(replica_samples)]
     return cmd
 
 
@@ -75,7 +84,7 @@ def _replay(args: argparse.Namespace, target: RayTarget, scenario: Scenario, out
     args.locust_dir.mkdir(parents=True, exist_ok=True)
     prefix = args.locust_dir / out.stem
     with recording(target) as rec:
-        cmd = locust_command(args, target.url, trace, scenario, out, prefix)
+        cmd = locust_command(args, target.url, trace, scenario, out, prefix, rec.recorder.samples_path)
         print(f"scenario {args.scenario}: {len(scenario.rows())} arrivals over {scenario.last_arrival_s:.0f} s "
               f"(S = {scenario.service_s:.3f} s) -> {trace}\n$ {' '.join(cmd)}", flush=True)
         if out.exists():
