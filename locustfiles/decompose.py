@@ -65,7 +65,6 @@ import logging
 import sys
 import time
 
-import gevent
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -138,21 +137,6 @@ def _check_at_start(options, runner, web_ui) -> None:
         sys.exit(2)
 
 
-def _autoquit_after_shape(environment) -> None:
-    """`--autostart --autoquit N` with the web UI: Locust quits N s after a --run-time ends but only
-    stops when a shape ends; this quits N s after the shape's end too (`bench autoscale --web-port`,
-    so a scripted run can be watched in the Cockpit tab and still ends by itself)."""
-    options, web_ui = environment.parsed_options, environment.web_ui
-    if web_ui is None or options.headless or not options.autostart or options.autoquit < 0:
-        return
-
-    def quit_():
-        environment.runner.quit()
-        web_ui.stop()
-
-    gevent.spawn_later(options.autoquit, quit_)
-
-
 # --- report --------------------------------------------------------------------------------------
 
 @events.test_stopping.add_listener
@@ -174,7 +158,6 @@ def _on_test_stop(environment, **_kw):
         c.stop()   # its simulations are killed at stop (the figures of the run stay on the tab)
     if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
         return
-    _autoquit_after_shape(environment)
     if isinstance(environment.shape_class, StageShape):
         environment.shape_class.stages = None  # the next run (web UI) starts a new plan and ledger
     if not LEDGER.started_at:

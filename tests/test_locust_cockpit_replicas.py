@@ -155,7 +155,7 @@ def test_web_ui_charts_the_replicas_of_an_autostarted_run_and_quits_by_itself(tm
         assert status == 200
         replicas = json.loads(body)
         assert replicas["n"] == 2 and replicas["samples"][-1][1:] == [2, 1, 1] and replicas["latest"]["target"] == 2
-        assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]   # the shape's end, then --autoquit
+        assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]   # the shape's end, then Locust's --autoquit
         assert (tmp_path / "report.json").exists()
     finally:
         if proc.poll() is None:
