@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
 
-from loadlab.arrival_modes import ARRIVAL_MODES
 from loadlab.blocks import ColdStart
+from loadlab.run_config import LoadConfig, RunConfig, ServerConfig, SimulationConfig  # noqa: F401 - the schema is one import
 from loadlab.stats import pct_key, summarize
 
 SCHEMA = "decomposer-loadlab/report/v2"
@@ -182,65 +182,6 @@ class Stage(_Model):
         if not self.jobs or not ends:
             return None
         return max(ends) - self._start()
-
-
-class ServerConfig(_Model):
-    """The server a measurement ran against (as started by the tool, or as the user described it)."""
-
-    url: str | None = None
-    workers: int | None = None
-    max_batch: int | None = None
-    cache_ttl_s: float | None = None
-    model_source: str | None = None
-    cpus: list[int] | None = None        # CPUs the model worker was pinned to (None = not pinned)
-    threads: int | None = None           # its torch (OpenMP) thread pool, read from the process
-    autoscaling: dict[str, Any] | None = None   # replicated targets: the autoscaler's settings
-
-
-class LoadConfig(_Model):
-    """The traffic of a measured run or of a replayed one."""
-
-    mode: Literal["closed", "burst", "open", "trace", "single", "coldstart"]
-    users: list[int] | None = None           # closed loop / burst: users per stage
-    rates_per_s: list[float] | None = None   # open loop: arrival rate per stage
-    arrival: Literal[ARRIVAL_MODES] = "closed"      # loadlab.arrival_modes
-    burstiness: float | None = None
-    seed: int | None = None
-    trace: str | None = None
-    time_scale: float | None = None
-    max_in_flight: int | None = None
-    stage_seconds: float | None = None
-    jobs_per_user: int | None = None
-    runs: int | None = None
-    warmup: int | None = None
-    cpus: list[int] | None = None            # CPUs the load generator was pinned to
-
-
-class SimulationConfig(_Model):
-    """The inputs of a simulated report (all model inputs, none measured here)."""
-
-    seed: int = 1
-    replications: int | None = None
-    monthly: int | None = None
-    days: float | None = None
-    case_mix: dict[str, float] | None = None
-    cache_hit_ratio: float | None = None
-    cache_ttl_s: float | None = None
-    hour_weights: list[float] | None = None
-    day_weights: list[float] | None = None
-    prices: dict[str, Any] | None = None
-    measured: str | None = None       # validation: the measured report replayed
-    calibration: str | None = None    # validation: the separate run the service times came from
-
-
-class RunConfig(_Model):
-    driver: str                          # locust, bench single, simulator run, ...
-    cases: str | None = None             # the --cases spec
-    slo_e2e_s: float | None = None
-    server: ServerConfig | None = None
-    load: LoadConfig | None = None
-    simulation: SimulationConfig | None = None
-    outputs: dict[str, str] = Field(default_factory=dict)   # other files of the run (Locust CSV/HTML)
 
 
 class ReplicaSample(_Model):

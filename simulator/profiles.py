@@ -136,8 +136,7 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
     Per case, the `service_s` of completed jobs of each report's `fit_stages` (a job that met a cold
     start is left out when warm ones exist: the start is modelled on its own). The overhead is
     e2e - queue - service. Calibration reports (role "calibration") also give the load model (every stage
-    of theirs), and cold-start jobs the first-job times. The start-up comes from the first report that measured one: a replicated run's
-    replica intervals (start -> ready, the mean) or a cold-start run's process start + model load."""
+    of theirs), and cold-start jobs the first-job times. The start-up: `set_startup`."""
     service: dict[str, list[float]] = {}
     cold: dict[str, list[float]] = {}
     overhead: dict[str, list[float]] = {}
@@ -177,6 +176,13 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
             prof.service_normal[case] = (fitted["mean"], fitted["std"])
     else:
         prof.service_samples = service
+    set_startup(prof, reports)
+    return prof
+
+
+def set_startup(prof: ServiceTimeProfile, reports: list[Report]) -> None:
+    """The replica start-up from the first report that measured one: a replicated run's replica intervals
+    (start -> ready, the mean), else a cold-start run's process start + model load."""
     for report in reports:
         startups = [i.ready - i.start for i in (report.replicas.intervals if report.replicas else [])
                     if i.ready is not None]
@@ -190,7 +196,6 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
             prof.load_s = float(cs.get("model_load") or cs.get("load") or 0.0)
             prof.startup_from = f"cold start of {report.name}"
             break
-    return prof
 
 
 def load_profile(spec: str, fit: str = "empirical") -> ServiceTimeProfile:

@@ -114,3 +114,21 @@ def test_layers_import_only_downwards():
             if dep.split(".")[0] not in ALLOWED[layer] | {layer}:
                 wrong.append(f"{name} -> {dep}")
     assert wrong == []
+
+
+# A room with one job: a newcomer reads a module in one sitting and a function on one screen.
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60
+
+
+def test_no_module_over_400_lines_and_no_function_over_60():
+    too_long = []
+    for name, path in project_modules().items():
+        text = path.read_text()
+        if text.count("\n") > MAX_MODULE_LINES:
+            too_long.append(f"{name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text, str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{name}.{node.name}: {length} lines")
+    assert too_long == []
