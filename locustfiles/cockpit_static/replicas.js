@@ -36,7 +36,7 @@
     var fresh = !document.getElementById("loadlab-replicas"), b = box();
     if (!b || (!fresh && drawn === data)) return;   // drawn already: nothing new
     var pts = data.samples || [], latest = data.latest;
-    var head = "Replicas (" + data.label + "): ";
+    var head = "Replicas, " + data.label + ": ";
     head += latest ? "target " + (latest.target === null ? "-" : latest.target) + ", starting " + latest.starting +
       ", running " + latest.running + ", stopping " + latest.stopping : data.status;
     head += " · " + data.n + " samples" + (data.malformed ? ", " + data.malformed + " malformed lines skipped" : "");
