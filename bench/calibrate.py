@@ -147,8 +147,8 @@ def print_calibration(report: Report, seconds: float) -> None:
     print(f"\ncalibration {report.name} ({seconds:.0f} s):")
     for stage in report.stages:
         s = stage.summary
-        print(f"  {stage.name:<16} {s['completed']}/{s['jobs']}  service mean "
-              f"{format_s(s['service_s']['mean']).strip()} s  e2e mean {format_s(s['mean']).strip()} s")
+        print(f"  {stage.name:<16} {s.completed}/{s.jobs}  service mean "
+              f"{format_s(s.service_s.mean).strip()} s  e2e mean {format_s(s.mean).strip()} s")
     model = fit_reports([report])
     if model is None:
         print("  no load model: no jobs alone and under load")

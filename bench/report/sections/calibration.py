@@ -20,8 +20,8 @@ def _blocks(reports: list[Report], loaded: Loaded) -> list[Any]:
         rows = []
         for stage in report.stages:
             s = stage.summary
-            rows.append([stage.name, str(s["completed"]),
-                         Fig(f"{fmt(s['service_s'].get('mean'))} s", MEASURED) if s["service_s"].get("mean") else None])
+            rows.append([stage.name, str(s.completed),
+                         Fig(f"{fmt(s.service_s.mean)} s", MEASURED) if s.service_s.mean else None])
         blocks.append(Table(["stage", "jobs", "model time, mean"], rows, title=f"{report.name} ({report.target})"))
         model = fit_reports([report])
         if model is None:
