@@ -48,7 +48,9 @@ def test_sweep_on_a_trace_recommends_for_it(tmp_path, short_trace, capsys):
     rec = extra["recommendations"][0]
     meeting = [r for r in extra["rows"] if r["p95_s"] is not None and r["p95_s"] <= 3600
                and r["failed"] + r["rejected"] <= 0.001 * r["arrivals"]]
-    assert rec["recommended"] == min(meeting, key=lambda r: r["trace_cost"])["setting"]
+    cheapest = min(r["trace_cost"] for r in meeting)
+    # settings at the same cost (one local GPU, batched or not) are equally cheap: the sweep breaks the tie
+    assert rec["recommended"] in {r["setting"] for r in meeting if r["trace_cost"] == cheapest}
     assert "recommended for this trace" in capsys.readouterr().out
     assert main(["sweep", "--trace", str(short_trace), "--replications", "2", "--out", str(out)]) == 2
 

@@ -31,7 +31,7 @@ def _setting_row(task: dict) -> dict:
 
 def cmd_sweep_trace(args: argparse.Namespace) -> int:
     """Every sweep setting on the trace's arrivals; the cheapest meeting the p95 SLO."""
-    if args.replications != 1:
+    if args.replications not in (None, 1):   # None: the decided default, one sequence here
         raise ValueError("--replications draws new months; a --trace sweep has one arrival sequence")
     rows = read_trace(args.trace)
     horizon = horizon_of(rows, args.drain_s)
