@@ -80,7 +80,8 @@ def decide_volume(runs: dict[str, list[dict]], slo: float, combine: Callable, ca
                 f"is {sep['difference']:,.1f} +- {sep['ci95']:,.1f} s lower over {sep['n']} {unit}"}, []
     if sep["decided"]:
         return {"decided": True, **sep, "decision": f"decided over {sep['n']} {unit} (same seeds): runner-up "
-                f"{second} costs ${basis.factor * sep['difference']:,.2f} +- {basis.factor * sep['ci95']:,.2f} "
+                f"{second} costs ${basis.factor * sep['difference']:,.{basis.digits}f} +- "
+                f"{basis.factor * sep['ci95']:,.{basis.digits}f} "
                 f"more{'' if basis.per == '/month' else basis.per}"}, []
     if sep["n"] >= cap:
         best_cost = ranked[0][1]["monthly_cost"] or 1.0

@@ -123,6 +123,7 @@ def on_trace(b: dict, traffic) -> dict:
     b["head"] = f"On the trace {traffic.describe()}; p95 SLO {b['slo_p95_s']:g} s:"
     b["cost_label"] = "$/month" if traffic.repeat_to_month else "$ trace"
     b["replications"] = basis.replications
+    b["cost_digits"] = basis.digits
     return b
 
 
@@ -133,18 +134,18 @@ def format_block(b: dict) -> str:
     best = b["best"]
     lines = [head, f"  recommended: {best['setting']}  ({'DECIDED' if b['decided'] else 'NOT DECIDED'}: "
                    f"{b.get('decision') or b.get('why')})"]
-    label, unit = b.get("cost_label", "$/month"), b.get("replications", "simulated months")
-    lines += _figures(best, "  ", label, unit)
+    label, unit, digits = b.get("cost_label", "$/month"), b.get("replications", "simulated months"), b.get("cost_digits", 2)
+    lines += _figures(best, "  ", label, unit, digits)
     second = b.get("second")
     if second:
         lines.append(f"  runner-up: {second['setting']}")
-        lines += _figures(second, "  ", label, unit)
+        lines += _figures(second, "  ", label, unit, digits)
     return "\n".join(lines)
 
 
-def _figures(x: dict, pad: str, label: str = "$/month", unit: str = "simulated months") -> list[str]:
+def _figures(x: dict, pad: str, label: str = "$/month", unit: str = "simulated months", digits: int = 2) -> list[str]:
     months = f"95 % interval over {x['months']} {unit}"
-    return [f"{pad}  {label:<12} ${_pm(x['cost'], x['cost_ci95'])}  [{months}; {x['errors']['cost']}]",
+    return [f"{pad}  {label:<12} ${_pm(x['cost'], x['cost_ci95'], digits)}  [{months}; {x['errors']['cost']}]",
             f"{pad}  p95          {_pm(x['p95_s'], x['p95_ci95'], 1, unit=' s')}  [{x['errors']['p95']}]",
             f"{pad}  SLO attained {_pm(x['slo_attainment'], x['slo_attainment_ci95'], 1, 100, ' %')}  "
             f"[share answered within the SLO; {x['errors']['slo_attainment']}]"]

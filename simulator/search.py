@@ -273,8 +273,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     monthly = traffic.monthly if traffic else args.monthly or DEFAULT_MONTHLY
     if traffic is None:
         replace(workload, monthly=monthly).check()
-    what = f"--trace: {traffic.describe()};" if traffic else f"{monthly:,}/month,"
-    print(f"search {what} p95 <= {args.slo_p95:g} s, kinds {','.join(kinds)}, up to {args.trials} "
+    what = f" --trace: {traffic.describe()};" if traffic else f": {monthly:,}/month,"
+    print(f"search{what} p95 <= {args.slo_p95:g} s, kinds {','.join(kinds)}, up to {args.trials} "
           f"trials or {args.budget_s:g} s on {args.processes} processes ...", flush=True)
     res = search(monthly, args.slo_p95, kinds, args.trials, args.budget_s, prices, workload, args.seed,
                  args.profile, args.fit, args.processes, args.ray_address, trace=traffic)

@@ -22,11 +22,13 @@ from simulator.workload import MONTH_S
 
 
 class Basis(NamedTuple):
-    """How a cost figure is shown: $/month x `factor`, its unit after the amount, what a replication is."""
+    """How a cost figure is shown: $/month x `factor`, its unit after the amount, what a replication is,
+    decimals (a short trace's bill is cents: differences between settings need more than two)."""
 
     factor: float = 1.0
     per: str = "/month"
     replications: str = "months"
+    digits: int = 2
 
 
 MONTH = Basis()
@@ -50,7 +52,7 @@ class TraceTraffic:
     def basis(self) -> Basis:
         if self.repeat_to_month:
             return Basis(1.0, "/month", "replications of the trace")
-        return Basis(self.horizon_s / MONTH_S, " for the trace", "replications of the trace")
+        return Basis(self.horizon_s / MONTH_S, " for the trace", "replications of the trace", 4)
 
     def describe(self) -> str:
         """The traffic and its pricing, as `simulator run --trace` says it."""
