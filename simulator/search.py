@@ -252,8 +252,8 @@ def plot(result: dict, slo: float, path: Path) -> None:
 def _describe(c: dict | None, basis: Basis = MONTH) -> str:
     if c is None:
         return "none qualifies"
-    f = basis.factor
-    return (f"${f * c['cost']:,.2f} +- {f * (c['cost_ci95'] or 0):,.2f}{basis.per}, p95 {c['p95_s']:,.1f} +- "
+    f, d = basis.factor, basis.digits
+    return (f"${f * c['cost']:,.{d}f} +- {f * (c['cost_ci95'] or 0):,.{d}f}{basis.per}, p95 {c['p95_s']:,.1f} +- "
             f"{c['p95_ci95'] or 0:,.1f} s, lost {100 * c['lost_share']:.3f} % over {c['months']} {basis.replications}: "
             f"{flags(c['point'])}")
 
@@ -317,4 +317,4 @@ def _print(res: dict, basis: Basis) -> None:
     one = "one month" if basis.replications == "months" else "one replication of the trace"
     print(f"Pareto frontier ({one} each, cost{basis.per} vs p95):")
     for t in res["pareto"]:
-        print(f"  ${basis.factor * t['cost']:>9,.2f}  p95 {t['p95_s']:>8,.1f} s  {flags(t['point'])}")
+        print(f"  ${basis.factor * t['cost']:>9,.{basis.digits}f}  p95 {t['p95_s']:>8,.1f} s  {flags(t['point'])}")

@@ -109,6 +109,8 @@ def combine(runs: list[SweepRow]) -> SweepRow:
                 "replica_hours", "cold_start_share"):
         row[key] = mean(v for r in runs if (v := r[key]) is not None)
     row["monthly_cost"], row["monthly_cost_ci95"] = mean_ci95([r["monthly_cost"] for r in runs])
+    if runs[0].get("trace_cost") is not None:     # a trace's own bill: the mean, as monthly_cost
+        row["trace_cost"] = mean(r["trace_cost"] for r in runs)
     row["p95_s"], row["p95_ci95"] = mean_ci95([r["p95_s"] for r in runs if r["p95_s"] is not None])
     att = [r["slo_attainment"] for r in runs if r.get("slo_attainment") is not None]
     row["slo_attainment"], row["slo_attainment_ci95"] = mean_ci95(att) if att else (None, None)

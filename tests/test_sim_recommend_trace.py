@@ -55,6 +55,7 @@ def test_recommend_decides_on_the_traces_arrivals_priced_for_its_span(tmp_path, 
     # replications: seeds seed, seed + 1, ... for every contender (common random numbers), the first the screening run
     replicated = [r for r in extra["rows"] if r.get("stage") == "trace replication"]
     assert replicated and all(r["replications"] >= 2 for r in replicated)
+    assert all(r["trace_cost"] == pytest.approx(r["monthly_cost"] * horizon / MONTH_S) for r in extra["rows"])
     # a setting out of contention keeps its screening run: the same bill as `run --trace` of it, same seed
     other = next(r for r in extra["rows"] if str(r.get("stage")).startswith("screening"))
     out = tmp_path / "run.json"
@@ -86,7 +87,7 @@ def test_search_optimises_on_the_trace(tmp_path, burst_trace, capsys):
     one_gpu = next(f for f in res["search"]["fixed"] if f["point"].get("setting") == "local-1gpu")
     assert one_gpu["cost"] == pytest.approx(80.0)        # $/month of the traffic; printed for the trace's span
     assert "for the trace" in printed and "replications of the trace" in printed
-    assert f"${80.0 * horizon / MONTH_S:,.2f}" in printed
+    assert f"${80.0 * horizon / MONTH_S:,.4f}" in printed
 
 
 def _exit_code(argv: list[str]) -> int:
@@ -106,3 +107,15 @@ def test_monthly_and_trace_are_one_or_the_other(tmp_path, burst_trace, capsys, c
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "error" in err, (argv, err)
         assert not out.exists()
+
+
+def test_replications_of_a_trace_average_its_own_bill_as_the_monthly_one():
+    from simulator.sweep import combine
+
+    def run(cost: float) -> dict:
+        return {"served": 10, "failed": 0, "rejected": 0, "in_flight": 0, "arrivals": 10, "mean_s": 5.0,
+                "cost_per_request": cost / 10, "replica_hours": 1.0, "cold_start_share": 0.0, "p95_s": 9.0,
+                "monthly_cost": cost, "trace_cost": cost / 100, "slo_attainment": 1.0, "bill": None}
+
+    row = combine([run(100.0), run(300.0)])
+    assert row["monthly_cost"] == pytest.approx(200.0) and row["trace_cost"] == pytest.approx(2.0)
