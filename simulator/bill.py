@@ -192,12 +192,13 @@ def mean_bill(bills: list[Bill]) -> Bill:
     return finish(lines)
 
 
-def format_bill(bill: Bill) -> str:
-    """The bill as a text table (one line each; sources after the table, numbered)."""
+def format_bill(bill: Bill, cost_head: str = "$/month") -> str:
+    """The bill as a text table (one line each; sources after the table, numbered); `cost_head` names the
+    cost column (a trace's bill: "$ trace")."""
     rows = [(x["item"], f"{x['quantity']:,.2f} {x['unit']}", f"${x['price']:,.4g}", f"${x['cost']:,.2f}",
              f"{100 * x['share']:.1f} %") for x in bill["lines"]]
     width = max(len(r[0]) for r in rows)
-    out = [f"  {'line':<{width}}  {'quantity':>16}  {'price':>9}  {'$/month':>10}  {'share':>7}"]
+    out = [f"  {'line':<{width}}  {'quantity':>16}  {'price':>9}  {cost_head:>10}  {'share':>7}"]
     out += [f"  {a:<{width}}  {b:>16}  {c:>9}  {d:>10}  {e:>7}" for a, b, c, d, e in rows]
     out.append(f"  {'total':<{width}}  {'':>16}  {'':>9}  {'$' + format(bill['total'], ',.2f'):>10}")
     sources = sorted({x["source"] for x in bill["lines"]})

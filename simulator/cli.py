@@ -323,10 +323,21 @@ def add_bench_command(sub) -> None:
     be.add_argument("--seed", type=Bounded(int, 0, MAX_SEED), default=1, help="random seed (default 1)")
 
 
+MONTHLY = Bounded(int, 1, MAX_REQUESTS)
+DEFAULT_MONTHLY = 10000
+
+
+def add_traffic(p: argparse.ArgumentParser) -> None:
+    from simulator.traffic.flags import add_monthly_or_trace
+
+    add_monthly_or_trace(p, MONTHLY, DEFAULT_MONTHLY)
+    add_trace_flags(p)
+
+
 def add_recommend_command(sub) -> None:
     """`recommend`: the decided answer at one volume (simulator/recommend.py)."""
     re = sub.add_parser("recommend", help="the decided setting at one volume, with intervals, bill, validation error")
-    re.add_argument("--monthly", type=Bounded(int, 1, MAX_REQUESTS), default=10000, help="requests per month (default 10000)")
+    add_traffic(re)
     re.add_argument("--slo-p95", type=Bounded(float, 0, DAY_S, lo_open=True), default=120.0,
                     help="p95 latency SLO in s (default 120)")
     re.add_argument("--processes", type=Bounded(int, 1, 64), default=2, help="parallel processes (default 2)")
@@ -343,7 +354,7 @@ def add_recommend_command(sub) -> None:
 def add_search_command(sub) -> None:
     """`search`: Optuna over each kind's settings (simulator/search.py)."""
     se = sub.add_parser("search", help="the cheapest configuration meeting the SLO, searched with Optuna")
-    se.add_argument("--monthly", type=Bounded(int, 1, MAX_REQUESTS), default=10000, help="requests per month (default 10000)")
+    add_traffic(se)
     se.add_argument("--slo-p95", type=Bounded(float, 0, DAY_S, lo_open=True), default=120.0,
                     help="p95 latency SLO in s (default 120)")
     se.add_argument("--kinds", default="vertex,ray,local", help="kinds to search (default vertex,ray,local)")

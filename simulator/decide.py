@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from loadlab.stats import mean_ci95
+from simulator.traffic.basis import MONTH, Basis
 
 SCREEN_SLO_MARGIN = 1.25
 SCREEN_COST_MARGIN = 1.5
@@ -62,8 +63,11 @@ def rank(runs: dict[str, list[dict]], slo: float, combine: Callable) -> list[tup
     return sorted(ok, key=lambda x: (round(x[1]["monthly_cost"], 6), x[1]["p95_s"] or 0.0, x[0]))
 
 
-def decide_volume(runs: dict[str, list[dict]], slo: float, combine: Callable, cap: int) -> tuple[dict, list[str]]:
-    """Where one volume stands: its decision, and the settings that need one more month (none when done)."""
+def decide_volume(runs: dict[str, list[dict]], slo: float, combine: Callable, cap: int,
+                  basis: Basis = MONTH) -> tuple[dict, list[str]]:
+    """Where one volume stands: its decision, and the settings that need one more month (none when done).
+    `basis`: how the text states a cost difference and a replication (a trace: its own span, simulator/traffic/basis.py)."""
+    unit = basis.replications
     ranked = rank(runs, slo, combine)
     if not ranked:
         return {"decided": False, "decision": "no contender meets the SLO over full months"}, []
@@ -72,15 +76,17 @@ def decide_volume(runs: dict[str, list[dict]], slo: float, combine: Callable, ca
     (best, _), (second, _) = ranked[0], ranked[1]
     sep = separation(runs[best], runs[second])
     if sep["decided"] and sep["on"] == "same cost":
-        return {"decided": True, **sep, "decision": f"same cost every month as {second} (either will do); its p95 "
-                f"is {sep['difference']:,.1f} +- {sep['ci95']:,.1f} s lower over {sep['n']} months"}, []
+        return {"decided": True, **sep, "decision": f"same cost every {'month' if unit == 'months' else 'replication'} as {second} (either will do); its p95 "
+                f"is {sep['difference']:,.1f} +- {sep['ci95']:,.1f} s lower over {sep['n']} {unit}"}, []
     if sep["decided"]:
-        return {"decided": True, **sep, "decision": f"decided over {sep['n']} months (same seeds): runner-up "
-                f"{second} costs ${sep['difference']:,.2f} +- {sep['ci95']:,.2f} more"}, []
+        return {"decided": True, **sep, "decision": f"decided over {sep['n']} {unit} (same seeds): runner-up "
+                f"{second} costs ${basis.factor * sep['difference']:,.{basis.digits}f} +- "
+                f"{basis.factor * sep['ci95']:,.{basis.digits}f} "
+                f"more{'' if basis.per == '/month' else basis.per}"}, []
     if sep["n"] >= cap:
         best_cost = ranked[0][1]["monthly_cost"] or 1.0
         within = 100 * (abs(sep["difference"] or 0) + (sep["ci95"] or 0)) / best_cost
-        return {"decided": False, **sep, "decision": f"undecided: within {within:.1f} % after {sep['n']} months "
+        return {"decided": False, **sep, "decision": f"undecided: within {within:.1f} % after {sep['n']} {unit} "
                 f"({best} vs {second})"}, []
     return {"decided": False, **sep, "decision": "more months needed"}, [best, second]
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from loadlab.cases import ALL_CASES
 from loadlab.schema import Case, LoadConfig, Report, RunConfig, SimulationConfig, Stage
-from loadlab.trace import read_trace
 from simulator.autoscaling.vertex import hours_schedule
 from simulator.cli import RAY_FLAGS
 from simulator.deployments.vertex import VertexConfig
@@ -195,16 +194,15 @@ def _pm(figure: dict) -> str:
 def _run_trace(args: argparse.Namespace, scenarios: list[Scenario], prices: dict) -> int:
     """The trace's arrivals on every deployment, priced for the trace's own span (or, with
     --repeat-to-month, repeated to 30 days): simulator/traffic/price.py."""
-    from simulator.traffic.price import horizon_of, log_start_hour, on_log_clock, priced, provenance_line
+    from simulator.traffic.basis import load_traffic
+    from simulator.traffic.price import on_log_clock, priced, provenance_line
 
     if args.replications != 1:
         raise ValueError("--replications draws new months; a --trace replay has one arrival sequence")
-    rows = read_trace(args.trace)
-    horizon = horizon_of(rows, args.drain_s)
-    monthly = round(len(rows) * MONTH_S / horizon)
+    traffic = load_traffic(args.trace, args.drain_s, args.repeat_to_month)
+    rows, horizon, monthly = traffic.rows, traffic.horizon_s, traffic.monthly
     results = []
-    hour = log_start_hour(args.trace)
-    for sc in (on_log_clock(sc, hour) for sc in scenarios):
+    for sc in (on_log_clock(sc, traffic.start_hour) for sc in scenarios):
         r = run_trace(sc, rows, horizon, seed=args.seed, progress=not args.no_progress and len(rows) >= 20000,
                       slo_e2e_s=args.slo_e2e, keep_jobs=REPORT_JOBS)
         r["profile"] = sc.profile.describe()
@@ -212,11 +210,7 @@ def _run_trace(args: argparse.Namespace, scenarios: list[Scenario], prices: dict
     mix = Counter(c for _, c in rows)
     if (line := provenance_line(args.trace)):
         print(line)
-    basis = (f"priced as that traffic repeated to 30 days ({monthly:,}/month)" if args.repeat_to_month
-             else f"priced for those {horizon / 3600:,.2f} h (the arrivals + --drain-s {args.drain_s:g}); "
-                  "--repeat-to-month for a month of it")
-    print(f"{len(rows):,} arrivals from {args.trace} over {horizon:,.0f} s, {basis}; "
-          f"cases {dict(sorted(mix.items()))}, seed {args.seed}")
+    print(f"{traffic.describe()}; cases {dict(sorted(mix.items()))}, seed {args.seed}")
     print(table(results, *(("monthly_cost", "$/month") if args.repeat_to_month else ("trace_cost", "$ trace"))))
     if args.repeat_to_month:
         print(article_lines(monthly, results, prices))

@@ -107,24 +107,45 @@ def _pm(value, half, digits=2, scale=1.0, unit="") -> str:
     return text + (f" +- {half * scale:,.{digits}f}" if half is not None else " (one month: no interval)") + unit
 
 
+def on_trace(b: dict, traffic) -> dict:
+    """The block of a `--trace` recommendation on the trace's basis (its own span, or a month of it): the
+    costs and the bill x the basis' factor (simulator/traffic/basis.py); p95 and attainment are the trace's."""
+    from simulator.traffic.basis import scaled_bill
+
+    basis = traffic.basis
+    for name in ("best", "second"):
+        if name in b:
+            x = b[name]
+            x["cost"] = x["cost"] * basis.factor
+            x["cost_ci95"] = None if x["cost_ci95"] is None else x["cost_ci95"] * basis.factor
+    b["bill"] = scaled_bill(b.get("bill"), basis.factor)
+    b["traffic"] = traffic.extra()
+    b["head"] = f"On the trace {traffic.describe()}; p95 SLO {b['slo_p95_s']:g} s:"
+    b["cost_label"] = "$/month" if traffic.repeat_to_month else "$ trace"
+    b["replications"] = basis.replications
+    b["cost_digits"] = basis.digits
+    return b
+
+
 def format_block(b: dict) -> str:
-    head = f"At {b['volume']:,} requests/month, p95 SLO {b['slo_p95_s']:g} s:"
+    head = b.get("head") or f"At {b['volume']:,} requests/month, p95 SLO {b['slo_p95_s']:g} s:"
     if "best" not in b:
         return f"{head}\n  no setting meets the SLO: {b.get('why') or b.get('decision')}"
     best = b["best"]
     lines = [head, f"  recommended: {best['setting']}  ({'DECIDED' if b['decided'] else 'NOT DECIDED'}: "
                    f"{b.get('decision') or b.get('why')})"]
-    lines += _figures(best, "  ")
+    label, unit, digits = b.get("cost_label", "$/month"), b.get("replications", "simulated months"), b.get("cost_digits", 2)
+    lines += _figures(best, "  ", label, unit, digits)
     second = b.get("second")
     if second:
         lines.append(f"  runner-up: {second['setting']}")
-        lines += _figures(second, "  ")
+        lines += _figures(second, "  ", label, unit, digits)
     return "\n".join(lines)
 
 
-def _figures(x: dict, pad: str) -> list[str]:
-    months = f"95 % interval over {x['months']} simulated months"
-    return [f"{pad}  $/month      ${_pm(x['cost'], x['cost_ci95'])}  [{months}; {x['errors']['cost']}]",
+def _figures(x: dict, pad: str, label: str = "$/month", unit: str = "simulated months", digits: int = 2) -> list[str]:
+    months = f"95 % interval over {x['months']} {unit}"
+    return [f"{pad}  {label:<12} ${_pm(x['cost'], x['cost_ci95'], digits)}  [{months}; {x['errors']['cost']}]",
             f"{pad}  p95          {_pm(x['p95_s'], x['p95_ci95'], 1, unit=' s')}  [{x['errors']['p95']}]",
             f"{pad}  SLO attained {_pm(x['slo_attainment'], x['slo_attainment_ci95'], 1, 100, ' %')}  "
             f"[share answered within the SLO; {x['errors']['slo_attainment']}]"]
@@ -133,30 +154,41 @@ def _figures(x: dict, pad: str) -> list[str]:
 def cmd_recommend(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from simulator.cli import DEFAULT_MONTHLY
     from simulator.month import workload_from
     from simulator.pricing import load_prices
     from simulator.profiles import load_profile
     from simulator.sweep import sweep
+    from simulator.traffic.basis import traffic_of
 
     if args.profile:
         load_profile(args.profile, args.fit)
     prices = load_prices(args.prices, args.price)
     workload = workload_from(args, 0)
-    replace(workload, monthly=args.monthly).check()
-    print(f"recommend: {args.monthly:,}/month, every setting screened, contenders simulated until decided "
-          f"(cap {args.cap} months) on {args.processes} processes ...", flush=True)
-    report = sweep([args.monthly], args.slo_p95, prices, workload, args.seed, args.profile, args.fit,
-                   args.processes, progress=True, replications=None, cap=args.cap, ray_address=args.ray_address)
+    traffic = traffic_of(args)      # --trace: that trace's arrivals, else --monthly of the workload model
+    monthly = traffic.monthly if traffic else args.monthly or DEFAULT_MONTHLY
+    if traffic is None:
+        replace(workload, monthly=monthly).check()
+        print(f"recommend: {monthly:,}/month, every setting screened, contenders simulated until decided "
+              f"(cap {args.cap} months) on {args.processes} processes ...", flush=True)
+    else:
+        print(f"recommend --trace: {traffic.describe()}; every setting on it, contenders replicated (service "
+              f"times redrawn, same seeds) until decided (cap {args.cap}) on {args.processes} processes ...", flush=True)
+    report = sweep([monthly], args.slo_p95, prices, workload, args.seed, args.profile, args.fit, args.processes,
+                   progress=True, replications=None, cap=args.cap, ray_address=args.ray_address, trace=traffic)
     errors = validation_errors(latest_validations(args.validations))
-    b = block(report.extra, args.monthly, errors)
+    b = block(report.extra, monthly, errors)
+    if traffic is not None:
+        b = on_trace(b, traffic)
     print(format_block(b))
     if b.get("bill"):
-        print(f"  the bill of {b['best']['setting']} (mean over its months):")
-        print(format_bill(b["bill"]))
-    report.name = f"recommend-{args.monthly}"
+        print(f"  the bill of {b['best']['setting']} (mean over its {b.get('replications', 'months')}):")
+        print(format_bill(b["bill"], b.get("cost_label", "$/month")))
+    name = f"recommend-trace-{Path(traffic.path).stem}" if traffic else f"recommend-{monthly}"
+    report.name = name
     report.extra["answer"] = b
     report.extra["validation_errors"] = errors
-    out = args.out or Path("reports/simulated") / f"recommend-{args.monthly}.json"
+    out = args.out or Path("reports/simulated") / f"{name}.json"
     report.save(out)
     print(f"report: {out}")
     return 0

@@ -21,13 +21,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from loadlab.schema import Report, RunConfig, SimulationConfig
+from loadlab.schema import LoadConfig, Report, RunConfig, SimulationConfig
 from loadlab.stats import mean_ci95
 from simulator import cluster
 from simulator.autoscaling.vertex import hours_schedule
 from simulator.engine import run_month
 from simulator.scenarios import Scenario, ray_defaults, scenario
 from simulator.sweep import SETTINGS, base
+from simulator.traffic.basis import MONTH, Basis, TraceTraffic, run_priced
 
 CHECK_MONTHS = 3
 CHECK_TOP = 4
@@ -94,10 +95,13 @@ def flags(point: dict) -> str:
 def evaluate(task: dict) -> dict:
     """One month of one point: cost, p95, lost share, SLO attainment."""
     sc = build(task["point"], base(task["prices"], task["profile"], task["fit"]))
-    r = run_month(sc, replace(task["workload"], monthly=task["monthly"]), seed=task["seed"], slo_e2e_s=task["slo"])
+    if task.get("trace") is not None:     # the trace's arrivals, priced as `run --trace` (traffic/basis.py)
+        r = run_priced(sc, task["trace"], task["seed"], task["slo"])
+    else:
+        r = run_month(sc, replace(task["workload"], monthly=task["monthly"]), seed=task["seed"], slo_e2e_s=task["slo"])
     lost = (r["failed"] + r["rejected"] + r["in_flight"]) / r["arrivals"] if r["arrivals"] else 0.0
     return {"point": task["point"], "seed": task["seed"], "cost": r["monthly_cost"], "p95_s": r["latency_s"]["p95"],
-            "lost_share": lost, "slo_attainment": r.get("slo_attainment")}
+            "lost_share": lost, "slo_attainment": r.get("slo_attainment"), "arrivals": r["arrivals"]}
 
 
 def verdict(months: list[dict], slo: float) -> dict:
@@ -133,11 +137,14 @@ def _evaluate_all(tasks: list[dict], pool) -> list[dict]:
 
 def search(monthly: int, slo: float, kinds: list[str], trials: int, budget_s: float, prices: dict, workload,
            seed: int = 1, profile: str | None = None, fit: str = "empirical", processes: int = 2,
-           ray_address: str | None = None) -> dict:
+           ray_address: str | None = None, trace: TraceTraffic | None = None) -> dict:
     """The search's figures: trials, fixed settings, checked candidates, best (overall and per kind), saving
     against the best fixed setting, frontier, timings. One study per kind, `trials` shared evenly (the cheap
-    kind's small space would otherwise take every trial); a point already simulated is not simulated again."""
-    common = {"monthly": monthly, "slo": slo, "prices": prices, "profile": profile, "fit": fit, "workload": workload}
+    kind's small space would otherwise take every trial); a point already simulated is not simulated again.
+    `trace`: every trial on that trace's arrivals (a check's further "months" redraw its service times); the
+    costs stay $/month of that traffic, the objective the same as its own bill x a constant."""
+    common = {"monthly": monthly, "slo": slo, "prices": prices, "profile": profile, "fit": fit, "workload": workload,
+              "trace": trace}
     t0 = time.time()
     fixed_names = [s for s in SETTINGS if scenario(s).kind in kinds]
     done: list[dict] = []
@@ -242,49 +249,72 @@ def plot(result: dict, slo: float, path: Path) -> None:
     plt.close(fig)
 
 
-def _describe(c: dict | None) -> str:
+def _describe(c: dict | None, basis: Basis = MONTH) -> str:
     if c is None:
         return "none qualifies"
-    return (f"${c['cost']:,.2f} +- {c['cost_ci95'] or 0:,.2f}/month, p95 {c['p95_s']:,.1f} +- {c['p95_ci95'] or 0:,.1f} s,"
-            f" lost {100 * c['lost_share']:.3f} % over {c['months']} months: {flags(c['point'])}")
+    f, d = basis.factor, basis.digits
+    return (f"${f * c['cost']:,.{d}f} +- {f * (c['cost_ci95'] or 0):,.{d}f}{basis.per}, p95 {c['p95_s']:,.1f} +- "
+            f"{c['p95_ci95'] or 0:,.1f} s, lost {100 * c['lost_share']:.3f} % over {c['months']} {basis.replications}: "
+            f"{flags(c['point'])}")
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from simulator.cli import DEFAULT_MONTHLY
     from simulator.month import workload_from
     from simulator.pricing import load_prices
+    from simulator.traffic.basis import traffic_of
 
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     if not kinds or any(k not in ("vertex", "ray", "local") for k in kinds):
         raise ValueError(f"--kinds: comma-separated from vertex, ray, local; got {args.kinds!r}")
     prices = load_prices(args.prices, args.price)
     workload = workload_from(args, 0)
-    replace(workload, monthly=args.monthly).check()
-    print(f"search: {args.monthly:,}/month, p95 <= {args.slo_p95:g} s, kinds {','.join(kinds)}, up to {args.trials} "
+    traffic = traffic_of(args)      # --trace: that trace's arrivals, else --monthly of the workload model
+    monthly = traffic.monthly if traffic else args.monthly or DEFAULT_MONTHLY
+    if traffic is None:
+        replace(workload, monthly=monthly).check()
+    what = f" --trace: {traffic.describe()};" if traffic else f": {monthly:,}/month,"
+    print(f"search{what} p95 <= {args.slo_p95:g} s, kinds {','.join(kinds)}, up to {args.trials} "
           f"trials or {args.budget_s:g} s on {args.processes} processes ...", flush=True)
-    res = search(args.monthly, args.slo_p95, kinds, args.trials, args.budget_s, prices, workload, args.seed,
-                 args.profile, args.fit, args.processes, args.ray_address)
-    print(f"{len(res['trials'])} trials in {res['search_s']:.0f} s, then {len(res['checked'])} candidates checked over "
-          f"{CHECK_MONTHS} months; {res['wall_s']:.0f} s in all")
-    print(f"best searched:      {_describe(res['best'])}")
-    print(f"best fixed setting: {_describe(res['best_fixed'])}")
-    for kind, c in res["best_per_kind"].items():
-        print(f"  best {kind:<6} searched: {_describe(c)}")
-    if res["saving"] is not None:
-        print(f"the searched configuration is {100 * res['saving']:.1f} % cheaper than the best fixed setting"
-              if res["saving"] > 0 else "no searched configuration is cheaper than the best fixed setting")
-    print("Pareto frontier (one month each, cost vs p95):")
-    for t in res["pareto"]:
-        print(f"  ${t['cost']:>9,.2f}  p95 {t['p95_s']:>8,.1f} s  {flags(t['point'])}")
-    out = args.out or Path("reports/simulated") / f"search-{args.monthly}.json"
+    res = search(monthly, args.slo_p95, kinds, args.trials, args.budget_s, prices, workload, args.seed,
+                 args.profile, args.fit, args.processes, args.ray_address, trace=traffic)
+    basis = traffic.basis if traffic else MONTH
+    _print(res, basis)
+    name = f"search-trace-{Path(traffic.path).stem}" if traffic else f"search-{monthly}"
+    out = args.out or Path("reports/simulated") / f"{name}.json"
     png = out.with_suffix(".png")
     plot(res, args.slo_p95, png)
-    simulation = SimulationConfig(seed=args.seed, monthly=args.monthly, days=workload.days, case_mix=workload.case_mix,
-                                  prices=prices)
-    report = Report(role="sweep", kind="simulated", name=f"search-{args.monthly}", target="+".join(kinds),
-                    config=RunConfig(driver="simulator search", simulation=simulation),
+    if traffic:
+        cases = [c for _, c in traffic.rows]
+        simulation = SimulationConfig(seed=args.seed, monthly=monthly, days=traffic.horizon_s / 86400, prices=prices,
+                                      case_mix={c: cases.count(c) / len(cases) for c in sorted(set(cases))})
+    else:
+        simulation = SimulationConfig(seed=args.seed, monthly=monthly, days=workload.days,
+                                      case_mix=workload.case_mix, prices=prices)
+    load = LoadConfig(mode="trace", arrival="trace", trace=traffic.path) if traffic else None
+    report = Report(role="sweep", kind="simulated", name=name, target="+".join(kinds),
+                    config=RunConfig(driver="simulator search", simulation=simulation, load=load),
                     environment={"simulator": "simpy", "optimiser": "optuna TPE with constraints", "seed": args.seed},
                     extra={"slo_p95_s": args.slo_p95, "search": res, "png": str(png),
-                           "best_flags": flags(res["best"]["point"]) if res["best"] else None})
+                           "best_flags": flags(res["best"]["point"]) if res["best"] else None,
+                           **({"traffic": traffic.extra()} if traffic else {})})
     report.save(out)
     print(f"report: {out}\nplot: {png}")
     return 0
+
+
+def _print(res: dict, basis: Basis) -> None:
+    """The search's answer; costs on `basis` (a trace: its own span, or a month of it)."""
+    print(f"{len(res['trials'])} trials in {res['search_s']:.0f} s, then {len(res['checked'])} candidates checked over "
+          f"{CHECK_MONTHS} {basis.replications}; {res['wall_s']:.0f} s in all")
+    print(f"best searched:      {_describe(res['best'], basis)}")
+    print(f"best fixed setting: {_describe(res['best_fixed'], basis)}")
+    for kind, c in res["best_per_kind"].items():
+        print(f"  best {kind:<6} searched: {_describe(c, basis)}")
+    if res["saving"] is not None:
+        print(f"the searched configuration is {100 * res['saving']:.1f} % cheaper than the best fixed setting"
+              if res["saving"] > 0 else "no searched configuration is cheaper than the best fixed setting")
+    one = "one month" if basis.replications == "months" else "one replication of the trace"
+    print(f"Pareto frontier ({one} each, cost{basis.per} vs p95):")
+    for t in res["pareto"]:
+        print(f"  ${basis.factor * t['cost']:>9,.{basis.digits}f}  p95 {t['p95_s']:>8,.1f} s  {flags(t['point'])}")

@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TypedDict
 
-from loadlab.schema import Report, RunConfig, SimulationConfig
+from loadlab.schema import LoadConfig, Report, RunConfig, SimulationConfig
 from loadlab.stats import mean, mean_ci95
 from simulator import cluster, decide
 from simulator.bill import mean_bill
@@ -32,6 +32,7 @@ from simulator.limits import MAX_REQUESTS, MAX_VOLUMES
 from simulator.pricing import load_prices
 from simulator.profiles import builtin, load_profile
 from simulator.scenarios import Scenario, scenario
+from simulator.traffic.basis import MONTH, Basis, TraceTraffic, run_priced
 from simulator.workload import MonthlyWorkload
 
 SETTINGS = ["local-1gpu", "local-2gpu", "local-1gpu-batch3",
@@ -85,15 +86,18 @@ def base(prices: dict, profile: str | None, fit: str) -> Scenario:
 
 def _one(task: dict) -> SweepRow:
     sc = scenario(task["setting"], base(task["prices"], task["profile"], task["fit"]))
-    r = run_month(sc, replace(task["workload"], monthly=task["volume"]), seed=task["seed"],
-                  slo_e2e_s=task.get("slo_e2e_s"))
+    if task.get("trace") is not None:     # the trace's arrivals, priced as `run --trace` (traffic/basis.py)
+        r = run_priced(sc, task["trace"], task["seed"], task.get("slo_e2e_s"))
+    else:
+        r = run_month(sc, replace(task["workload"], monthly=task["volume"]), seed=task["seed"],
+                      slo_e2e_s=task.get("slo_e2e_s"))
     return {"volume": task["volume"], "setting": task["setting"], "kind": sc.kind, "served": r["served"],
             "failed": r["failed"], "rejected": r["rejected"], "in_flight": r["in_flight"], "arrivals": r["arrivals"],
             "p95_s": r["latency_s"]["p95"], "mean_s": r["latency_s"]["mean"], "monthly_cost": r["monthly_cost"],
             "cost_per_request": r["cost_per_request"], "replica_hours": r["replica_hours"],
             "cold_start_share": r["cold_start_share"], "replications": 1, "monthly_cost_ci95": None,
             "p95_ci95": None, "seed": task["seed"], "days": task["workload"].days,
-            "slo_attainment": r.get("slo_attainment"), "bill": r["bill"]}
+            "slo_attainment": r.get("slo_attainment"), "bill": r["bill"], "trace_cost": r.get("trace_cost")}
 
 
 def combine(runs: list[SweepRow]) -> SweepRow:
@@ -105,6 +109,8 @@ def combine(runs: list[SweepRow]) -> SweepRow:
                 "replica_hours", "cold_start_share"):
         row[key] = mean(v for r in runs if (v := r[key]) is not None)
     row["monthly_cost"], row["monthly_cost_ci95"] = mean_ci95([r["monthly_cost"] for r in runs])
+    if runs[0].get("trace_cost") is not None:     # a trace's own bill: the mean, as monthly_cost
+        row["trace_cost"] = mean(r["trace_cost"] for r in runs)
     row["p95_s"], row["p95_ci95"] = mean_ci95([r["p95_s"] for r in runs if r["p95_s"] is not None])
     att = [r["slo_attainment"] for r in runs if r.get("slo_attainment") is not None]
     row["slo_attainment"], row["slo_attainment_ci95"] = mean_ci95(att) if att else (None, None)
@@ -113,7 +119,10 @@ def combine(runs: list[SweepRow]) -> SweepRow:
     return row  # type: ignore[return-value]
 
 
-def recommend(rows: list[SweepRow], slo_p95: float) -> list[Recommendation]:
+def recommend(rows: list[SweepRow], slo_p95: float, basis: Basis = MONTH) -> list[Recommendation]:
+    """Per volume: the cheapest setting meeting the SLO and why; costs in the text on `basis` (a trace:
+    its own span), the figures stay $/month."""
+    f, per = basis.factor, basis.per
     out = []
     for volume in sorted({r["volume"] for r in rows}):
         every = [r for r in rows if r["volume"] == volume]
@@ -125,19 +134,20 @@ def recommend(rows: list[SweepRow], slo_p95: float) -> list[Recommendation]:
             best = min(cands, key=lambda r: (r["p95_s"] or math.inf))
             out.append({"volume": volume, "recommended": None, "runner_up": None,
                         "why": f"no setting meets p95 <= {slo_p95:g} s; lowest p95 is {best['setting']} "
-                               f"({best['p95_s']:.0f} s, ${best['monthly_cost']:.2f})"})
+                               f"({best['p95_s']:.0f} s, ${f * best['monthly_cost']:.2f}{per})"})
             continue
         first = ok[0]
         second = ok[1] if len(ok) > 1 else None
-        why = f"{first['setting']}: ${first['monthly_cost']:.2f}/month, p95 {first['p95_s']:.0f} s"
+        why = f"{first['setting']}: ${f * first['monthly_cost']:.2f}{per}, p95 {first['p95_s']:.0f} s"
         within = None
         if first.get("monthly_cost_ci95") is not None:
-            why += f" (+- ${first['monthly_cost_ci95']:.2f}, 95 % over {first['replications']} months)"
+            why += (f" (+- ${f * first['monthly_cost_ci95']:.2f}, 95 % over {first['replications']} "
+                    f"{basis.replications})")
         same = second is not None and abs(second["monthly_cost"] - first["monthly_cost"]) < 1e-9
         if same:
             why += f"; runner-up {second['setting']} costs the same (p95 {second['p95_s']:.0f} s)"
         elif second:
-            why += (f"; runner-up {second['setting']} costs ${second['monthly_cost'] - first['monthly_cost']:.2f} more "
+            why += (f"; runner-up {second['setting']} costs ${f * (second['monthly_cost'] - first['monthly_cost']):.2f} more "
                     f"(p95 {second['p95_s']:.0f} s)")
             if first.get("monthly_cost_ci95") is not None and second.get("monthly_cost_ci95") is not None:
                 within = (second["monthly_cost"] - second["monthly_cost_ci95"]
@@ -221,17 +231,22 @@ def _run_tasks(tasks: list[dict], pool, bar) -> list[SweepRow]:
 def sweep(volumes: list[int], slo: float, prices: dict, workload: MonthlyWorkload, seed: int = 1,
           profile: str | None = None, fit: str = "empirical", processes: int = 2, only: list[str] | None = None,
           progress: bool = False, replications: int | None = 1, cap: int = 8, screen_days: float = 7.0,
-          top: int = 3, ray_address: str | None = None) -> Report:
+          top: int = 3, ray_address: str | None = None, trace: TraceTraffic | None = None) -> Report:
     """Every setting at every volume, `replications` months each (seeds seed, seed + 1, ...); `workload`
     gives everything but the volume (case mix, cache, hour/day weights, bursts, days). `replications=None`:
-    decided (simulator/decide.py): screening, then months added until the choice separates or `cap`."""
+    decided (simulator/decide.py): screening, then months added until the choice separates or `cap`.
+    `trace`: the traffic is that trace's arrivals instead (one volume: a month of it; a replication redraws
+    the service times; the screening run is the contenders' first replication)."""
     if replications is not None and replications < 1:
         raise ValueError("--replications must be >= 1")
     names = only or settings()
+    if trace is not None:
+        volumes = [trace.monthly]
+        workload = replace(workload, days=trace.horizon_s / 86400)    # the span: orders the pool's tasks
 
     def task(volume: int, setting: str, s: int, wl: MonthlyWorkload = workload) -> dict:
         return {"volume": volume, "setting": setting, "prices": prices, "profile": profile, "fit": fit,
-                "workload": wl, "seed": s, "slo_e2e_s": slo}
+                "workload": wl, "seed": s, "slo_e2e_s": slo, "trace": trace}
 
     from tqdm import tqdm
     with tqdm(desc="  sweep runs", unit="run", disable=not progress) as bar, \
@@ -241,12 +256,14 @@ def sweep(volumes: list[int], slo: float, prices: dict, workload: MonthlyWorkloa
                               pool, bar)
             decisions = None
         else:
-            rows, decisions = _decided(volumes, slo, names, task, seed, workload, pool, bar, cap, screen_days, top)
+            rows, decisions = _decided(volumes, slo, names, task, seed, workload, pool, bar, cap, screen_days, top,
+                                       trace)
     by_key: dict[tuple[int, str], list[SweepRow]] = {}
     for row in rows:
         by_key.setdefault((row["volume"], row["setting"]), []).append(row)
     rows = [combine(by_key[key]) for key in sorted(by_key)]
-    recs = recommend(rows, slo)
+    basis = trace.basis if trace is not None else MONTH
+    recs = recommend(rows, slo, basis)
     if decisions is not None:
         for rec in recs:
             rec.update(decisions[rec["volume"]])
@@ -254,44 +271,63 @@ def sweep(volumes: list[int], slo: float, prices: dict, workload: MonthlyWorkloa
                                   cache_hit_ratio=workload.cache_hit_ratio, cache_ttl_s=workload.cache_ttl_s,
                                   hour_weights=workload.hour_weights, day_weights=workload.day_weights,
                                   prices=prices, replications=replications if replications != 1 else None)
+    load = None
+    if trace is not None:
+        cases = [c for _, c in trace.rows]
+        simulation = SimulationConfig(seed=seed, monthly=trace.monthly, days=trace.horizon_s / 86400, prices=prices,
+                                      case_mix={c: cases.count(c) / len(cases) for c in sorted(set(cases))})
+        load = LoadConfig(mode="trace", arrival="trace", trace=trace.path)
     return Report(role="sweep", kind="simulated", name="sweep", target="+".join(names),
-                  config=RunConfig(driver="simulator sweep", simulation=simulation),
+                  config=RunConfig(driver="simulator sweep", simulation=simulation, load=load),
                   environment={"simulator": "simpy", "seed": seed},
                   model={"profile": profile or "seed-3090 (local), seed-t4 (Vertex)", "fit": fit},
                   extra={"slo_p95_s": slo, "volumes": volumes, "rows": rows, "recommendations": recs,
                          "break_even_per_month": break_even(rows, slo),
-                         "mode": "fixed replications" if replications is not None else
-                                 f"decided (screening {screen_days:g} days, then months up to {cap})"})
+                         "mode": "fixed replications" if replications is not None else _mode(screen_days, cap, trace),
+                         **({"traffic": trace.extra()} if trace is not None else {})})
 
 
-def _decided(volumes, slo, names, task, seed, workload, pool, bar, cap, screen_days, top):
-    """Screening rows of the settings out of contention, month rows of the rest, and each volume's decision."""
-    screen_wl = decide.screening_workload(workload, screen_days)
+def _mode(screen_days: float, cap: int, trace: TraceTraffic | None) -> str:
+    if trace is not None:
+        return f"decided on the trace (screening: one replication, then replications up to {cap})"
+    return f"decided (screening {screen_days:g} days, then months up to {cap})"
+
+
+def _decided(volumes, slo, names, task, seed, workload, pool, bar, cap, screen_days, top, trace=None):
+    """Screening rows of the settings out of contention, month rows of the rest, and each volume's decision.
+    On a trace the screening run is the whole traffic at seed `seed`: a contender's first replication."""
+    screen_wl = workload if trace is not None else decide.screening_workload(workload, screen_days)
+    stage = "trace replication" if trace is not None else "month"
+    basis = trace.basis if trace is not None else MONTH
     screen = _run_tasks([task(v, s, seed, screen_wl) for v in volumes for s in names], pool, bar)
     runs: dict[int, dict[str, list[SweepRow]]] = {}
     need: dict[int, list[str]] = {}
     for v in volumes:
         runs[v] = {s: [] for s in decide.contenders([r for r in screen if r["volume"] == v], slo, top)}
+        for r in screen if trace is not None else []:
+            if r["volume"] == v and r["setting"] in runs[v]:
+                r["stage"] = stage
+                runs[v][r["setting"]].append(r)
         need[v] = list(runs[v])
     decisions: dict[int, dict] = {}
     upto = 2
     while any(need.values()):
         tasks = [t for v in volumes if need[v] for t in decide.month_tasks(v, need[v], runs[v], task, seed, upto)]
         for row in _run_tasks(tasks, pool, bar):
-            row["stage"] = "month"
+            row["stage"] = stage
             runs[row["volume"]][row["setting"]].append(row)
         for v in volumes:
             if need[v]:
                 for rs in runs[v].values():
                     rs.sort(key=lambda r: r["seed"])
-                decisions[v], need[v] = decide.decide_volume(runs[v], slo, combine, cap)
+                decisions[v], need[v] = decide.decide_volume(runs[v], slo, combine, cap, basis)
         upto += 1
     for v in volumes:
         decisions.setdefault(v, {"decided": False, "decision": "no setting meets the SLO in screening"})
     rows = [r for v in volumes for rs in runs[v].values() for r in rs]
     for r in screen:
         if r["setting"] not in runs[r["volume"]]:
-            r["stage"] = f"screening ({screen_wl.days:g} days)"
+            r["stage"] = f"screening ({screen_wl.days:g} days)" if trace is None else "screening (the trace)"
             rows.append(r)
     return rows, decisions
 

@@ -58,3 +58,16 @@ def add_fit_parser(tr_sub, bounded) -> None:
                     help="first seed of the model draws compared with the log (default 1)")
     fi.add_argument("--draws", type=bounded(int, 1, 20), default=5,
                     help="model draws compared with the log (default 5)")
+
+
+def add_monthly_or_trace(p: argparse.ArgumentParser, monthly_type, default: int) -> None:
+    """`recommend` and `search`: --monthly N (the workload model) or --trace FILE (that trace's arrivals), not
+    both (argparse says so on one line, exit 2)."""
+    one = p.add_mutually_exclusive_group()
+    # a group's add_argument is not simulator.cli.Parser's: the range goes in the help here
+    one.add_argument("--monthly", type=monthly_type, default=None,
+                     help=f"requests per month of the workload model (default {default}); range {monthly_type}")
+    one.add_argument("--trace", default=None, metavar="CSV",
+                     help="the traffic is this trace's arrivals (t_s,case CSV, e.g. from `trace import`), priced as "
+                          "`run --trace` prices it; the workload flags (case mix, weights, bursts, --days, cache) "
+                          "then do not apply")
