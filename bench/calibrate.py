@@ -129,7 +129,7 @@ def calibrate_rayserve(args: argparse.Namespace) -> Report:
         report = calibrate(ray, target, cases, args.cold_starts, args.runs)
         # the loops begin at the minimum replicas: give them the replicas' start-ups (one after the other,
         # at worst) on top of their jobs
-        firsts = [x for x in (report.coldstart or {}).get("first_request_e2e_s") or [] if x is not None]
+        firsts = [x for x in (report.coldstart.first_request_e2e_s if report.coldstart else []) if x is not None]
         startup_s = 2 * max(firsts, default=0.0)
         with recording(target) as rec:
             start = rec.at_rest_from
