@@ -41,7 +41,8 @@ def latest_validations(folder: Path) -> list[Report]:
 
 def validation_errors(reports: list[Report]) -> dict[str, dict[str, dict]]:
     """Per kind and figure (p95, cost, slo_attainment): the largest |error| % (attainment: percentage points)
-    over the scored rows of that metric, with n and where it comes from. Cost is judged by replica-seconds
+    over the scored prediction rows of that metric (not the mechanics replay, not "too few jobs"), with n and
+    where it comes from. Cost is judged by replica-seconds
     (what the bill is made of)."""
     out: dict[str, dict[str, dict]] = {}
     for report in reports:
@@ -49,7 +50,9 @@ def validation_errors(reports: list[Report]) -> dict[str, dict[str, dict]]:
         if kind is None:
             continue
         for figure, metrics in METRICS.items():
-            rows = [e for e in report.errors if e.scored and e.metric in metrics and e.error is not None]
+            # the prediction layer is what a recommendation rests on; a row with too few jobs is not a score
+            rows = [e for e in report.errors if e.scored and not e.too_few and e.layer == "prediction"
+                    and e.metric in metrics and e.error is not None]
             if not rows:
                 continue
             # attainment is a share: its error in percentage points (a relative error of a share near 0 says nothing)

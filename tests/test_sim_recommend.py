@@ -21,10 +21,12 @@ def _validation(folder, name, target, rows, created):
 
 
 def test_validation_errors_take_the_worst_scored_row_of_the_newest_report_per_run(tmp_path):
-    row = lambda metric, err, scored=True: ErrorRow(stage="n=4", metric=metric, measured=1.0, simulated=1 + err,  # noqa: E731
-                                                    error=err, scored=scored)
+    row = lambda metric, err, scored=True, **kw: ErrorRow(stage="n=4", metric=metric, measured=1.0,  # noqa: E731
+                                                          simulated=1 + err, error=err, scored=scored, **kw)
+    # unscored, too few jobs, or the mechanics replay: none of them is the prediction's error
     _validation(tmp_path, "validate-concurrency-local", "local",
-                [row("p95_s", 0.12), row("p95_s", -0.31), row("p95_s", 0.9, scored=False)], "2026-12-01T00:00:00Z")
+                [row("p95_s", 0.12), row("p95_s", -0.31), row("p95_s", 0.9, scored=False),
+                 row("p95_s", 0.8, too_few=True), row("p95_s", 0.7, layer="mechanics")], "2026-12-01T00:00:00Z")
     _validation(tmp_path, "validate-autoscale-rayserve", "rayserve", [row("replica_seconds", 0.05)],
                 "2026-12-01T00:00:00Z")
     # attainment in points: measured 2 %, simulated 4 % is a 100 % relative error but 2 points
