@@ -327,24 +327,25 @@ MONTHLY = Bounded(int, 1, MAX_REQUESTS)
 DEFAULT_MONTHLY = 10000
 
 
-def add_traffic(p: argparse.ArgumentParser) -> None:
+def add_traffic(p: argparse.ArgumentParser, processes_help: str = "parallel processes (default 2)") -> None:
+    """What `recommend` and `search` share: the traffic (--monthly or --trace), the SLO, where they run."""
     from simulator.traffic.flags import add_monthly_or_trace
 
     add_monthly_or_trace(p, MONTHLY, DEFAULT_MONTHLY)
     add_trace_flags(p)
+    p.add_argument("--slo-p95", type=Bounded(float, 0, DAY_S, lo_open=True), default=120.0,
+                   help="p95 latency SLO in s (default 120)")
+    p.add_argument("--processes", type=Bounded(int, 1, 64), default=2, help=processes_help)
+    p.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
+                   help="run the simulated months as Ray tasks on this existing Ray cluster (default: local processes)")
 
 
 def add_recommend_command(sub) -> None:
     """`recommend`: the decided answer at one volume (simulator/recommend.py)."""
     re = sub.add_parser("recommend", help="the decided setting at one volume, with intervals, bill, validation error")
     add_traffic(re)
-    re.add_argument("--slo-p95", type=Bounded(float, 0, DAY_S, lo_open=True), default=120.0,
-                    help="p95 latency SLO in s (default 120)")
-    re.add_argument("--processes", type=Bounded(int, 1, 64), default=2, help="parallel processes (default 2)")
     re.add_argument("--cap", type=Bounded(int, 2, MAX_REPLICATIONS), default=8,
                     help="at most this many months per contender (default 8)")
-    re.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
-                    help="run the simulated months as Ray tasks on this existing Ray cluster (default: local processes)")
     re.add_argument("--validations", type=Path, default=Path("reports/simulated"),
                     help="folder of the validation reports (validate-*.json; default reports/simulated)")
     add_workload(re)
@@ -354,17 +355,11 @@ def add_recommend_command(sub) -> None:
 def add_search_command(sub) -> None:
     """`search`: Optuna over each kind's settings (simulator/search.py)."""
     se = sub.add_parser("search", help="the cheapest configuration meeting the SLO, searched with Optuna")
-    add_traffic(se)
-    se.add_argument("--slo-p95", type=Bounded(float, 0, DAY_S, lo_open=True), default=120.0,
-                    help="p95 latency SLO in s (default 120)")
+    add_traffic(se, "parallel processes (with --ray-address: trials in flight; default 2)")
     se.add_argument("--kinds", default="vertex,ray,local", help="kinds to search (default vertex,ray,local)")
     se.add_argument("--trials", type=Bounded(int, 1, 2000), default=60, help="Optuna trials in all (default 60)")
     se.add_argument("--budget-s", type=Bounded(float, 1, DAY_S), default=240.0,
                     help="stop starting trials after this many s of wall time (default 240)")
-    se.add_argument("--processes", type=Bounded(int, 1, 64), default=2,
-                    help="parallel processes (with --ray-address: trials in flight; default 2)")
-    se.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
-                    help="run the simulated months as Ray tasks on this existing Ray cluster (default: local processes)")
     add_workload(se)
     add_common(se)
 

@@ -154,24 +154,33 @@ def _figures(x: dict, pad: str, label: str = "$/month", unit: str = "simulated m
             f"[share answered within the SLO; {x['errors']['slo_attainment']}]"]
 
 
-def cmd_recommend(args: argparse.Namespace) -> int:
+def traffic_and_volume(args) -> tuple[dict, Any, Any, int]:
+    """What `recommend` and `search` run on: (prices, the workload model, the --trace traffic or None, the
+    monthly volume: the trace's rate as a month, else --monthly), the workload checked when it is used."""
     from dataclasses import replace
 
     from simulator.cli import DEFAULT_MONTHLY
     from simulator.month import workload_from
     from simulator.pricing import load_prices
-    from simulator.profiles import load_profile
-    from simulator.sweep import sweep
     from simulator.traffic.basis import traffic_of
 
-    if args.profile:
-        load_profile(args.profile, args.fit)
     prices = load_prices(args.prices, args.price)
     workload = workload_from(args, 0)
     traffic = traffic_of(args)      # --trace: that trace's arrivals, else --monthly of the workload model
     monthly = traffic.monthly if traffic else args.monthly or DEFAULT_MONTHLY
     if traffic is None:
         replace(workload, monthly=monthly).check()
+    return prices, workload, traffic, monthly
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from simulator.profiles import load_profile
+    from simulator.sweep import sweep
+
+    if args.profile:
+        load_profile(args.profile, args.fit)
+    prices, workload, traffic, monthly = traffic_and_volume(args)
+    if traffic is None:
         print(f"recommend: {monthly:,}/month, every setting screened, contenders simulated until decided "
               f"(cap {args.cap} months) on {args.processes} processes ...", flush=True)
     else:

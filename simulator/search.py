@@ -259,20 +259,12 @@ def _describe(c: dict | None, basis: Basis = MONTH) -> str:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from simulator.cli import DEFAULT_MONTHLY
-    from simulator.month import workload_from
-    from simulator.pricing import load_prices
-    from simulator.traffic.basis import traffic_of
+    from simulator.recommend import traffic_and_volume
 
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     if not kinds or any(k not in ("vertex", "ray", "local") for k in kinds):
         raise ValueError(f"--kinds: comma-separated from vertex, ray, local; got {args.kinds!r}")
-    prices = load_prices(args.prices, args.price)
-    workload = workload_from(args, 0)
-    traffic = traffic_of(args)      # --trace: that trace's arrivals, else --monthly of the workload model
-    monthly = traffic.monthly if traffic else args.monthly or DEFAULT_MONTHLY
-    if traffic is None:
-        replace(workload, monthly=monthly).check()
+    prices, workload, traffic, monthly = traffic_and_volume(args)
     what = f" --trace: {traffic.describe()};" if traffic else f": {monthly:,}/month,"
     print(f"search{what} p95 <= {args.slo_p95:g} s, kinds {','.join(kinds)}, up to {args.trials} "
           f"trials or {args.budget_s:g} s on {args.processes} processes ...", flush=True)
