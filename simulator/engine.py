@@ -113,7 +113,8 @@ def collect(scenario: Scenario, deployment, ledger: Ledger, horizon: float) -> d
         "replica_hours": stats["replica_hours"] * month_scale,   # per 30 days, like the cost
         "deployment_stats": stats,
         "monthly_cost": monthly_cost,
-        "cost_per_request": monthly_cost / ledger.served if ledger.served else None,
+        # the bill is per 30 days, the served count per horizon: both per month
+        "cost_per_request": monthly_cost / (ledger.served * month_scale) if ledger.served else None,
         "cost_breakdown": cost,
         "bill": bill,
         **slo,

@@ -216,3 +216,11 @@ def test_every_help_renders(command, capsys):
         main([command, "--help"] if command else ["--help"])
     assert exc.value.code == 0
     assert "usage" in capsys.readouterr().out
+
+
+def test_cost_per_request_is_a_months_bill_over_a_months_requests_whatever_the_days_simulated():
+    # the bill is scaled to 30 days; the served count must be too, or a 3-day run prices each request 10x
+    wl = MonthlyWorkload(monthly=3000, days=3)
+    r = run_month(Scenario(kind="vertex"), wl, seed=2)
+    assert r["served"] > 0
+    assert r["cost_per_request"] == pytest.approx(r["monthly_cost"] / (r["served"] * 10), rel=0.01)
