@@ -56,9 +56,18 @@ def test_cockpit_tab_fills_during_a_run_against_the_job_server(server_url, tmp_p
     from playwright.sync_api import sync_playwright
 
     cal = calibrate(server_url, tmp_path)
+    # a Ray Serve run's replica samples, in the recorder's own line format (bench/replicas/sampler.py)
+    from dataclasses import asdict
+
+    from bench.replicas.types import Sample
+
+    samples = tmp_path / "replicas.jsonl"
+    samples.write_text("".join(json.dumps(asdict(Sample(t=1000.0 + k, target=min(2, k), starting=int(k == 1),
+                                                        running=min(2, max(0, k - 1)), stopping=0))) + "\n"
+                               for k in range(6)))
     errors: list[str] = []
     with web_ui(tmp_path, tmp_path / "ui.log", "--host", server_url, "--stages", "2", "--jobs-per-user", "3",
-                "--cases", "light", "--slo-e2e", "30", "--calibration", str(cal),
+                "--cases", "light", "--slo-e2e", "30", "--calibration", str(cal), "--replica-samples", str(samples),
                 "--report-out", str(tmp_path / "report.json")) as base, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 2400, "height": 700})
@@ -79,6 +88,10 @@ def test_cockpit_tab_fills_during_a_run_against_the_job_server(server_url, tmp_p
         assert cell(page, "Mean s") != "-" and cell(page, "Service s") != "-"
         assert cell(page, "Service ÷ calibration").startswith("×")
         assert " err " in cell(page, "Simulated mean")
+        # the replica chart under the table: target, starting and running as three step lines
+        page.locator("#loadlab-replicas svg path").nth(2).wait_for(timeout=30_000)
+        assert page.locator("#loadlab-replicas svg path").count() == 3
+        assert "running 2" in page.locator("#loadlab-replicas").inner_text()
         SHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(tmp_path / "cockpit.png"), full_page=True)
         # Locust's page polls only while a run goes on: the bill of a run this short (it was killed at
