@@ -70,8 +70,11 @@ def test_headless_stages_1_and_5_give_job_entries_and_a_measured_report(server_u
     s1 = report.stage("u=1").summary
     s5 = report.stage("u=5").summary
     assert s5.success_rate == 1.0
-    # five jobs at once on one model worker queue: the last waits for the others
-    assert s5.max > 2.5 * s1.mean
+    # five jobs at once on one model worker queue: the last to start waited for the other four's model time
+    # (each stage's own times: a machine slower in one stage than in the other cannot break it)
+    assert s1.count == 1
+    burst = sorted(report.stage("u=5").jobs, key=lambda j: j.started)
+    assert burst[-1].queue_s >= 0.9 * sum(j.service_s for j in burst[:-1])
     # the report keeps exact times; Locust's own figure agrees to within its rounding
     assert stats["light [u=5]"]["total_response_time"] / 1000 == pytest.approx(
         sum(j.e2e_s for j in report.stage("u=5").jobs), rel=0.05)
