@@ -12,15 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadlab.schema import COMPLETED, DROPPED, FAILED, REJECTED, Stage
+from loadlab.schema import COMPLETED, Stage
 from loadlab.stats import mean, mean_ci95, percentile, percentile_ci95, relative_error
 
 COMPARED = (("mean", "mean"), ("p95", "p95"), ("p99", "p99"), ("slo_attainment", "slo_attainment"),
             ("throughput_per_s", "throughput_per_s"))
-
-
-def _get(summary: Any, key: str):
-    return getattr(summary, key, None)
 
 
 def stage_row(stage: Stage, now: float, calibration_service_s: dict[str, float] | None = None) -> dict[str, Any]:
@@ -39,15 +35,13 @@ def stage_row(stage: Stage, now: float, calibration_service_s: dict[str, float] 
     started = stage.started_at if stage.started_at is not None else now
     return {
         "stage": stage.name, "elapsed_s": max(0.0, min(now - started, stage.duration_s or now - started)),
-        "arrivals": len(stage.jobs), "completed": len(done),
-        "failed": sum(j.status == FAILED for j in stage.jobs), "rejected": sum(j.status == REJECTED for j in stage.jobs),
-        "dropped": sum(j.status == DROPPED for j in stage.jobs),
+        "arrivals": s.jobs, "completed": s.completed, "failed": s.failed, "rejected": s.rejected, "dropped": s.dropped,
         "in_flight": sum(j.status == "in_flight" for j in stage.jobs),
         "mean": m, "mean_ci95": [m - half, m + half] if half is not None else None,
-        "p95": _get(s, "p95"), "p95_ci95": percentile_ci95(e2e, 95),
-        "p99": _get(s, "p99"), "p99_ci95": percentile_ci95(e2e, 99),
-        "slo_e2e_s": stage.slo_e2e_s, "slo_attainment": _get(s, "slo_attainment"),
-        "goodput_per_s": _get(s, "goodput_per_s"), "throughput_per_s": _get(s, "throughput_per_s"),
+        "p95": s.p95, "p95_ci95": percentile_ci95(e2e, 95),
+        "p99": s.p99, "p99_ci95": percentile_ci95(e2e, 99),
+        "slo_e2e_s": stage.slo_e2e_s, "slo_attainment": s.slo_attainment,
+        "goodput_per_s": s.goodput_per_s, "throughput_per_s": s.throughput_per_s,
         "lateness_p99_s": percentile(late, 99), "lateness_n": len(late),
         "service_mean_s": mean(v for v, _ in service), "service_inflation": inflation,
     }

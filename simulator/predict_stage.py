@@ -46,10 +46,6 @@ MAX_STAGES, MAX_JOBS, MAX_REPLICATIONS, MAX_INPUT = 100, 50_000, 50, 32 << 20
 SAFE_ARG = re.compile(r"--[a-z0-9-]+|[0-9.,e+-]+|[a-z0-9,-]+")
 
 
-def _get(summary: Any, key: str):
-    return getattr(summary, key, None)
-
-
 def measured_stage(spec: dict[str, Any]) -> Stage:
     """The stage as the replay functions read it: its jobs' cases, outcomes and times from its start."""
     jobs = [JobRecord(case=str(j["case"]), status=j["status"], submitted=float(j["t_s"]),
@@ -72,7 +68,7 @@ def predict(request: dict[str, Any]) -> dict[str, Any]:
         if not mstage.jobs:
             continue
         sims = _replay(mstage, spec, replay, profile, rng, replications)
-        out[mstage.name] = {m: _spread([_get(s.summary, m) for s in sims]) for m in METRICS}
+        out[mstage.name] = {m: _spread([getattr(s.summary, m) for s in sims]) for m in METRICS}
     return {"profile": profile.describe(), "replications": replications, "stages": out}
 
 
