@@ -105,9 +105,10 @@ class Steps:
         return rc == 0
 
 
-def calibration_of(reports: Path, target: str) -> Path:
-    """The `bench calibrate` report of a target (local, vertex, rayserve)."""
-    return reports / "measured" / f"calibration-{target}.json"
+def calibration_of(reports: Path, target: str, when: str = "") -> Path:
+    """The `bench calibrate` report of a target (local, vertex, rayserve); `when="after"`: the local
+    target's second calibration, after the measured runs."""
+    return reports / "measured" / f"calibration-{target}{'-' + when if when else ''}.json"
 
 
 def require_file(path: Path, made_by: str) -> None:
@@ -195,6 +196,7 @@ def plan(args: argparse.Namespace, running: dict[str, int] | None = None) -> lis
               "640", "--out", str(reports / "layers"))),
         *server_steps(reports, short, running),
         *open_loop_steps(reports, short),
+        after_calibration_step(reports, short, running),
         Step("benchmark 2, cold start (a fresh server process)",
              ("-m", "bench", "coldstart", "--short", "--out", str(reports / "measured" / "coldstart-local.json"))),
         *simulator_steps(reports, short),
@@ -253,6 +255,15 @@ def open_loop_steps(reports: Path, short: bool) -> list[Step]:
     ]
 
 
+def after_calibration_step(reports: Path, short: bool, running: dict[str, int]) -> Step:
+    """The local calibration again after the measured runs: the two bracket them, and the prediction's
+    interval holds the machine's drift between them (simulator/validate.py `calibration_draw`)."""
+    return Step("calibration again, local target, after the measured runs (the machine's drift over them)",
+                ("-m", "bench", "calibrate", "--url", phase_url, "--target", "local", "--cases", "light",
+                 *(CALIBRATION_SHORT if short else CALIBRATION), "--out", str(calibration_of(reports, "local", "after")),
+                 "--locust-dir", str(reports / "locust" / "calibration-local-after"), server_pid(running)), "server")
+
+
 def locust_open_loop(reports: Path, name: str, *arrivals: str | Computed) -> tuple[str | Computed, ...]:
     """Locust, headless, sending the light case to the job API at the given arrivals with the demo's SLO;
     its report measured/<name>.json, its CSV and HTML under locust/."""
@@ -278,14 +289,14 @@ def simulator_steps(reports: Path, short: bool) -> list[Step]:
     ]
     steps += [Step(f"simulator validate: replay the measured {target} bursts with the {target} calibration",
                    validate(measured / f"concurrency-{target}.json", simulated / f"validate-concurrency-{target}.json",
-                            calibration_of(reports, target)),
+                            *bracket(reports, target)),
                    inputs=((measured / f"concurrency-{target}.json", "its Locust run"),
                            (calibration_of(reports, target), "bench calibrate")),
                    skip=full_only(short, "--short: no Vertex-adapter bursts to replay") if target == "vertex" else None)
               for target in TARGETS]
     steps += [Step(f"simulator validate: replay {name} with service times from the calibration run",
                    validate(measured / f"{name}.json", simulated / f"validate-{name}.json",
-                            calibration_of(reports, "local")),
+                            *bracket(reports, "local")),
                    inputs=((measured / f"{name}.json", "its Locust run"), (calibration_of(reports, "local"),
                                                                            "bench calibrate")),
                    skip=full_only(short) if name.startswith("trace") else None)
@@ -315,10 +326,18 @@ def ray_steps(reports: Path, short: bool) -> list[Step]:
     ]
 
 
-def validate(measured: Path, out: Path, calibration: Path | None = None) -> tuple[str, ...]:
-    """`simulator validate` of a measured report, with service times from `calibration` when given."""
-    return ("-m", "simulator", "validate", "--measured", str(measured),
-            *(("--calibration", str(calibration)) if calibration else ()), "--out", str(out))
+def bracket(reports: Path, target: str) -> tuple[Path | Computed, ...]:
+    """A target's calibration, and for the local target the one after the runs too when it was written."""
+    if target != "local":
+        return (calibration_of(reports, target),)
+    after = calibration_of(reports, target, "after")
+    return calibration_of(reports, target), lambda _url: ["--calibration", str(after)] if after.is_file() else []
+
+
+def validate(measured: Path, out: Path, *calibrations: Path | Computed) -> tuple[str | Computed, ...]:
+    """`simulator validate` of a measured report, with service times from the calibrations given."""
+    given = [x for c in calibrations for x in (("--calibration", str(c)) if isinstance(c, Path) else (c,))]
+    return ("-m", "simulator", "validate", "--measured", str(measured), *given, "--out", str(out))
 # --- the servers the phases run against ---------------------------------------------------------------------
 
 @contextlib.contextmanager

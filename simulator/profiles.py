@@ -24,7 +24,7 @@ from typing import Any
 
 from loadlab import article
 from loadlab.schema import COMPLETED, Report, Stage
-from loadlab.stats import mean, summarize
+from loadlab.stats import mean, mean_ci95, summarize
 from simulator.service_load import LoadModel, fit_reports
 
 ARTICLE_STARTUP = "the article, benchmark 2"
@@ -43,6 +43,9 @@ class ServiceTimeProfile:
     startup_from: str = ARTICLE_STARTUP   # where provision_s + load_s came from
     load: LoadModel | None = None         # service time under load (None: the time alone at any load)
     first_samples: dict[str, list[float]] = field(default_factory=dict)  # first job of a new replica, per case
+    # repeated calibrations, in the order given (e.g. one before the run and one after): each one's jobs
+    # alone per case; two or more make the machine's drift between them part of a prediction (`drift`)
+    calibration_groups: list[dict[str, list[float]]] = field(default_factory=list)
 
     @property
     def cases(self) -> list[str]:
@@ -103,7 +106,26 @@ class ServiceTimeProfile:
                 "fitted_on": [{"report": r, "stages": st} for r, st in self.fitted_on],
                 "first_job_s": {c: {"mean": round(mean(v), 4), "n": len(v)} for c, v in self.first_samples.items()},
                 "service_load": (self.load.describe() if self.load is not None
-                                 else "none: the time alone at every load (no calibration at two loads)")}
+                                 else "none: the time alone at every load (no calibration at two loads)"),
+                "drift": self.drift()}
+
+    def drift(self) -> dict[str, Any]:
+        """Per case, the time alone of each repeated calibration (mean, n, 95 % CI) and the last one's over
+        the first's: the machine's drift over the span of the calibrations, a measured input."""
+        if len(self.calibration_groups) < 2:
+            return {"calibrations": len(self.calibration_groups),
+                    "note": f"{len(self.calibration_groups)} calibration report(s): the machine's drift is not "
+                            "measured, and no prediction interval holds it"}
+        out: dict[str, Any] = {"calibrations": len(self.calibration_groups), "cases": {}}
+        for case in self.cases:
+            runs = [g[case] for g in self.calibration_groups if g.get(case)]
+            if len(runs) < 2:
+                continue
+            means = [mean_ci95(v) for v in runs]
+            out["cases"][case] = {"alone_s": [{"mean": round(m, 4), "ci95": None if h is None else round(h, 4),
+                                               "n": len(v)} for (m, h), v in zip(means, runs, strict=True)],
+                                  "last_over_first": round(means[-1][0] / means[0][0], 4)}
+        return out
 
 
 def builtin(name: str) -> ServiceTimeProfile:
@@ -141,10 +163,13 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
     cold: dict[str, list[float]] = {}
     overhead: dict[str, list[float]] = {}
     fitted_on: list[tuple[str, list[str]]] = []
+    groups: list[dict[str, list[float]]] = []
     for report in reports:
         # a calibration's loaded stages feed its load model, never the times alone
         stages = fit_stages(report, "n1" if report.role == "calibration" else stage)
         fitted_on.append((report.name, [st.name for st in stages]))
+        if report.role == "calibration":
+            groups.append({})
         for st in stages:
             for job in st.jobs:
                 if job.status != COMPLETED:
@@ -153,6 +178,8 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
                 if s is None:
                     continue
                 (cold if job.cold_start else service).setdefault(job.case, []).append(float(s))
+                if report.role == "calibration" and not job.cold_start:
+                    groups[-1].setdefault(job.case, []).append(float(s))
                 if job.e2e_s is not None and job.service_s is not None:
                     over = job.e2e_s - job.service_s - (job.queue_s or 0.0)
                     overhead.setdefault(job.case, []).append(max(0.0, float(over)))
@@ -169,7 +196,8 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
     prof = ServiceTimeProfile(name=f"report:{names}", overhead_samples=overhead,
                               source="measured report(s) " + ", ".join(f"{r.name} ({r.path or ''})" for r in reports),
                               fitted_on=fitted_on, load=load,
-                              first_samples={c: v for c, v in cold.items() if c in service and service[c] is not v})
+                              first_samples={c: v for c, v in cold.items() if c in service and service[c] is not v},
+                              calibration_groups=[g for g in groups if g])
     if fit == "normal":
         for case, vals in service.items():
             fitted = summarize(vals, percentiles=())

@@ -99,9 +99,10 @@ class JobLoad:
     in_system: int
     busy: int
     alone: bool           # no other request in the system at any time of its service
+    group: int = 0        # which calibration run: a job's load is a ratio to its own run's time alone
 
 
-def job_loads(jobs: Sequence[JobRecord]) -> list[JobLoad]:
+def job_loads(jobs: Sequence[JobRecord], group: int = 0) -> list[JobLoad]:
     """Each completed job with a start and a service time, with the requests in the system and the jobs
     in service (itself included) when its service started, from the jobs' own timestamps, and whether it
     stayed alone through its service."""
@@ -114,14 +115,14 @@ def job_loads(jobs: Sequence[JobRecord]) -> list[JobLoad]:
         in_system = sum(1 for sub, _, end, _ in spans if sub <= t < end)
         busy = sum(1 for _, st, end, _ in spans if st <= t < end)
         alone = not any(sub < t_end and end > t for sub, _, end, other in spans if other != id(job))
-        out.append(JobLoad(job, max(1, in_system), max(1, busy), alone))
+        out.append(JobLoad(job, max(1, in_system), max(1, busy), alone, group))
     return out
 
 
-def report_loads(report: Report) -> list[JobLoad]:
+def report_loads(report: Report, group: int = 0) -> list[JobLoad]:
     """The covariates of every job of a report (its stages share one clock, and a stage's last jobs may
     still run when the next begins)."""
-    return job_loads([j for s in report.stages for j in s.jobs])
+    return job_loads([j for s in report.stages for j in s.jobs], group)
 
 
 def _pooled(groups: dict[int, list[float]]) -> list[tuple[float, list[float], int]]:
@@ -156,31 +157,40 @@ def fit(loads: Iterable[JobLoad], source: str = "") -> LoadModel | None:
     (with fewer, nothing tells the model how the time grows). First jobs of a new replica (cold starts) are
     left out: they have their own calibrated time."""
     loads = [x for x in loads if not x.job.cold_start]
-    alone: dict[str, list[float]] = {}
+    # the time alone per calibration run and case: repeated calibrations that the machine's drift set
+    # apart each give the load's ratio to their own time alone, not to a mix of both
+    alone: dict[tuple[int, str], list[float]] = {}
     for x in loads:
         if x.alone:
-            alone.setdefault(x.job.case, []).append(x.job.service_s)
-    alone_s = {c: mean(v) for c, v in alone.items()}
+            alone.setdefault((x.group, x.job.case), []).append(x.job.service_s)
+    own = {key: mean(v) for key, v in alone.items()}
     # a job that started alone and met an arrival during its service is neither alone nor at a load the
     # simulator can know when the service starts (level 1 is the time alone): left out, and counted
     contended = [x for x in loads if x.in_system == 1 and x.busy == 1 and not x.alone]
-    usable = [x for x in loads if x.job.case in alone_s and alone_s[x.job.case] > 0
-              and not (x.in_system == 1 and x.busy == 1)]
+    usable = [x for x in loads if own.get((x.group, x.job.case), 0) > 0 and not (x.in_system == 1 and x.busy == 1)]
+
+    def ratio(x: JobLoad) -> float:
+        return x.job.service_s / own[(x.group, x.job.case)]
+
     by_sys: dict[int, list[float]] = {}
     for x in usable:
         if x.busy == 1:
-            by_sys.setdefault(x.in_system, []).append(x.job.service_s / alone_s[x.job.case])
+            by_sys.setdefault(x.in_system, []).append(ratio(x))
     in_system = _curve(by_sys)
     by_busy: dict[int, list[float]] = {}
     for x in usable:
         if x.busy > 1:
-            by_busy.setdefault(x.busy, []).append(x.job.service_s / alone_s[x.job.case] / in_system.factor(x.in_system))
+            by_busy.setdefault(x.busy, []).append(ratio(x) / in_system.factor(x.in_system))
     busy = _curve(by_busy)
     if not in_system.levels and not busy.levels:
         return None
-    model = LoadModel(in_system=in_system, busy=busy, alone_s=alone_s, alone_n={c: len(v) for c, v in alone.items()},
+    by_case: dict[str, list[float]] = {}
+    for (_, case), values in alone.items():
+        by_case.setdefault(case, []).extend(values)
+    model = LoadModel(in_system=in_system, busy=busy, alone_s={c: mean(v) for c, v in by_case.items()},
+                      alone_n={c: len(v) for c, v in by_case.items()},
                       source=source, n=len(usable) + sum(len(v) for v in alone.values()))
-    ratios = [x.job.service_s / alone_s[x.job.case] for x in contended if x.job.case in alone_s]
+    ratios = [ratio(x) for x in contended if (x.group, x.job.case) in own]
     m, half = mean_ci95(ratios)
     model.left_out = {"started_alone_met_an_arrival": len(contended), "their_factor": m, "ci95": half}
     model.loo_error = leave_one_out(model)
@@ -201,5 +211,5 @@ def leave_one_out(model: LoadModel) -> list[dict[str, Any]]:
 
 def fit_reports(reports: Sequence[Report]) -> LoadModel | None:
     """The load model of calibration reports (role "calibration": never a run being validated)."""
-    loads = [x for r in reports for x in report_loads(r)]
+    loads = [x for k, r in enumerate(reports) for x in report_loads(r, k)]
     return fit(loads, source=", ".join(f"{r.name} ({r.path or 'unsaved'})" for r in reports))

@@ -48,6 +48,7 @@ from loadlab.schema import (
     SimulationConfig,
     Stage,
 )
+from loadlab.stats import mean
 from simulator.closedloop import run_stage
 from simulator.mechanics import arrival_order, held_times, mechanics_sampler, worker_holds
 from simulator.openloop import run_open_stage
@@ -133,10 +134,29 @@ def mechanics_build(build: Callable) -> Callable:
 
 
 def calibration_draw(profile: ServiceTimeProfile, rng: random.Random) -> ServiceTimeProfile:
-    """The profile with each case's service samples resampled with replacement (a bootstrap of the
-    calibration): one replication's view of what the calibration could have measured."""
-    resampled = {c: [v[int(rng.random() * len(v))] for _ in v] for c, v in profile.service_samples.items() if v}
-    return dataclasses.replace(profile, service_samples=resampled)
+    """One replication's view of what the calibration could have measured: each case's service samples
+    resampled with replacement (a bootstrap). With repeated calibrations (`calibration_groups`, e.g. one
+    before the run and one after) the run's speed lies somewhere in their span: the draw takes a pair of
+    neighbouring calibrations, a point uniformly between them, and scales the first one's resample to that
+    point's time alone, so that the prediction interval holds the drift the calibrations measured."""
+    groups = profile.calibration_groups
+    if len(groups) < 2:
+        samples = profile.service_samples
+        return dataclasses.replace(profile, service_samples={c: _resample(v, rng) for c, v in samples.items() if v})
+    k = int(rng.random() * (len(groups) - 1))
+    w = rng.random()
+    first, second = groups[k], groups[k + 1]
+    drawn = {}
+    for case, values in profile.service_samples.items():
+        a, b = first.get(case) or values, second.get(case) or values
+        a, b = _resample(a, rng), _resample(b, rng)
+        scale = (1 - w) + w * mean(b) / mean(a)
+        drawn[case] = [x * scale for x in a]
+    return dataclasses.replace(profile, service_samples=drawn)
+
+
+def _resample(values: list[float], rng: random.Random) -> list[float]:
+    return [values[int(rng.random() * len(values))] for _ in values]
 
 
 def replay_stage(measured: Report, mstage: Stage, workers: int, max_batch: int, profile: ServiceTimeProfile,

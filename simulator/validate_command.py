@@ -11,6 +11,7 @@ from pathlib import Path
 
 from loadlab.schema import Report
 from simulator.profiles import ServiceTimeProfile, from_report, from_reports, load_profile
+from simulator.service_check import service_checks
 from simulator.validate import COLUMNS, validate
 from simulator.validate_autoscaling import is_autoscaling_run, validate_autoscaling
 
@@ -108,6 +109,30 @@ def print_layers(report: Report, measured: Report) -> None:
             print_table(*run_table(report, layer))
 
 
+def print_service_check(rows: list[dict]) -> None:
+    """The run's own service times against the calibration's at the same loads (simulator/service_check.py)."""
+    print("\nservice check (a diagnostic, not an input: the run's own model time / the calibration's at the loads "
+          "its jobs met):")
+    table = [[r["stage"] or "whole run", str(r["n"]), _f(r["measured_s"]), _f(r["predicted_s"]), _f(r["ratio"], 3),
+              _interval(r["ci95"], 3), r["verdict"]] for r in rows]
+    print_table(["stage", "jobs", "measured s", "calibrated s", "ratio", "95 % CI", "verdict"], table)
+    whole = rows[-1]
+    if whole["verdict"].endswith("than calibrated"):
+        print(f"  this run's jobs were {whole['verdict']} (x{whole['ratio']:.2f}): the machine or the server "
+              "process is not the calibrated one, and the prediction's errors carry it; calibrate again on "
+              "this server, before and after the run (--calibration BEFORE --calibration AFTER)")
+
+
+def print_drift(drift: dict) -> None:
+    if drift["calibrations"] < 2:
+        print(f"drift: {drift['note']}")
+        return
+    for case, d in drift["cases"].items():
+        runs = ", ".join(f"{r['mean']:.3f} s (n {r['n']})" for r in d["alone_s"])
+        print(f"drift between the {drift['calibrations']} calibrations, {case}: time alone {runs}; last / first "
+              f"x{d['last_over_first']:.3f} (each replication draws a speed within their span)")
+
+
 def profile_for(args: argparse.Namespace, measured: Report) -> tuple[ServiceTimeProfile, list[str]]:
     """--calibration reports (never the measured run), else --profile, else the run's own N=1 stage."""
     if args.calibration:
@@ -135,6 +160,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
                  calibration=calibration, layers=layers)
     print(report.extra["title"])
     print_layers(report, measured)
+    if "prediction" in layers:
+        report.extra["service_check"] = [c.to_dict() for c in service_checks(measured, profile)]
+        print_service_check(report.extra["service_check"])
+        report.extra["drift"] = profile.drift()
+        print_drift(report.extra["drift"])
     out = args.out or Path("reports/simulated") / f"validate-{Path(args.measured).stem}.json"
     report.save(out)
     print(f"validation report: {out}")

@@ -37,7 +37,29 @@ def _blocks(validations: list[Report], loaded: Loaded) -> list[Any]:
             blocks.append(Table(ERROR_HEADERS, error_rows(v, layer=layer),
                                 title=f"{v.name}: replays {against}{calib}{worst} [{layer}]",
                                 empty="This validation report has no error rows."))
+        if v.extra.get("service_check"):
+            blocks.append(service_check_table(v))
     return blocks
+
+
+def service_check_table(v: Report) -> Table:
+    """The run's own model time against the calibration's at the loads its jobs met (a diagnostic), with
+    the drift the repeated calibrations measured in the title."""
+    rows = [[r["stage"] or "whole run", r["n"], _s(r["measured_s"]), _s(r["predicted_s"]),
+             "-" if r["ratio"] is None else f"×{r['ratio']:.3f}",
+             "-" if r["ci95"] is None else f"{r['ci95'][0]:.3f}–{r['ci95'][1]:.3f}", r["verdict"]]
+            for r in v.extra["service_check"]]
+    drift = v.extra.get("drift") or {}
+    spans = [f"{case} ×{d['last_over_first']:.3f} from the first to the last"
+             for case, d in (drift.get("cases") or {}).items()]
+    said = (f"drift between {drift['calibrations']} calibrations: {', '.join(spans)}" if spans
+            else drift.get("note", ""))
+    return Table(["stage", "jobs", "measured service s", "calibrated s", "ratio", "95 % CI", "verdict"], rows,
+                 title=f"{v.name}: service check (a diagnostic, not an input); {said}")
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 SECTION = SectionSpec(
