@@ -26,6 +26,7 @@ others, which is what the model does for a load it was not fitted on.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,13 @@ class LoadCurve:
                 return f0 + (f1 - f0) * (x - x0) / (x1 - x0)
         return points[-1][1]
 
+    def drawn(self, rng) -> LoadCurve:
+        """The curve with each level's factor drawn from its sampling distribution (normal, sd = the 95 %
+        half-width / 1.96: a little wide for a level of few jobs, whose half-width holds Student's t): one
+        replication's view of what the calibration's finite loaded stages could have measured."""
+        return LoadCurve(tuple(p if not p.ci95 else dataclasses.replace(p, factor=max(0.1, rng.gauss(p.factor, p.ci95 / 1.96)))
+                               for p in self.levels))
+
     def without(self, level: LoadLevel) -> LoadCurve:
         return LoadCurve(tuple(p for p in self.levels if p is not level))
 
@@ -81,6 +89,10 @@ class LoadModel:
 
     def factor(self, in_system: int = 1, busy: int = 1) -> float:
         return self.in_system.factor(in_system) * self.busy.factor(busy)
+
+    def drawn(self, rng) -> LoadModel:
+        """The model with its factors drawn (`LoadCurve.drawn`), for one prediction replication."""
+        return dataclasses.replace(self, in_system=self.in_system.drawn(rng), busy=self.busy.drawn(rng))
 
     def describe(self) -> dict[str, Any]:
         worst = max((abs(e["error"]) for e in self.loo_error if e["error"] is not None), default=None)

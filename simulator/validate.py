@@ -135,14 +135,16 @@ def mechanics_build(build: Callable) -> Callable:
 
 def calibration_draw(profile: ServiceTimeProfile, rng: random.Random) -> ServiceTimeProfile:
     """One replication's view of what the calibration could have measured: each case's service samples
-    resampled with replacement (a bootstrap). With repeated calibrations (`calibration_groups`, e.g. one
+    resampled with replacement (a bootstrap), each load factor drawn within its interval. With repeated calibrations (`calibration_groups`, e.g. one
     before the run and one after) the run's speed lies somewhere in their span: the draw takes a pair of
     neighbouring calibrations, a point uniformly between them, and scales the first one's resample to that
     point's time alone, so that the prediction interval holds the drift the calibrations measured."""
     groups = profile.calibration_groups
+    load = profile.load.drawn(rng) if profile.load is not None else None
     if len(groups) < 2:
         samples = profile.service_samples
-        return dataclasses.replace(profile, service_samples={c: _resample(v, rng) for c, v in samples.items() if v})
+        return dataclasses.replace(profile, service_samples={c: _resample(v, rng) for c, v in samples.items() if v},
+                                   load=load)
     k = int(rng.random() * (len(groups) - 1))
     w = rng.random()
     first, second = groups[k], groups[k + 1]
@@ -152,7 +154,7 @@ def calibration_draw(profile: ServiceTimeProfile, rng: random.Random) -> Service
         a, b = _resample(a, rng), _resample(b, rng)
         scale = (1 - w) + w * mean(b) / mean(a)
         drawn[case] = [x * scale for x in a]
-    return dataclasses.replace(profile, service_samples=drawn)
+    return dataclasses.replace(profile, service_samples=drawn, load=load)
 
 
 def _resample(values: list[float], rng: random.Random) -> list[float]:

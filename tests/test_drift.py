@@ -70,3 +70,18 @@ def test_the_service_check_flags_a_run_slower_than_its_calibration_and_passes_a_
     assert same.ratio == pytest.approx(1.0, abs=0.02) and same.verdict == "as calibrated"
     few = service_checks(calibration({"open": [record(0.0, 0.0, 3.0)]}, role="load"), profile)[-1]
     assert few.n == 1 and few.verdict == "too few jobs"
+
+
+def test_each_replication_draws_the_load_factors_within_their_intervals():
+    report = a_calibration(2.0)
+    for k, job in enumerate(j for j in report.stages[1].jobs if j.status != FAILED):
+        job.service_s *= 1 + 0.05 * (k % 3 - 1)             # a loaded stage with spread: an interval
+    profile = from_reports([report])
+    (level,) = profile.load.in_system.levels
+    assert level.ci95 and level.ci95 > 0.02
+    rng = random.Random(5)
+    factors = [calibration_draw(profile, rng).load.in_system.levels[0].factor for _ in range(2000)]
+    assert mean(factors) == pytest.approx(level.factor, abs=0.01)
+    sd = (sum((f - mean(factors)) ** 2 for f in factors) / len(factors)) ** 0.5
+    assert sd == pytest.approx(level.ci95 / 1.96, rel=0.1)
+    assert profile.load.in_system.levels[0].factor == level.factor       # the profile itself is left as it was
