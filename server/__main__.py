@@ -1,7 +1,7 @@
 """`python -m server`: the job server on uvicorn. Every option is also an environment variable
 DECOMPOSER_<NAME> (e.g. DECOMPOSER_QUEUE_LIMIT); the command line wins. AIP_HTTP_PORT,
-AIP_HEALTH_ROUTE and AIP_PREDICT_ROUTE (Vertex AI custom container) are honoured too. Pass the API key
-as DECOMPOSER_API_KEY: a command line is visible to every local user."""
+AIP_HEALTH_ROUTE and AIP_PREDICT_ROUTE (Vertex AI custom container) are honoured too. The API key is
+DECOMPOSER_API_KEY only, never a flag: a command line is visible to every local user."""
 
 from __future__ import annotations
 
@@ -11,12 +11,17 @@ import sys
 
 from server.settings import ENV_PREFIX, Settings
 
+# settings that only the environment carries: a command line is visible to every local user (`ps`)
+ENV_ONLY = ("api_key",)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m server", description=__doc__)
     fields = Settings.model_fields
     flags = {"enable_fault_injection": "--enable-fault-injection"}
     for name, f in fields.items():
+        if name in ENV_ONLY:
+            continue
         flag = flags.get(name, "--" + name.replace("_", "-"))
         env = ENV_PREFIX + name.upper()
         if name == "enable_fault_injection":

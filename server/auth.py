@@ -1,4 +1,4 @@
-"""The API key (`--api-key` / DECOMPOSER_API_KEY): X-API-Key or `Authorization: Bearer`, compared in
+"""The API key (DECOMPOSER_API_KEY, the environment only): X-API-Key or `Authorization: Bearer`, compared in
 constant time; no key configured → everything is open.
 
 Enforced by `ApiKeyGuard`, in front of the whole app: FastAPI reads (and parses) a request's body before

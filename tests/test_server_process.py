@@ -155,3 +155,11 @@ def test_read_only_data_dir_is_a_clear_error_not_a_traceback_loop(tmp_path):
             assert "Traceback" not in text and text.count("storage unavailable") == 1, text
         finally:
             server.stop()
+
+
+def test_the_server_takes_no_api_key_flag_only_the_environment(capsys):
+    from server.__main__ import build_parser
+    assert "--api-key" not in build_parser().format_help() and "DECOMPOSER_API_KEY" in build_parser().description
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["--api-key", "visible-to-ps"])
+    assert exit_.value.code == 2 and "unrecognized arguments: --api-key" in capsys.readouterr().err
