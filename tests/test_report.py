@@ -77,6 +77,9 @@ def validation_report(folder: Path, measured: str, name: str = "validate-open-po
     r.errors = [ErrorRow(stage="rate=0.4", metric="mean_s", measured=2.75, simulated=2.6, error=-0.15 / 2.75),
                 ErrorRow(stage="rate=0.4", metric="slo_attainment", measured=0.75, simulated=0.5, error=-1 / 3),
                 ErrorRow(stage="u=1", metric="p95_s", measured=6.125, simulated=6.125, error=0.0, scored=False)]
+    r.extra["service_check"] = [{"stage": None, "n": 40, "measured_s": 2.44, "predicted_s": 2.0, "ratio": 1.22,
+                                 "ci95": [1.18, 1.26], "verdict": "slower than calibrated"}]
+    r.extra["drift"] = {"calibrations": 2, "cases": {"light": {"alone_s": [], "last_over_first": 1.1}}}
     return r.save(folder / "simulated" / f"{name}.json")
 
 
@@ -216,6 +219,9 @@ def test_each_section_shows_the_figures_of_its_reports_with_their_origin(tmp_pat
     # the validation's error column: -5.5 % scored, the fitted row says so instead of scoring it
     cells = [t for _, t in page.sections["validation"]["cells"]]
     assert "-5.5 %" in cells and "-33.3 %" in cells and "fit (not scored)" in cells
+    # the service check beside it: the run's own model time against the calibration's, and the drift
+    assert "×1.220" in cells and "1.180–1.260" in cells and "slower than calibrated" in cells
+    assert "light ×1.100 from the first to the last" in (tmp_path / "index.html").read_text()
     assert [t for _, t in page.sections["autoscaling"]["cells"]].count("-5.7 %") == 1  # run-level error row
     # plots: coldstart has no report here; one for the bursts, one per open-loop or trace run (the Poisson
     # run and the trace-driven autoscaling run), one replica timeline
