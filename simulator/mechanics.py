@@ -69,9 +69,14 @@ def decision_delay_s(jobs: list[JobRecord], run: ReplicaRun, half_period_s: floa
 
 def after_slot_s(jobs: list[JobRecord]) -> float:
     """How long before the client had a result its replica's slot was already free: the mean, over jobs
-    that waited on the same replica for the one before (back to back), of (that one's finish at the
-    client - this one's start). Ray's router frees the slot when the handle has the result
-    (router.py `_process_finished_request`); the ingress then still answers the client. 0 without pairs."""
+    that waited on the same replica for the one before (back to back: it arrived before that one's
+    result was back), of (that one's finish at the client - this one's start), at least 0. Ray's router
+    frees the slot when the handle has the result (router.py `_process_finished_request`); the ingress
+    then still answers the client. Every such pair counts, also those whose next job started after the
+    client had the result: the router sends a waiting request only at its next try
+    (simulator/deployments/ray_router.py), so a lead is that part less the router's wait, and keeping
+    only the positive leads kept only the quickest hand-offs. The mean is thus a lower bound of the part
+    after the slot (the replay adds its own router wait). 0 without pairs."""
     by_replica: dict[str, list[JobRecord]] = {}
     for job in jobs:
         rid = job.extra.get("replica_id")
@@ -81,9 +86,9 @@ def after_slot_s(jobs: list[JobRecord]) -> float:
     for runs in by_replica.values():
         runs.sort(key=lambda j: j.started)
         for prev, nxt in zip(runs, runs[1:], strict=False):
-            if nxt.origin < prev.finished and prev.finished > nxt.started:   # it waited: back to back
+            if nxt.origin < prev.finished:          # it waited: back to back
                 leads.append(prev.finished - nxt.started)
-    return sum(leads) / len(leads) if leads else 0.0
+    return max(0.0, sum(leads) / len(leads)) if leads else 0.0
 
 
 def worker_holds(jobs: list[JobRecord]) -> dict[int, float]:

@@ -19,6 +19,11 @@ The mechanics layer (`layers` holds "mechanics") replays each job's measured ser
 replica's measured start-up (the k-th started in the replay takes the k-th measured) and the run's own
 request-at-zero -> decision delay (simulator/mechanics.py); the overhead then is each job's measured one.
 
+Requests reach replicas through Ray's handle router (simulator/deployments/ray_router.py, in both layers):
+a request waiting for a busy replica is sent at a routing task's next try (backoff up to 0.5 s), not
+when the slot frees; the mechanics layer's part of an overhead after the slot (`after_slot_s`) counts
+every back-to-back pair, those the router sent after the client had the result too.
+
 Two inputs come from the calibration runs as Ray's source places them: the per-request overhead
 (e2e - queue - service) is held inside the replica's slot (the router frees a replica's slot only when its
 result is back: router.py `_process_finished_request`), and a fresh router's lag before its first push
@@ -32,6 +37,7 @@ import random
 
 from loadlab.schema import DROPPED, JobRecord, ReplicaRun, Report, ServerConfig, Stage
 from simulator.autoscaling.ray_serve import RayServeConfig
+from simulator.deployments.ray_router import RAY_DEFAULT_BACKOFF
 from simulator.deployments.ray_serve import RayServeDeployment
 from simulator.mechanics import (
     after_slot_s,
@@ -156,6 +162,7 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
     inputs = {"window": [t0, t1], "initial_running": initial_running, "startup_s": startup_s,
               "measured_startups_s": startups, "after_slot_s": after_s, "router_at_start": initial_running > 0,
               "settings": config.__dict__, "config_delay_s": delay_s, "config_delay_from": delay_from,
+              "router_backoff": RAY_DEFAULT_BACKOFF.__dict__,
               "overhead": "inside the replica's slot (" + ("each job's measured e2e - queue - service)" if mechanics
                                                            else "calibration e2e - queue - service)")}
     return replays, decisions, inputs

@@ -163,6 +163,10 @@ def test_the_slot_frees_before_the_client_has_the_result_by_the_measured_lead():
     jobs = [job(0.0, 1.0, 10.0), job(0.5, 9.6, 20.0), job(30.0, 31.0, 40.0), job(0.0, 1.0, 9.0, rid="q")]
     assert after_slot_s(jobs) == pytest.approx(0.4)     # the job at 30 s did not wait: no pair
     assert after_slot_s(jobs[2:]) == 0.0
+    # a job sent by the router after the client had the result (lead -0.2) counts too: mean 0.1
+    later = [job(0.0, 1.0, 10.0, rid="s"), job(0.5, 10.2, 20.0, rid="s")]
+    assert after_slot_s(jobs + later) == pytest.approx(0.1)
+    assert after_slot_s(later) == 0.0                   # never below 0
 
 
 def test_ray_mechanics_replay_puts_the_lead_after_the_slot(tmp_path):
@@ -252,7 +256,8 @@ def test_latencies_no_fifo_server_gives_fall_outside_the_prediction_interval(tmp
 
 def test_jobs_that_arrived_together_keep_the_order_the_server_began_them(tmp_path):
     """One warm replica, two requests at 0.5 s: the server began the second-listed (25 s) first, then the
-    other (10 s). The mechanics replay gives each the service it had in that place."""
+    other (10 s, sent at its routing task's next try after the slot freed at 25.7 s: 25.775 s). The
+    mechanics replay gives each the service it had in that place."""
     from loadlab.schema import JobRecord, ReplicaInterval, ReplicaRun, RunConfig, ServerConfig, Stage
     from tests.test_sim_validate_autoscaling import T0
 
@@ -261,7 +266,7 @@ def test_jobs_that_arrived_together_keep_the_order_the_server_began_them(tmp_pat
                          started=T0 + started, finished=T0 + started + service + 0.2, queue_s=started - 0.5,
                          service_s=service, e2e_s=started + service + 0.2 - 0.5, extra={"replica_id": "w0"})
     settings = {**SETTINGS, "min_replicas": 1, "max_replicas": 1}
-    stage = Stage(name="all", started_at=T0, duration_s=120.0, jobs=[job(25.7, 10.0), job(0.5, 25.0)])
+    stage = Stage(name="all", started_at=T0, duration_s=120.0, jobs=[job(25.775, 10.0), job(0.5, 25.0)])
     replicas = ReplicaRun(window=(T0, T0 + 120.0), replica_seconds=120.0,
                           intervals=[ReplicaInterval(replica="w0", start=T0 - 50, ready=T0 - 40)])
     Report(role="load", kind="measured", name="together", target="rayserve", stages=[stage], replicas=replicas,

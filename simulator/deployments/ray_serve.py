@@ -5,15 +5,19 @@ a node is billed per second from the replica's start to its stop, at least `node
 
 What it adds to the pool, as Ray Serve's DeploymentState and replica do: a scale-down stops starting
 replicas first, then the newest running; a stop is graceful (`GracefulStop`); a replica holds a request
-while its result travels back (`return_s`). A cold start is the pool's: the first job of a new replica."""
+while its result travels back (`return_s`). A cold start is the pool's: the first job of a new replica.
+Requests reach replicas through the handle's router (simulator/deployments/ray_router.py): a waiting
+request is sent at a routing task's next try, not when a slot frees."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import simpy
 
 from simulator.autoscaling.ray_serve import RayServeConfig, RayServePolicy
+from simulator.deployments.ray_router import RAY_DEFAULT_BACKOFF, RayRouter, RouterBackoff
 from simulator.deployments.replica import READY, STARTING, STOPPED, STOPPING, Replica
 from simulator.deployments.replicas import ReplicaPool
 from simulator.pricing import billed_seconds
@@ -36,13 +40,17 @@ class RayServeDeployment(ReplicaPool):
     created by a request learns the deployment's config after this long (see RayServePolicy).
     `startups`: measured start -> RUNNING times, the k-th for the k-th replica started (a mechanics
     replay); replicas beyond them take `startup_s`. `after_slot_s`: of a job's measured overhead, the part
-    after its slot is free (the ingress answering the client once the handle has the result)."""
+    after its slot is free (the ingress answering the client once the handle has the result).
+    `router`: the handle router's retry schedule (Ray's defaults); None: a free slot takes the oldest
+    waiting request at once (an ideal router). `rng`: its draws of two candidate replicas."""
 
     def __init__(self, env: simpy.Environment, ledger, sample, config: RayServeConfig, prices: dict,
                  startup_s: float, name: str = "ray", initial_running: int = 0,
                  router_at_start: bool = False, record_timeline: bool = False, return_s=None,
-                 config_delay_s: float = 0.0, startups: list[float] | None = None, after_slot_s: float = 0.0):
+                 config_delay_s: float = 0.0, startups: list[float] | None = None, after_slot_s: float = 0.0,
+                 router: RouterBackoff | None = RAY_DEFAULT_BACKOFF, rng: random.Random | None = None):
         self.config, self.prices = config, prices
+        self.router = RayRouter(env, self, router, rng) if router is not None else None
         self.after_slot_s = after_slot_s
         self.startups = list(startups or [])
         self.graceful = GracefulStop(config.graceful_shutdown_wait_loop_s, config.graceful_shutdown_timeout_s)
@@ -76,6 +84,30 @@ class RayServeDeployment(ReplicaPool):
         return f"replica stopped after graceful_shutdown_timeout_s {self.graceful.timeout_s:g} s"
 
     # -- requests ----------------------------------------------------------------------------------
+    def dispatch(self, job, first: bool = False) -> None:
+        """Through the handle's router: every request waits there until a routing task's try finds it a
+        replica (at once when one is free and a task is free to try)."""
+        if self.router is None:
+            super().dispatch(job, first)
+            return
+        self.router.submit(job, first)
+        self.policy.on_queued(job)
+
+    def take_queued(self, rep: Replica):
+        """A free replica takes nothing itself: Ray's router sends it the next request at a task's try."""
+        return super().take_queued(rep) if self.router is None else None
+
+    def withdraw(self, job) -> bool:
+        taken = super().withdraw(job)
+        if taken and self.router is not None:
+            self.router.withdraw(job)
+        return taken
+
+    def replica_ready(self, rep: Replica) -> None:
+        super().replica_ready(rep)
+        if self.router is not None:                    # RequestRouter.update_replicas
+            self.router.replicas_changed()
+
     def return_s(self, case: str, job=None) -> float:
         measured = getattr(job, "measured_overhead_s", None)   # a mechanics replay: the job's own,
         if measured is not None:

@@ -82,14 +82,13 @@ def start_up(env: simpy.Environment, pool, rep: Replica, warm: bool):
 
 
 def next_request(env: simpy.Environment, pool, rep: Replica):
-    """The replica's next request: one routed to it, else the router's oldest (not for a stopping replica),
-    else the one handed over after waiting idle; None when interrupted while idle (it holds no request)."""
+    """The replica's next request: one routed to it, else what it takes from the router's queue
+    (`pool.take_queued`; not for a stopping replica), else the one handed over after waiting idle;
+    None when interrupted while idle (it holds no request)."""
     if rep.inbox:
         return rep.inbox.popleft()
-    if pool.queue and not rep.stop_requested:
-        job = pool.queue.popleft()
-        rep.ongoing += 1
-        pool.policy.on_load_change()
+    job = None if rep.stop_requested else pool.take_queued(rep)
+    if job is not None:
         return job
     rep.wake = env.event()
     pool.idle.append(rep)

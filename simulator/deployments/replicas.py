@@ -7,8 +7,10 @@ its hooks) which. A replica's own life cycle is simulator/deployments/replica.py
   replica shutdown: `on_stopping`, `left_service`).
 - Routing: a request goes to the longest-idle ready replica, else to the ready replica with the fewest
   ongoing requests below `max_ongoing` (Ray Serve's router picks the less loaded of two; with one slot
-  per replica, as here by default, the choice does not matter), else waits in the router `queue`.
-  Each replica serves its requests one at a time, in order.
+  per replica, as here by default, the choice does not matter), else waits in the router `queue`,
+  which a replica takes from the moment it is free (`take_queued`; Ray Serve's deployment routes
+  through its own router instead: simulator/deployments/ray_router.py). Each replica serves its
+  requests one at a time, in order.
 - Return (`return_s(case)`, 0 by default): after its service a replica still holds the request while the
   result travels back to the caller; the slot frees (and the request ends) only then. Ray Serve's router
   counts a request on its replica until the replica's result has arrived (router.py: the
@@ -123,6 +125,15 @@ class ReplicaPool:
         else:
             self.queue.append(job)
         self.policy.on_queued(job)
+
+    def take_queued(self, rep: Replica):
+        """Hook: a replica free for a request takes the router's oldest at once (None when none waits)."""
+        if not self.queue:
+            return None
+        job = self.queue.popleft()
+        rep.ongoing += 1
+        self.policy.on_load_change()
+        return job
 
     def give(self, rep: Replica, job) -> None:
         rep.ongoing += 1
