@@ -135,8 +135,9 @@ def mechanics_build(build: Callable) -> Callable:
 
 def calibration_draw(profile: ServiceTimeProfile, rng: random.Random) -> ServiceTimeProfile:
     """One replication's view of what the calibration could have measured: each case's service samples
-    resampled with replacement (a bootstrap), each load factor drawn within its interval. With repeated calibrations (`calibration_groups`, e.g. one
-    before the run and one after) the run's speed lies somewhere in their span: the draw takes a pair of
+    resampled with replacement (a bootstrap), each load factor drawn within its interval. With repeated
+    calibrations (`calibration_groups`, e.g. one before the run and one after) the run's speed lies
+    somewhere in their span: the draw takes a pair of
     neighbouring calibrations, a point uniformly between them, and scales the first one's resample to that
     point's time alone, so that the prediction interval holds the drift the calibrations measured."""
     groups = profile.calibration_groups
