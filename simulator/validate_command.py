@@ -163,8 +163,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if "prediction" in layers:
         report.extra["service_check"] = [c.to_dict() for c in service_checks(measured, profile)]
         print_service_check(report.extra["service_check"])
-        report.extra["drift"] = profile.drift()
-        print_drift(report.extra["drift"])
+        print_drift(report.model["drift"])     # the profile's describe() holds it, once
     out = args.out or Path("reports/simulated") / f"validate-{Path(args.measured).stem}.json"
     report.save(out)
     print(f"validation report: {out}")

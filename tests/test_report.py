@@ -79,7 +79,7 @@ def validation_report(folder: Path, measured: str, name: str = "validate-open-po
                 ErrorRow(stage="u=1", metric="p95_s", measured=6.125, simulated=6.125, error=0.0, scored=False)]
     r.extra["service_check"] = [{"stage": None, "n": 40, "measured_s": 2.44, "predicted_s": 2.0, "ratio": 1.22,
                                  "ci95": [1.18, 1.26], "verdict": "slower than calibrated"}]
-    r.extra["drift"] = {"calibrations": 2, "cases": {"light": {"alone_s": [], "last_over_first": 1.1}}}
+    r.model["drift"] = {"calibrations": 2, "cases": {"light": {"alone_s": [], "last_over_first": 1.1}}}
     return r.save(folder / "simulated" / f"{name}.json")
 
 

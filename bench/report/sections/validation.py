@@ -49,7 +49,7 @@ def service_check_table(v: Report) -> Table:
              "-" if r["ratio"] is None else f"×{r['ratio']:.3f}",
              "-" if r["ci95"] is None else f"{r['ci95'][0]:.3f}–{r['ci95'][1]:.3f}", r["verdict"]]
             for r in v.extra["service_check"]]
-    drift = v.extra.get("drift") or {}
+    drift = v.model.get("drift") or {}
     spans = [f"{case} ×{d['last_over_first']:.3f} from the first to the last"
              for case, d in (drift.get("cases") or {}).items()]
     said = (f"drift between {drift['calibrations']} calibrations: {', '.join(spans)}" if spans
