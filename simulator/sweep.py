@@ -104,6 +104,8 @@ def combine(runs: list[SweepRow]) -> SweepRow:
     """One row from the replications of a (volume, setting): means, and 95 % intervals of cost and p95."""
     if len(runs) == 1:
         return runs[0]
+    # a pool returns rows as they finish: in seed order, the row and its float sums do not depend on that
+    runs = sorted(runs, key=lambda r: r["seed"])
     row = dict(runs[0])
     for key in ("served", "failed", "rejected", "in_flight", "arrivals", "mean_s", "cost_per_request",
                 "replica_hours", "cold_start_share"):

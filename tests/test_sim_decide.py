@@ -26,6 +26,12 @@ def test_paired_difference_decides_what_unpaired_intervals_cannot():
     assert b["monthly_cost"] - b["monthly_cost_ci95"] < a["monthly_cost"] + a["monthly_cost_ci95"]   # overlap
 
 
+def test_replications_combine_to_the_same_row_in_whatever_order_a_pool_returns_them():
+    # a pool's as_completed order differs run to run: the row (its seed, its float sums) must not
+    runs = [_row("a", c, p95=40 + c / 7, seed=i) for i, c in enumerate([100.1, 140.3, 90.7, 130.9])]
+    assert combine(runs[::-1]) == combine(runs) and combine(runs[::-1])["seed"] == 0
+
+
 def test_same_cost_every_month_is_decided_at_once_and_noise_stays_undecided_at_the_cap():
     best = [_row("local-1gpu", 80.0, p95=40 + 7 * i, seed=i) for i in range(2)]
     second = [_row("local-batch", 80.0, p95=45 + i, seed=i) for i in range(2)]

@@ -115,7 +115,8 @@ def test_replications_of_a_trace_average_its_own_bill_as_the_monthly_one():
     def run(cost: float) -> dict:
         return {"served": 10, "failed": 0, "rejected": 0, "in_flight": 0, "arrivals": 10, "mean_s": 5.0,
                 "cost_per_request": cost / 10, "replica_hours": 1.0, "cold_start_share": 0.0, "p95_s": 9.0,
-                "monthly_cost": cost, "trace_cost": cost / 100, "slo_attainment": 1.0, "bill": None}
+                "monthly_cost": cost, "trace_cost": cost / 100, "slo_attainment": 1.0, "bill": None,
+                "seed": int(cost)}
 
     row = combine([run(100.0), run(300.0)])
     assert row["monthly_cost"] == pytest.approx(200.0) and row["trace_cost"] == pytest.approx(2.0)
