@@ -91,21 +91,29 @@ def after_slot_s(jobs: list[JobRecord]) -> float:
     return max(0.0, sum(leads) / len(leads)) if leads else 0.0
 
 
-def worker_holds(jobs: list[JobRecord]) -> dict[int, float]:
-    """One FIFO worker's time after each job's model time before it took the next (the server's own
-    per-job work: decoding, encoding the result), by `id(job)`: measured where the next job was already
-    waiting (next start - this start - service), else the mean of those. Empty without such pairs."""
+def measured_holds(jobs: list[JobRecord]) -> dict[int, tuple[JobRecord, float]]:
+    """One FIFO worker's time after a job's model time before it took the next (the server's own per-job
+    work: decoding, encoding the result), by `id(job)`: measured only where the next job was already
+    waiting (next start - this start - service); a worker that waited for work holds nothing to measure."""
     done = sorted((j for j in jobs if j.status == COMPLETED and j.started is not None and j.service_s is not None),
                   key=lambda j: j.started)
     holds = {}
     for job, nxt in zip(done, done[1:], strict=False):
         end = job.started + job.service_s
         if nxt.origin < end and nxt.started >= end:
-            holds[id(job)] = nxt.started - end
+            holds[id(job)] = (job, nxt.started - end)
+    return holds
+
+
+def worker_holds(jobs: list[JobRecord]) -> dict[int, float]:
+    """Each completed job's hold (`measured_holds`), the mean of the measured ones where it has none.
+    Empty without a measured pair."""
+    holds = {k: hold for k, (_, hold) in measured_holds(jobs).items()}
     if not holds:
         return {}
     typical = sum(holds.values()) / len(holds)
-    return {id(j): holds.get(id(j), typical) for j in done}
+    return {id(j): holds.get(id(j), typical) for j in jobs
+            if j.status == COMPLETED and j.started is not None and j.service_s is not None}
 
 
 def held_times(job: JobRecord, holds: dict[int, float]) -> tuple[float | None, float | None]:

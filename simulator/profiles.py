@@ -18,14 +18,15 @@ starts) when there are some. Any other report gives neither: its times are used 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from loadlab import article
 from loadlab.schema import COMPLETED, Report, Stage
 from loadlab.stats import mean, mean_ci95, summarize
-from simulator.service_load import LoadModel, fit_reports
+from simulator.mechanics import measured_holds
+from simulator.service_load import LoadModel, fit_reports, report_loads
 
 ARTICLE_STARTUP = "the article, benchmark 2"
 
@@ -46,6 +47,9 @@ class ServiceTimeProfile:
     # repeated calibrations, in the order given (e.g. one before the run and one after): each one's jobs
     # alone per case; two or more make the machine's drift between them part of a prediction (`drift`)
     calibration_groups: list[dict[str, list[float]]] = field(default_factory=list)
+    # one worker's measured time after a job's model time before it took the next waiting one (the
+    # server's own per-job work), per case: calibrations of a one-worker server (`calibration_holds`)
+    hold_samples: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def cases(self) -> list[str]:
@@ -87,6 +91,18 @@ class ServiceTimeProfile:
             return seconds * load.factor(in_system, busy) if load is not None else seconds
         return sample
 
+    def hold_s(self, case: str) -> float:
+        """The mean hold after a job of `case` (of every case when it has none measured; 0 without any)."""
+        values = self.hold_samples.get(case) or [x for v in self.hold_samples.values() for x in v]
+        return mean(values) if values else 0.0
+
+    def without_hold_in_overhead(self) -> ServiceTimeProfile:
+        """This profile with each case's hold taken out of the client overhead: the overhead measured
+        (e2e - queue - service) holds the server's work after the model call, which a replay that keeps
+        the worker busy for it (simulator/validate.py `held`) must not count twice."""
+        return replace(self, overhead_samples={c: [max(0.0, x - self.hold_s(c)) for x in v]
+                                               for c, v in self.overhead_samples.items()})
+
     def overhead_sampler(self, rng: random.Random):
         emp = {c: list(v) for c, v in self.overhead_samples.items() if v}
 
@@ -105,6 +121,7 @@ class ServiceTimeProfile:
                 "provision_s": self.provision_s, "load_s": self.load_s, "startup_from": self.startup_from,
                 "fitted_on": [{"report": r, "stages": st} for r, st in self.fitted_on],
                 "first_job_s": {c: {"mean": round(mean(v), 4), "n": len(v)} for c, v in self.first_samples.items()},
+                "hold_after_job_s": {c: {"mean": round(mean(v), 4), "n": len(v)} for c, v in self.hold_samples.items()},
                 "service_load": (self.load.describe() if self.load is not None
                                  else "none: the time alone at every load (no calibration at two loads)"),
                 "drift": self.drift()}
@@ -190,6 +207,8 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
     if load is not None:        # the load model reads every stage of its calibration runs
         fitted_on = [(r.name, [st.name for st in r.stages]) if r.role == "calibration" else (r.name, used)
                      for r, (_, used) in zip(reports, fitted_on, strict=True)]
+    if load is not None and len(calibrations) > 1:
+        groups = [calibration_speeds(r, load) for r in calibrations]
     names = ", ".join(r.name for r in reports)
     if not service:
         raise ValueError(f"report(s) {names} have no completed job with a service time")
@@ -197,7 +216,7 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
                               source="measured report(s) " + ", ".join(f"{r.name} ({r.path or ''})" for r in reports),
                               fitted_on=fitted_on, load=load,
                               first_samples={c: v for c, v in cold.items() if c in service and service[c] is not v},
-                              calibration_groups=[g for g in groups if g])
+                              calibration_groups=[g for g in groups if g], hold_samples=calibration_holds(calibrations))
     if fit == "normal":
         for case, vals in service.items():
             fitted = summarize(vals, percentiles=())
@@ -206,6 +225,32 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
         prof.service_samples = service
     set_startup(prof, reports)
     return prof
+
+
+def calibration_speeds(report: Report, load: LoadModel) -> dict[str, list[float]]:
+    """A calibration's warm jobs of every stage, each as its time alone: service / F(the load it met).
+    Its speed from all its jobs, not only the few alone: the drift between two calibrations measured on
+    five jobs alone each was 0.8 %, on all their jobs 2 % (the demo's, 2026-12-02)."""
+    out: dict[str, list[float]] = {}
+    for x in report_loads(report):
+        if not x.job.cold_start:
+            out.setdefault(x.job.case, []).append(x.job.service_s / load.factor(x.in_system, x.busy))
+    return out
+
+
+def calibration_holds(reports: list[Report]) -> dict[str, list[float]]:
+    """Per case, the measured holds of one worker (simulator/mechanics.py `measured_holds`) in every stage
+    of these calibrations: where jobs waited back to back. A deployment of several workers or replicas
+    has no one queue to read them from: none."""
+    out: dict[str, list[float]] = {}
+    for report in reports:
+        server = report.config.server
+        if report.replicas is not None or (server is not None and (server.workers or 1) > 1):
+            continue
+        for st in report.stages:
+            for job, hold in measured_holds(st.jobs).values():
+                out.setdefault(job.case, []).append(hold)
+    return out
 
 
 def set_startup(prof: ServiceTimeProfile, reports: list[Report]) -> None:
