@@ -67,28 +67,49 @@ def decision_delay_s(jobs: list[JobRecord], run: ReplicaRun, half_period_s: floa
     return max(0.0, later[0] - firsts[0].origin - half_period_s) if later else None
 
 
-def after_slot_s(jobs: list[JobRecord]) -> float:
-    """How long before the client had a result its replica's slot was already free: the mean, over jobs
-    that waited on the same replica for the one before (back to back: it arrived before that one's
-    result was back), of (that one's finish at the client - this one's start), at least 0. Ray's router
-    frees the slot when the handle has the result (router.py `_process_finished_request`); the ingress
-    then still answers the client. Every such pair counts, also those whose next job started after the
-    client had the result: the router sends a waiting request only at its next try
-    (simulator/deployments/ray_router.py), so a lead is that part less the router's wait, and keeping
-    only the positive leads kept only the quickest hand-offs. The mean is thus a lower bound of the part
-    after the slot (the replay adds its own router wait). 0 without pairs."""
-    by_replica: dict[str, list[JobRecord]] = {}
+def handoffs(jobs: list, replica_of) -> list[float]:
+    """Per back-to-back pair on one replica (the next one arrived before this one's result was back): the
+    next one's start - this one's result at the client. Negative where the slot was free first."""
+    by_replica: dict[str, list] = {}
     for job in jobs:
-        rid = job.extra.get("replica_id")
+        rid = replica_of(job)
         if rid and job.status == COMPLETED and job.started is not None and job.finished is not None:
             by_replica.setdefault(rid, []).append(job)
-    leads = []
+    gaps = []
     for runs in by_replica.values():
         runs.sort(key=lambda j: j.started)
-        for prev, nxt in zip(runs, runs[1:], strict=False):
-            if nxt.origin < prev.finished:          # it waited: back to back
-                leads.append(prev.finished - nxt.started)
-    return max(0.0, sum(leads) / len(leads)) if leads else 0.0
+        gaps += [nxt.started - prev.finished for prev, nxt in zip(runs, runs[1:], strict=False)
+                 if nxt.origin < prev.finished]
+    return gaps
+
+
+def after_slot_s(jobs: list[JobRecord]) -> float:
+    """A first guess of how long before the client had a result its replica's slot was already free: the
+    mean lead (this one's result at the client - the next one's start) over the back-to-back pairs, at least
+    0. Ray's router frees the slot when the handle has the result (router.py `_process_finished_request`);
+    the ingress then still answers the client. A lead is that part less the router's wait (the router
+    sends a waiting request only at its next try, simulator/deployments/ray_router.py), so the guess is a
+    lower bound: `fitted_after_slot_s` adds the replay's own wait."""
+    gaps = handoffs(jobs, lambda j: j.extra.get("replica_id"))
+    return max(0.0, -sum(gaps) / len(gaps)) if gaps else 0.0
+
+
+def fitted_after_slot_s(jobs: list[JobRecord], handoff_of, rounds: int = 3) -> float:
+    """The part of the overhead after the slot at which the replay's hand-offs (`handoff_of(after)`: the
+    mean next start - result at the client of its back-to-back pairs) match the run's: the hand-off is the
+    router's wait less this part, and the replay has a wait of its own. From `after_slot_s`, moved by the
+    difference each round (a shift of the part moves the hand-off by as much; the wait barely moves)."""
+    gaps = handoffs(jobs, lambda j: j.extra.get("replica_id"))
+    after = after_slot_s(jobs)
+    if not gaps:
+        return after
+    target = sum(gaps) / len(gaps)
+    for _ in range(rounds):
+        got = handoff_of(after)
+        if got is None:
+            break
+        after = max(0.0, after + got - target)
+    return after
 
 
 def measured_holds(jobs: list[JobRecord]) -> dict[int, tuple[JobRecord, float]]:

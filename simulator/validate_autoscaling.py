@@ -21,8 +21,10 @@ request-at-zero -> decision delay (simulator/mechanics.py); the overhead then is
 
 Requests reach replicas through Ray's handle router (simulator/deployments/ray_router.py, in both layers):
 a request waiting for a busy replica is sent at a routing task's next try (backoff up to 0.5 s), not
-when the slot frees; the mechanics layer's part of an overhead after the slot (`after_slot_s`) counts
-every back-to-back pair, those the router sent after the client had the result too.
+when the slot frees. The mechanics layer's part of an overhead after the slot (`after_slot_s`) is the one
+at which the replay's hand-offs (next start - result at the client, over every back-to-back pair) match
+the run's (simulator/mechanics.py `fitted_after_slot_s`): taken as the plain mean lead, it left out the
+replay's own router wait, and the demo's loaded stages came out 9-15 % slow (2026-12-02).
 
 Two inputs come from the calibration runs as Ray's source places them: the per-request overhead
 (e2e - queue - service) is held inside the replica's slot (the router frees a replica's slot only when its
@@ -40,9 +42,10 @@ from simulator.autoscaling.ray_serve import RayServeConfig
 from simulator.deployments.ray_router import RAY_DEFAULT_BACKOFF
 from simulator.deployments.ray_serve import RayServeDeployment
 from simulator.mechanics import (
-    after_slot_s,
     arrival_order,
     decision_delay_s,
+    fitted_after_slot_s,
+    handoffs,
     measured_times,
     mechanics_sampler,
     ready_times,
@@ -107,9 +110,10 @@ def validate_autoscaling(measured: Report, profile: ServiceTimeProfile, seed: in
                          calibration or [])
     report.extra.update(title=f"{measured.name}: measured vs simulated autoscaling (ray-serve policy)",
                         calibration_too_few=imprecise_cases(profile.service_samples))
+    after_slot = calibrated_after_slot_s(calibration, profile) if "prediction" in layers else (0.0, "")
     for layer in (x for x in LAYERS if x in layers):
         replays, decisions, inputs = replay_layer(layer, measured, profile, config, calibration, index, rng,
-                                                  replications)
+                                                  replications, after_slot)
         inputs["ignored_settings"] = ignored
         first = layer == ("prediction" if "prediction" in layers else "mechanics")
         if first:
@@ -126,18 +130,34 @@ def validate_autoscaling(measured: Report, profile: ServiceTimeProfile, seed: in
     return report
 
 
+def calibrated_after_slot_s(calibration: list[str] | None, profile: ServiceTimeProfile) -> tuple[float, str]:
+    """The prediction's part of an overhead after the slot: each calibration that recorded its replicas
+    replayed in the mechanics layer, the part fitted there (`fitted_after_slot_s`), their mean; 0 without."""
+    fitted, names = [], []
+    for path in calibration or []:
+        report = Report.load(path)
+        if not is_autoscaling_run(report):
+            continue
+        config, _ = ray_settings(report)
+        inputs = replay_layer("mechanics", report, profile, config, None, replay_index(report), random.Random(0), 1)[2]
+        fitted.append(inputs["after_slot_s"])
+        names.append(path)
+    if not fitted:
+        return 0.0, "none: no calibration recorded its replicas"
+    return sum(fitted) / len(fitted), "fitted on the mechanics replay of " + ", ".join(names)
+
+
 def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, config: RayServeConfig,
                  calibration: list[str] | None, index: list[tuple[int, JobRecord]], rng: random.Random,
-                 replications: int):
+                 replications: int, after_slot: tuple[float, str] = (0.0, "")):
     """One layer's replications: (jobs, ReplicaRun) each, the first one's decisions, and its inputs."""
     t0, t1 = measured.replicas.window
     initial_running = measured.replicas.running_at(t0)
     startup_s = profile.provision_s + profile.load_s
     mechanics = layer == "mechanics"
     startups: list[float] = []
-    after_s = 0.0
+    after_s, after_from = after_slot
     if mechanics:
-        after_s = after_slot_s([j for _, j in index])
         startups = replica_startups(measured.replicas, t0)
         own = decision_delay_s([j for _, j in index], measured.replicas, config.control_loop_interval_s / 2)
         delay_s, delay_from = (own, "the run's own request at zero -> decision - half a control period") \
@@ -149,18 +169,27 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
         delay_s, delay_from = config_delay_s(calibration, config)
         arrivals = [(j.origin - t0, j.case) for _, j in index]
 
-    def make(env, ledger, _rng):
-        # the overhead is spent inside the replica's slot (its result travelling back), not after it
-        sample = (profile if mechanics else calibration_draw(profile, rng)).sampler(rng)
-        return RayServeDeployment(env, ledger, mechanics_sampler(sample) if mechanics else sample, config,
-                                  DEFAULT_PRICES, startup_s=startup_s, initial_running=initial_running,
-                                  router_at_start=initial_running > 0, record_timeline=True,
-                                  return_s=profile.overhead_sampler(rng), config_delay_s=delay_s, startups=startups,
-                                  after_slot_s=after_s)
+    def build(after: float, draw: random.Random):
+        def make(env, ledger, _rng):
+            # the overhead is spent inside the replica's slot (its result travelling back), not after it
+            sample = (profile if mechanics else calibration_draw(profile, draw)).sampler(draw)
+            return RayServeDeployment(env, ledger, mechanics_sampler(sample) if mechanics else sample, config,
+                                      DEFAULT_PRICES, startup_s=startup_s, initial_running=initial_running,
+                                      router_at_start=initial_running > 0, record_timeline=True,
+                                      return_s=profile.overhead_sampler(draw), config_delay_s=delay_s,
+                                      startups=startups, after_slot_s=after)
+        return make
 
-    replays, decisions = replay(make, arrivals, t1 - t0, rng, 1 if mechanics else replications)
+    if mechanics:
+        def handoff(after: float) -> float | None:   # a trial replay on its own random stream
+            trial = random.Random(0)
+            gaps = handoffs(replay(build(after, trial), arrivals, t1 - t0, trial, 1)[0][0][0], lambda j: j.served_by)
+            return sum(gaps) / len(gaps) if gaps else None
+        after_s = fitted_after_slot_s([j for _, j in index], handoff)
+        after_from = "fitted on the run's own hand-offs (each job's measured times)"
+    replays, decisions = replay(build(after_s, rng), arrivals, t1 - t0, rng, 1 if mechanics else replications)
     inputs = {"window": [t0, t1], "initial_running": initial_running, "startup_s": startup_s,
-              "measured_startups_s": startups, "after_slot_s": after_s, "router_at_start": initial_running > 0,
+              "measured_startups_s": startups, "after_slot_s": after_s, "after_slot_from": after_from, "router_at_start": initial_running > 0,
               "settings": config.__dict__, "config_delay_s": delay_s, "config_delay_from": delay_from,
               "router_backoff": RAY_DEFAULT_BACKOFF.__dict__,
               "overhead": "inside the replica's slot (" + ("each job's measured e2e - queue - service)" if mechanics

@@ -169,6 +169,43 @@ def test_the_slot_frees_before_the_client_has_the_result_by_the_measured_lead():
     assert after_slot_s(later) == 0.0                   # never below 0
 
 
+def test_the_part_after_the_slot_is_fitted_so_that_the_replays_hand_offs_match_the_runs():
+    """The run's next job started 0.05 s after the client had the one before; a replay whose router waits
+    0.25 s for such a request matches that with 0.2 s of the overhead after the slot (the plain mean
+    lead, max(0, -0.05), says 0); a replay already slower at 0 stays at 0."""
+    from loadlab.schema import JobRecord
+    from simulator.mechanics import fitted_after_slot_s
+
+    def job(arrival, started, finished):
+        return JobRecord(case="light", status="completed", submitted=arrival, scheduled=arrival, started=started,
+                         finished=finished, service_s=1.0, extra={"replica_id": "r"})
+    jobs = [job(0.0, 0.0, 2.0), job(0.5, 2.05, 4.0)]
+    assert fitted_after_slot_s(jobs, lambda after: 0.25 - after) == pytest.approx(0.2)
+    assert fitted_after_slot_s(jobs, lambda after: -0.1 - after) == 0.0
+    assert fitted_after_slot_s(jobs[:1], lambda after: 1.0) == 0.0      # no pair: nothing to fit
+
+
+def test_a_ray_replica_holds_a_request_for_its_overhead_less_the_part_after_the_slot():
+    import simpy
+
+    from simulator.autoscaling.ray_serve import RayServeConfig
+    from simulator.deployments.ray_serve import RayServeDeployment
+    from simulator.ledger import Job, Ledger
+    from simulator.pricing import DEFAULT_PRICES
+
+    def deployment(after: float) -> RayServeDeployment:
+        return RayServeDeployment(simpy.Environment(), Ledger(), lambda case, **_: 1.0, RayServeConfig(),
+                                  DEFAULT_PRICES, startup_s=1.0, after_slot_s=after, return_s=lambda case: 2.0)
+    measured = Job("light", 0.0)
+    measured.measured_overhead_s = 2.0
+    assert deployment(0.0).return_s("light", measured) == pytest.approx(2.0)
+    assert measured.measured_overhead_s == 0.0            # all of it in the slot: the client waits no more
+    drawn = Job("light", 0.0)                             # a prediction: the calibration's overhead, drawn
+    assert deployment(0.5).return_s("light", drawn) == pytest.approx(1.5)
+    assert drawn.measured_overhead_s == pytest.approx(0.5)
+    assert deployment(0.5).return_s("light") == pytest.approx(2.0)     # no job to carry the rest: all in the slot
+
+
 def test_ray_mechanics_replay_puts_the_lead_after_the_slot(tmp_path):
     """Of a job's measured 2 s overhead, the measured 0.5 s lead comes after its slot is free: the replica
     holds it 1.5 s, the client waits the other 0.5 s; the scripted run's replay records the lead."""

@@ -39,7 +39,7 @@ class RayServeDeployment(ReplicaPool):
     result travels back to the handle (a calibration's per-request overhead); `config_delay_s`: a router
     created by a request learns the deployment's config after this long (see RayServePolicy).
     `startups`: measured start -> RUNNING times, the k-th for the k-th replica started (a mechanics
-    replay); replicas beyond them take `startup_s`. `after_slot_s`: of a job's measured overhead, the part
+    replay); replicas beyond them take `startup_s`. `after_slot_s`: of a job's overhead (measured or drawn), the part
     after its slot is free (the ingress answering the client once the handle has the result).
     `router`: the handle router's retry schedule (Ray's defaults); None: a free slot takes the oldest
     waiting request at once (an ideal router). `rng`: its draws of two candidate replicas."""
@@ -109,12 +109,13 @@ class RayServeDeployment(ReplicaPool):
             self.router.replicas_changed()
 
     def return_s(self, case: str, job=None) -> float:
-        measured = getattr(job, "measured_overhead_s", None)   # a mechanics replay: the job's own,
-        if measured is not None:
-            after = min(measured, self.after_slot_s)
+        measured = getattr(job, "measured_overhead_s", None)   # a mechanics replay: the job's own
+        total = measured if measured is not None else (
+            self.return_sampler(case) if self.return_sampler is not None else 0.0)
+        after = min(total, self.after_slot_s) if job is not None else 0.0
+        if measured is not None or after:
             job.measured_overhead_s = after    # what the client still waits once the slot is free
-            return measured - after
-        return self.return_sampler(case) if self.return_sampler is not None else 0.0
+        return total - after
 
     # -- the bill ------------------------------------------------------------------------------------
     def price_per_hour(self, rep: Replica) -> float:
