@@ -25,8 +25,9 @@ from typing import Any
 from loadlab import article
 from loadlab.schema import COMPLETED, Report, Stage
 from loadlab.stats import mean, mean_ci95, summarize
+from simulator.machine_speed import calibration_speeds, speed_wander
 from simulator.mechanics import measured_holds
-from simulator.service_load import LoadModel, fit_reports, report_loads
+from simulator.service_load import LoadModel, fit_reports
 
 ARTICLE_STARTUP = "the article, benchmark 2"
 
@@ -50,6 +51,8 @@ class ServiceTimeProfile:
     # one worker's measured time after a job's model time before it took the next waiting one (the
     # server's own per-job work), per case: calibrations of a one-worker server (`calibration_holds`)
     hold_samples: dict[str, list[float]] = field(default_factory=dict)
+    # the SD of the machine's speed from block to block within repeated calibrations (simulator/machine_speed.py)
+    speed_wander: dict[str, Any] | None = None
 
     @property
     def cases(self) -> list[str]:
@@ -133,7 +136,8 @@ class ServiceTimeProfile:
             return {"calibrations": len(self.calibration_groups),
                     "note": f"{len(self.calibration_groups)} calibration report(s): the machine's drift is not "
                             "measured, and no prediction interval holds it"}
-        out: dict[str, Any] = {"calibrations": len(self.calibration_groups), "cases": {}}
+        out: dict[str, Any] = {"calibrations": len(self.calibration_groups), "cases": {},
+                               "wander": self.speed_wander}
         for case in self.cases:
             runs = [g[case] for g in self.calibration_groups if g.get(case)]
             if len(runs) < 2:
@@ -207,8 +211,10 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
     if load is not None:        # the load model reads every stage of its calibration runs
         fitted_on = [(r.name, [st.name for st in r.stages]) if r.role == "calibration" else (r.name, used)
                      for r, (_, used) in zip(reports, fitted_on, strict=True)]
+    wander = None
     if load is not None and len(calibrations) > 1:
         groups = [calibration_speeds(r, load) for r in calibrations]
+        wander = speed_wander(calibrations, load)
     names = ", ".join(r.name for r in reports)
     if not service:
         raise ValueError(f"report(s) {names} have no completed job with a service time")
@@ -216,7 +222,8 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
                               source="measured report(s) " + ", ".join(f"{r.name} ({r.path or ''})" for r in reports),
                               fitted_on=fitted_on, load=load,
                               first_samples={c: v for c, v in cold.items() if c in service and service[c] is not v},
-                              calibration_groups=[g for g in groups if g], hold_samples=calibration_holds(calibrations))
+                              calibration_groups=[g for g in groups if g], hold_samples=calibration_holds(calibrations),
+                              speed_wander=wander)
     if fit == "normal":
         for case, vals in service.items():
             fitted = summarize(vals, percentiles=())
@@ -225,17 +232,6 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
         prof.service_samples = service
     set_startup(prof, reports)
     return prof
-
-
-def calibration_speeds(report: Report, load: LoadModel) -> dict[str, list[float]]:
-    """A calibration's warm jobs of every stage, each as its time alone: service / F(the load it met).
-    Its speed from all its jobs, not only the few alone: the drift between two calibrations measured on
-    five jobs alone each was 0.8 %, on all their jobs 2 % (the demo's, 2026-12-02)."""
-    out: dict[str, list[float]] = {}
-    for x in report_loads(report):
-        if not x.job.cold_start:
-            out.setdefault(x.job.case, []).append(x.job.service_s / load.factor(x.in_system, x.busy))
-    return out
 
 
 def calibration_holds(reports: list[Report]) -> dict[str, list[float]]:

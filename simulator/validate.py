@@ -144,7 +144,9 @@ def calibration_draw(profile: ServiceTimeProfile, rng: random.Random) -> Service
     calibrations (`calibration_groups`, e.g. one before the run and one after) the run's speed lies
     somewhere in their span: the draw takes a pair of
     neighbouring calibrations, a point uniformly between them, and scales the first one's resample to that
-    point's time alone, so that the prediction interval holds the drift the calibrations measured."""
+    point's time alone, times one speed ~ N(1, the calibrations' block-to-block wander) for the run (a run is
+    one more block: simulator/machine_speed.py), so that the prediction interval holds the drift the
+    calibrations measured."""
     groups = profile.calibration_groups
     load = profile.load.drawn(rng) if profile.load is not None else None
     if len(groups) < 2:
@@ -153,12 +155,14 @@ def calibration_draw(profile: ServiceTimeProfile, rng: random.Random) -> Service
                                    load=load)
     k = int(rng.random() * (len(groups) - 1))
     w = rng.random()
+    wander = profile.speed_wander["sd"] if profile.speed_wander else 0.0
+    jitter = max(0.5, rng.gauss(1.0, wander)) if wander else 1.0     # one speed for every case of the run
     first, second = groups[k], groups[k + 1]
     drawn = {}
     for case, values in profile.service_samples.items():
         a, b = first.get(case) or values, second.get(case) or values
         a, b = _resample(a, rng), _resample(b, rng)
-        scale = (1 - w) + w * mean(b) / mean(a)
+        scale = ((1 - w) + w * mean(b) / mean(a)) * jitter
         drawn[case] = [x * scale for x in a]
     return dataclasses.replace(profile, service_samples=drawn, load=load)
 

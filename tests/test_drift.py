@@ -85,3 +85,22 @@ def test_each_replication_draws_the_load_factors_within_their_intervals():
     sd = (sum((f - mean(factors)) ** 2 for f in factors) / len(factors)) ** 0.5
     assert sd == pytest.approx(level.ci95 / 1.96, rel=0.1)
     assert profile.load.in_system.levels[0].factor == level.factor       # the profile itself is left as it was
+
+
+def test_the_speed_wander_between_blocks_of_two_calibrations_widens_the_draws_beyond_their_span():
+    # both alone at 2.0 s; the loaded block of one ran 5 % slow, the other's 5 % fast (the machine wandering
+    # within minutes): at one load factor, their blocks lie ~3 % off their calibrations
+    before = calibration({"alone [u=1]": alone_jobs(6, service_s=2.0),
+                          "load [u=3]": queued_jobs(3, 8, 2.0 * 1.2 * 1.05, t0=1000.0)})
+    after = calibration({"alone [u=1]": alone_jobs(6, service_s=2.0),
+                         "load [u=3]": queued_jobs(3, 8, 2.0 * 1.2 * 0.95, t0=1000.0)})
+    profile = from_reports([before, after])
+    wander = profile.speed_wander
+    assert wander is not None and wander["blocks"] == 4 and 0.02 < wander["sd"] < 0.05
+    rng = random.Random(5)
+    means = sorted(mean(calibration_draw(profile, rng).service_samples["light"]) for _ in range(400))
+    lo, hi = min(mean(g["light"]) for g in profile.calibration_groups), max(
+        mean(g["light"]) for g in profile.calibration_groups)
+    assert means[10] < lo - 0.02 and means[-10] > hi + 0.02          # the run may lie off both
+    steady = from_reports([a_calibration(2.0, name="a"), a_calibration(2.0, name="b")])
+    assert steady.speed_wander["sd"] == 0.0                          # blocks at one speed: no wander
