@@ -131,6 +131,10 @@ def print_drift(drift: dict) -> None:
         runs = ", ".join(f"{r['mean']:.3f} s (n {r['n']})" for r in d["alone_s"])
         print(f"drift between the {drift['calibrations']} calibrations, {case}: time alone {runs}; last / first "
               f"x{d['last_over_first']:.3f} (each replication draws a speed within their span)")
+    wander = drift.get("wander")
+    if wander:
+        print(f"speed wander between their blocks (stages): SD {100 * wander['sd']:.2f} % ({wander['blocks']} blocks, "
+              f"{wander['dof']} dof; each replication's speed ~ N(1, it) on top)")
 
 
 def profile_for(args: argparse.Namespace, measured: Report) -> tuple[ServiceTimeProfile, list[str]]:

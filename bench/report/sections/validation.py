@@ -52,6 +52,8 @@ def service_check_table(v: Report) -> Table:
     drift = v.model.get("drift") or {}
     spans = [f"{case} ×{d['last_over_first']:.3f} from the first to the last"
              for case, d in (drift.get("cases") or {}).items()]
+    wander = drift.get("wander")
+    spans += [f"speed wander between their blocks SD {100 * wander['sd']:.2f} % ({wander['dof']} dof)"] if wander else []
     said = (f"drift between {drift['calibrations']} calibrations: {', '.join(spans)}" if spans
             else drift.get("note", ""))
     return Table(["stage", "jobs", "measured service s", "calibrated s", "ratio", "95 % CI", "verdict"], rows,
