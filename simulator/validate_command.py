@@ -129,7 +129,7 @@ def print_drift(drift: dict) -> None:
         return
     for case, d in drift["cases"].items():
         runs = ", ".join(f"{r['mean']:.3f} s (n {r['n']})" for r in d["alone_s"])
-        print(f"drift between the {drift['calibrations']} calibrations, {case}: time alone {runs}; last / first "
+        print(f"drift between the {drift['calibrations']} calibrations, {case}: time alone (each job over its load factor) {runs}; last / first "
               f"x{d['last_over_first']:.3f} (each replication draws a speed within their span)")
     wander = drift.get("wander")
     if wander:
