@@ -93,22 +93,24 @@ def test_every_validation_takes_a_calibration_at_several_loads_never_a_fit_on_on
             assert len(args.loads) >= 2
             made[args.out] = args.target
     assert set(made.values()) == {"local", "vertex", "rayserve"}
-    assert made[tmp_path / "measured" / "calibration-local-after.json"] == "local"   # the second, after the runs
+    for target in ("local", "vertex"):      # the second, after the runs
+        assert made[tmp_path / "measured" / f"calibration-{target}-after.json"] == target
     for step in validations:
         calibration = step.argv[step.argv.index("--calibration") + 1]
         assert Path(calibration) in made
         assert (Path(calibration), "bench calibrate") in step.inputs or "rayserve" in calibration
-    # the local validations take the calibration after the runs too, once it was written
-    after = tmp_path / "measured" / "calibration-local-after.json"
+    # the local and Vertex validations take the calibration after the runs too, once it was written
     def argv(step):      # its computed arguments filled in, its inputs not checked
         return [x for a in step.argv for x in ([a] if isinstance(a, str) else a(None))]
 
-    local = [s for s in validations if str(calibration_of(tmp_path, "local")) in argv(s)]
-    assert len(local) == 3 and all(str(after) not in argv(s) for s in local)
-    after.parent.mkdir(parents=True, exist_ok=True)
-    after.write_text("{}")
-    for step in local:
-        assert argv(step)[argv(step).index(str(after)) - 1] == "--calibration"
+    for target, count in (("local", 3), ("vertex", 1)):
+        after = tmp_path / "measured" / f"calibration-{target}-after.json"
+        mine = [s for s in validations if str(calibration_of(tmp_path, target)) in argv(s)]
+        assert len(mine) == count and all(str(after) not in argv(s) for s in mine)
+        after.parent.mkdir(parents=True, exist_ok=True)
+        after.write_text("{}")
+        for step in mine:
+            assert argv(step)[argv(step).index(str(after)) - 1] == "--calibration"
 
 
 def test_a_step_without_its_input_is_skipped_and_a_failing_one_fails(capsys, tmp_path):
