@@ -66,11 +66,15 @@ def pin(pid: int, cpus: frozenset[int] | set[int]) -> list[int]:
 
 def torch_threads(pid: int) -> int | None:
     """The thread pool torch (OpenMP) runs in process `pid`: its OMP_NUM_THREADS, else torch's default,
-    one thread per core of the machine; None when the process cannot be read."""
+    one thread per core of the machine; None when the process cannot be read (an empty environ: a
+    process exiting, or one not yet through its exec, whose variables are not known)."""
     try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
         return None
+    if not raw:
+        return None
+    environ = raw.split(b"\0")
     value = next((kv[len(b"OMP_NUM_THREADS="):] for kv in environ if kv.startswith(b"OMP_NUM_THREADS=")), b"")
     return int(value) if value.isdigit() and int(value) > 0 else os.cpu_count()
 

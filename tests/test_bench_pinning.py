@@ -115,7 +115,14 @@ def test_started_server_runs_pinned_with_torch_threads_to_match():
 
 
 def _sleeper(env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env)
+    """A process with `env`, once its environ reads back (CI once read it empty, and counted the
+    default of one thread per core for the sized one)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env)
+    for _ in range(1000):
+        if Path(f"/proc/{proc.pid}/environ").read_bytes():
+            return proc
+        time.sleep(0.01)
+    raise AssertionError(f"the sleeper's environ stayed empty (exit code {proc.poll()})")
 
 
 @needs_two_cpus
