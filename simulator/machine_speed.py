@@ -22,26 +22,34 @@ from simulator.service_load import LoadModel, report_loads
 MIN_BLOCK_JOBS = 3
 
 
-def calibration_speeds(report: Report, load: LoadModel, by_stage: bool = False) -> dict:
-    """A calibration's warm jobs, each as its time alone: service / F(the load it met), per case (and,
-    `by_stage`, per (stage, case)). The drift between two calibrations measured on five jobs alone each
-    was 0.8 %, on all their jobs 2 % (the demo's, 2026-12-02)."""
+def calibration_blocks(report: Report, load: LoadModel) -> dict[tuple[str, str], list[float]]:
+    """A calibration's warm jobs by (stage, case), each as its time alone: service / F(the load it met).
+    The drift between two calibrations measured on five jobs alone each was 0.8 %, on all their jobs 2 %
+    (the demo's, 2026-12-02)."""
     stage_of = {id(j): st.name for st in report.stages for j in st.jobs}
-    out: dict = {}
+    out: dict[tuple[str, str], list[float]] = {}
     for x in report_loads(report):
         if not x.job.cold_start:
-            key = (stage_of[id(x.job)], x.job.case) if by_stage else x.job.case
-            out.setdefault(key, []).append(x.job.service_s / load.factor(x.in_system, x.busy))
+            out.setdefault((stage_of[id(x.job)], x.job.case), []).append(x.job.service_s / load.factor(x.in_system, x.busy))
     return out
 
 
-def speed_wander(calibrations: list[Report], load: LoadModel) -> dict[str, Any] | None:
+def by_case(blocks: dict[tuple[str, str], list[float]]) -> dict[str, list[float]]:
+    """A calibration's speed per case: the jobs of all its blocks."""
+    out: dict[str, list[float]] = {}
+    for (_, case), values in blocks.items():
+        out.setdefault(case, []).extend(values)
+    return out
+
+
+def speed_wander(calibrations: list[dict[tuple[str, str], list[float]]]) -> dict[str, Any] | None:
     """The SD of a block's speed over its calibration's (a ratio), between blocks: the blocks' squared
     deviations (with the degrees of freedom their calibrations' means took) less the mean sampling variance
-    of a block's mean. None with fewer blocks of `MIN_BLOCK_JOBS` jobs than calibrations + 2."""
+    of a block's mean. `calibrations`: each one's `calibration_blocks`. None with fewer blocks of
+    `MIN_BLOCK_JOBS` jobs than calibrations + 2."""
     deviations, noise, means = [], [], 0
-    for report in calibrations:
-        blocks = {k: v for k, v in calibration_speeds(report, load, by_stage=True).items() if len(v) >= MIN_BLOCK_JOBS}
+    for every in calibrations:
+        blocks = {k: v for k, v in every.items() if len(v) >= MIN_BLOCK_JOBS}
         for case in {c for _, c in blocks}:
             mine = [v for (_, c), v in blocks.items() if c == case]
             whole = mean([x for v in mine for x in v])

@@ -25,7 +25,7 @@ from typing import Any
 from loadlab import article
 from loadlab.schema import COMPLETED, Report, Stage
 from loadlab.stats import mean, mean_ci95, summarize
-from simulator.machine_speed import calibration_speeds, speed_wander
+from simulator.machine_speed import by_case, calibration_blocks, speed_wander
 from simulator.mechanics import measured_holds
 from simulator.service_load import LoadModel, fit_reports
 
@@ -46,7 +46,8 @@ class ServiceTimeProfile:
     load: LoadModel | None = None         # service time under load (None: the time alone at any load)
     first_samples: dict[str, list[float]] = field(default_factory=dict)  # first job of a new replica, per case
     # repeated calibrations, in the order given (e.g. one before the run and one after): each one's jobs
-    # alone per case; two or more make the machine's drift between them part of a prediction (`drift`)
+    # per case (alone; with a load model and two or more, every warm job over its load factor); two or
+    # more make the machine's drift between them part of a prediction (`drift`)
     calibration_groups: list[dict[str, list[float]]] = field(default_factory=list)
     # one worker's measured time after a job's model time before it took the next waiting one (the
     # server's own per-job work), per case: calibrations of a one-worker server (`calibration_holds`)
@@ -213,8 +214,9 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
                      for r, (_, used) in zip(reports, fitted_on, strict=True)]
     wander = None
     if load is not None and len(calibrations) > 1:
-        groups = [calibration_speeds(r, load) for r in calibrations]
-        wander = speed_wander(calibrations, load)
+        blocks = [calibration_blocks(r, load) for r in calibrations]
+        groups = [by_case(b) for b in blocks]
+        wander = speed_wander(blocks)
     names = ", ".join(r.name for r in reports)
     if not service:
         raise ValueError(f"report(s) {names} have no completed job with a service time")
