@@ -100,10 +100,10 @@ def fitted_after_slot_s(jobs: list[JobRecord], handoff_of, rounds: int = 3) -> f
     router's wait less this part, and the replay has a wait of its own. From `after_slot_s`, moved by the
     difference each round (a shift of the part moves the hand-off by as much; the wait barely moves)."""
     gaps = handoffs(jobs, lambda j: j.extra.get("replica_id"))
-    after = after_slot_s(jobs)
     if not gaps:
-        return after
+        return 0.0
     target = sum(gaps) / len(gaps)
+    after = max(0.0, -target)          # `after_slot_s`, from the same pairs
     for _ in range(rounds):
         got = handoff_of(after)
         if got is None:
@@ -116,8 +116,7 @@ def measured_holds(jobs: list[JobRecord]) -> dict[int, tuple[JobRecord, float]]:
     """One FIFO worker's time after a job's model time before it took the next (the server's own per-job
     work: decoding, encoding the result), by `id(job)`: measured only where the next job was already
     waiting (next start - this start - service); a worker that waited for work holds nothing to measure."""
-    done = sorted((j for j in jobs if j.status == COMPLETED and j.started is not None and j.service_s is not None),
-                  key=lambda j: j.started)
+    done = sorted(_served(jobs), key=lambda j: j.started)
     holds = {}
     for job, nxt in zip(done, done[1:], strict=False):
         end = job.started + job.service_s
@@ -133,8 +132,12 @@ def worker_holds(jobs: list[JobRecord]) -> dict[int, float]:
     if not holds:
         return {}
     typical = sum(holds.values()) / len(holds)
-    return {id(j): holds.get(id(j), typical) for j in jobs
-            if j.status == COMPLETED and j.started is not None and j.service_s is not None}
+    return {id(j): holds.get(id(j), typical) for j in _served(jobs)}
+
+
+def _served(jobs: list[JobRecord]) -> list[JobRecord]:
+    """The jobs a worker served that have what a hold is read from: a start and a model time."""
+    return [j for j in jobs if j.status == COMPLETED and j.started is not None and j.service_s is not None]
 
 
 def held_times(job: JobRecord, holds: dict[int, float]) -> tuple[float | None, float | None]:

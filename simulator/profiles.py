@@ -104,7 +104,8 @@ class ServiceTimeProfile:
         """This profile with each case's hold taken out of the client overhead: the overhead measured
         (e2e - queue - service) holds the server's work after the model call, which a replay that keeps
         the worker busy for it (simulator/validate.py `held`) must not count twice."""
-        return replace(self, overhead_samples={c: [max(0.0, x - self.hold_s(c)) for x in v]
+        holds = {c: self.hold_s(c) for c in self.overhead_samples}
+        return replace(self, overhead_samples={c: [max(0.0, x - holds[c]) for x in v]
                                                for c, v in self.overhead_samples.items()})
 
     def overhead_sampler(self, rng: random.Random):
