@@ -18,6 +18,9 @@ replications and where the measured one falls (simulator/scoring.py).
 The mechanics layer (`layers` holds "mechanics") replays each job's measured service time, each
 replica's measured start-up (the k-th started in the replay takes the k-th measured) and the run's own
 request-at-zero -> decision delay (simulator/mechanics.py); the overhead then is each job's measured one.
+What the run did not record is the phase of the router's record and push grids (they drift by the
+event loop's latency): the layer replays the run once per phase (`grid_lags`, evenly over a push
+interval), so a decision on a knife edge shows as a distribution over the phases, not as one number.
 
 Requests reach replicas through Ray's handle router (simulator/deployments/ray_router.py, in both layers):
 a request waiting for a busy replica is sent at a routing task's next try (backoff up to 0.5 s), not
@@ -60,6 +63,7 @@ from simulator.validate import LAYERS, base_report, calibration_draw, set_max_er
 # what --max-error checks on an autoscaling run: the stages' mean, p95, throughput, and the bill
 GATED = ("mean_s", "p95_s", "throughput_per_s", "replica_seconds")
 DECISION_GRACE_S = 30.0
+GRID_PHASES = 8          # the mechanics layer's replays, one per phase of the router's grids
 
 
 def is_autoscaling_run(report: Report) -> bool:
@@ -169,32 +173,47 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
         delay_s, delay_from = config_delay_s(calibration, config)
         arrivals = [(j.origin - t0, j.case) for _, j in index]
 
-    def build(after: float, draw: random.Random):
+    def build(after: float, draw: random.Random, lags: list[float] | None = None):
+        phases = iter(lags or [])
+
         def make(env, ledger, _rng):
             # the overhead is spent inside the replica's slot (its result travelling back), not after it
             sample = (profile if mechanics else calibration_draw(profile, draw)).sampler(draw)
+            lag = next(phases, None)
+            lag = draw.uniform(0.0, config.metrics_interval_s) if lag is None else lag
             return RayServeDeployment(env, ledger, mechanics_sampler(sample) if mechanics else sample, config,
                                       DEFAULT_PRICES, startup_s=startup_s, initial_running=initial_running,
                                       router_at_start=initial_running > 0, record_timeline=True,
                                       return_s=profile.overhead_sampler(draw), config_delay_s=delay_s,
-                                      startups=startups, after_slot_s=after)
+                                      startups=startups, after_slot_s=after, grid_lag_s=lag)
         return make
 
     if mechanics:
         def handoff(after: float) -> float | None:   # a trial replay on its own random stream
             trial = random.Random(0)
-            gaps = handoffs(replay(build(after, trial), arrivals, t1 - t0, trial, 1)[0][0][0], lambda j: j.served_by)
+            gaps = handoffs(replay(build(after, trial, [0.0]), arrivals, t1 - t0, trial, 1)[0][0][0],
+                            lambda j: j.served_by)
             return sum(gaps) / len(gaps) if gaps else None
         after_s = fitted_after_slot_s([j for _, j in index], handoff)
         after_from = "fitted on the run's own hand-offs (each job's measured times)"
-    replays, decisions = replay(build(after_s, rng), arrivals, t1 - t0, rng, 1 if mechanics else replications)
+    lags = grid_lags(config) if mechanics else None
+    replays, decisions = replay(build(after_s, rng, lags), arrivals, t1 - t0, rng,
+                                len(lags) if mechanics else replications)
     inputs = {"window": [t0, t1], "initial_running": initial_running, "startup_s": startup_s,
               "measured_startups_s": startups, "after_slot_s": after_s, "after_slot_from": after_from, "router_at_start": initial_running > 0,
               "settings": config.__dict__, "config_delay_s": delay_s, "config_delay_from": delay_from,
               "router_backoff": RAY_DEFAULT_BACKOFF.__dict__,
+              "grid_lags_s": lags if mechanics else f"uniform on [0, {config.metrics_interval_s}) s, one a replication",
               "overhead": "inside the replica's slot (" + ("each job's measured e2e - queue - service)" if mechanics
                                                            else "calibration e2e - queue - service)")}
     return replays, decisions, inputs
+
+
+def grid_lags(config: RayServeConfig, phases: int = GRID_PHASES) -> list[float]:
+    """The mechanics layer's lags of the router's record and push grids, evenly over one push interval:
+    the run recorded no push, and its grid drifts by the event loop's latency (RouterMetrics), so each
+    phase is a replay of its own and a decision is shown over the phases."""
+    return [config.metrics_interval_s * k / phases for k in range(phases)]
 
 
 def replay_index(measured: Report) -> list[tuple[int, JobRecord]]:

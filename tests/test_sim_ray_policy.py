@@ -11,7 +11,7 @@ import simpy
 
 from loadlab.schema import Report
 from simulator.autoscaling.ray_serve import RayServeConfig, decide
-from simulator.autoscaling.ray_serve_metrics import TotalRequests, merge_instantaneous_total
+from simulator.autoscaling.ray_serve_metrics import RouterMetrics, TotalRequests, merge_instantaneous_total
 from simulator.cli import main
 from simulator.deployments.ray_serve import RayServeDeployment
 from simulator.ledger import Job, Ledger
@@ -110,6 +110,30 @@ def test_a_fresh_router_pushes_only_once_it_has_the_deployment_config():
     assert [(e.from_replicas, e.to_replicas) for e in dep.events] == [(0, 1)]
     assert dep.events[0].t == pytest.approx(1.5, abs=1e-6)
     assert dep.policy.router.created_at == pytest.approx(1.45)
+
+
+def test_the_routers_record_and_push_grids_lag_after_their_first_point():
+    """Ray's MetricsPusher sleeps a full interval after each run, so its grid drifts late: with a lag, the
+    first record and push stay at the router's start, the later ones move by the lag (mod the interval)."""
+    metrics = RouterMetrics(10.0, 30.0, 1.0, 0.5, lag_s=0.3)
+    queued, _ = metrics.report(12.0)
+    assert [t for t, _ in queued] == pytest.approx([10.0, 10.8, 11.3, 11.8])
+    assert [t for t, _ in RouterMetrics(10.0, 30.0, 1.0, 0.5).report(12.0)[0]] == pytest.approx(
+        [10.0, 10.5, 11.0, 11.5, 12.0])
+
+    def push_times(lag):
+        env, ledger = simpy.Environment(), Ledger()
+        dep = RayServeDeployment(env, ledger, lambda case, **_: 25.0, SCRIPT, DEFAULT_PRICES, startup_s=2.0,
+                                 grid_lag_s=lag)
+        times, push = [], dep.policy.push
+        dep.policy.push = lambda: (times.append(env.now), push())[1]
+        job = Job("medium", 0.0)
+        ledger.arrive(job)
+        dep.submit(job)
+        env.run(until=35.0)
+        return times
+    assert push_times(0.0) == pytest.approx([0.0, 10.0, 20.0, 30.0])
+    assert push_times(3.0) == pytest.approx([0.0, 13.0, 23.0, 33.0])
 
 
 def test_a_replica_holds_its_request_while_the_result_returns():

@@ -83,18 +83,26 @@ def test_a_run_that_follows_ray_serve_validates_exactly(tmp_path, capsys):
                  calibration(tmp_path / "cal.json"), "--replications", "2", "--max-error", "1",
                  "--out", str(out)]) == 0
     errors = rows(out)
-    for metric in ("replica_seconds", "scale_ups", "scale_downs", "cold_starts", "first_request_at_zero_e2e_s"):
+    for metric in ("scale_ups", "scale_downs", "cold_starts"):
         row = errors[(None, metric)]
-        assert row.simulated == pytest.approx(row.measured, abs=1e-6), row
+        assert row.simulated == row.measured and row.distribution == f"{row.measured:.0f} in 2 of 2", row
     assert errors[(None, "first_request_at_zero_e2e_s")].measured == pytest.approx((27.3 + 38.3) / 2)
     assert errors[(None, "scale_ups")].measured == 3 and errors[(None, "cold_starts")].measured == 3
+    # each replication's router grid has its own phase (10 s pushes): the bill and the decisions fall
+    # within it; the mechanics layer's first phase (a lag of 0, the script's) reproduces the run exactly
+    assert errors[(None, "replica_seconds")].inside and abs(errors[(None, "replica_seconds")].error) < 0.05
     decisions = [e for (stage, metric), e in errors.items() if stage is None and metric.startswith("scale_")
                  and metric.endswith("_t_s")]
-    assert len(decisions) == 6 and all(abs(e.difference) < 1e-6 for e in decisions)
+    assert len(decisions) == 6 and all(abs(e.difference) < 10.0 for e in decisions)
     assert errors[(None, "scale_up_2_t_s")].measured == pytest.approx(111.1, abs=1e-6)
-    for stage in ("0-60 s", "60-300 s"):
-        assert abs(errors[(stage, "mean_s")].error) < 1e-6 and errors[(stage, "mean_s")].scored
     sim = Report.load(out)
+    assert sim.extra["mechanics_replay"]["grid_lags_s"][0] == 0.0
+    phase0 = ReplicaRun.model_validate(sim.extra["mechanics_replicas"])
+    assert phase0.replica_seconds == pytest.approx(204.1, abs=1e-6)
+    measured = Report.load(tmp_path / "ray.json").replicas
+    assert [round(e.t, 6) for e in phase0.events] == [round(e.t - T0, 6) for e in measured.events]
+    for stage in ("0-60 s", "60-300 s"):
+        assert abs(errors[(stage, "mean_s")].error) < 0.1 and errors[(stage, "mean_s")].scored
     assert sim.role == "validation" and sim.target == "rayserve"
     assert sim.replicas.window == (0.0, 300.0) and len(sim.replicas.intervals) == 3
     assert sim.replicas.timeline and sim.replicas.timeline[-1].running == 0
@@ -104,15 +112,14 @@ def test_a_run_that_follows_ray_serve_validates_exactly(tmp_path, capsys):
 
 
 def test_the_replay_uses_the_runs_own_autoscaler_settings(tmp_path):
-    """The same recorded run, claiming upscale_delay_s = 12: the simulated 1 -> 2 comes 10 s later than the
-    recorded one, and the second replica's shorter life shows in the replica-seconds."""
+    """The same recorded run, claiming upscale_delay_s = 12: the replayed 1 -> 2 comes 10 s later than the
+    recorded one."""
     out = tmp_path / "v.json"
     main(["validate", "--measured", ray_run(tmp_path / "ray.json", {**SETTINGS, "upscale_delay_s": 12}),
-          "--calibration", calibration(tmp_path / "cal.json"), "--replications", "1", "--out", str(out)])
-    errors = rows(out)
-    assert errors[(None, "scale_up_3_t_s")].difference == pytest.approx(10.0, abs=1e-6)
-    assert errors[(None, "scale_up_1_t_s")].difference == pytest.approx(0.0, abs=1e-6)
-    assert errors[(None, "replica_seconds")].error < 0
+          "--service", "measured", "--out", str(out)])
+    phase0 = Report.load(out).replicas            # the mechanics replay at the script's grid phase
+    ups = [e.t for e in phase0.decisions("up")]
+    assert ups[2] - 123.1 == pytest.approx(10.0, abs=1e-6) and ups[0] == pytest.approx(1.1, abs=1e-6)
 
 
 def test_a_start_up_is_needed_from_the_calibration(tmp_path, capsys):

@@ -171,10 +171,11 @@ class RayServePolicy(AutoscalingPolicy):
     name = "ray-serve"
 
     def __init__(self, config: RayServeConfig, initial_running: int = 0, router_at_start: bool = False,
-                 config_delay_s: float = 0.0):
+                 config_delay_s: float = 0.0, grid_lag_s: float = 0.0):
         config.check()
-        if config_delay_s < 0:
-            raise ValueError("Ray Serve: config_delay_s must be >= 0")
+        if config_delay_s < 0 or grid_lag_s < 0:
+            raise ValueError("Ray Serve: config_delay_s and grid_lag_s must be >= 0")
+        self.grid_lag_s = grid_lag_s            # the record and push grids' lag after their first point
         self.config = config
         self.initial_running = initial_running
         self.router_at_start = router_at_start
@@ -218,7 +219,8 @@ class RayServePolicy(AutoscalingPolicy):
 
     def _new_router(self, created_at: float) -> RouterMetrics:
         cfg = self.config
-        return RouterMetrics(created_at, cfg.look_back_period_s, cfg.metrics_interval_s, cfg.record_interval_s)
+        return RouterMetrics(created_at, cfg.look_back_period_s, cfg.metrics_interval_s, cfg.record_interval_s,
+                             self.grid_lag_s)
 
     def learn_config(self):
         """update_deployment_config: the pusher starts (its first push at once, which is also the push at
@@ -270,15 +272,17 @@ class RayServePolicy(AutoscalingPolicy):
         return all(v == 0 for s in series for _, v in s)
 
     def pusher(self):
-        """A push every metrics_interval_s from the router's creation; while the router has been idle for a
-        whole look-back window the pushes would repeat zeros, so it sleeps until it is busy again."""
+        """A push at the router's creation, then every metrics_interval_s on a grid `grid_lag_s` late (see
+        RouterMetrics); while the router has been idle for a whole look-back window the pushes would repeat
+        zeros, so it sleeps until it is busy again."""
         env, cfg = self.pool.env, self.config
         created = self.router.created_at
+        origin = created + self.grid_lag_s % cfg.metrics_interval_s
         k = 0
         while True:
             self.push()
             k += 1
-            self.next_push_at = created + k * cfg.metrics_interval_s
+            self.next_push_at = origin + k * cfg.metrics_interval_s
             yield env.timeout(self.next_push_at - env.now)
             quiet_since = self._quiet_since()
             if quiet_since is not None and env.now - quiet_since > cfg.look_back_period_s + cfg.metrics_interval_s \
@@ -286,8 +290,8 @@ class RayServePolicy(AutoscalingPolicy):
                 self.next_push_at = None
                 self.push_wakeup = env.event()
                 yield self.push_wakeup
-                k = math.ceil((env.now - created) / cfg.metrics_interval_s)
-                self.next_push_at = created + k * cfg.metrics_interval_s
+                k = max(1, math.ceil((env.now - origin) / cfg.metrics_interval_s))
+                self.next_push_at = origin + k * cfg.metrics_interval_s
                 yield env.timeout(self.next_push_at - env.now)
 
     def _quiet_since(self) -> float | None:

@@ -87,11 +87,15 @@ class TotalRequests:
 # -- the handle's router metrics (router.py) --------------------------------------------------------
 class RouterMetrics:
     """The router's gauges over time (queued, ongoing per replica), sampled lazily on the record grid
-    when a report is pushed."""
+    when a report is pushed. The grid's first point is at `created_at`; the later ones lag the ideal grid
+    by `lag_s` (modulo the record interval): Ray's MetricsPusher sleeps a full interval after each run of
+    the task (metrics_utils.py `metrics_task`), so every period overshoots by the task's own time and the
+    event loop's latency, and after a minute of a loaded run the grid's phase is unknown."""
 
     def __init__(self, created_at: float, look_back_period_s: float, metrics_interval_s: float,
-                 record_interval_s: float):
+                 record_interval_s: float, lag_s: float = 0.0):
         self.created_at = created_at
+        self.record_lag_s = lag_s % record_interval_s
         self.look_back_s, self.push_interval_s, self.record_interval_s = (look_back_period_s, metrics_interval_s,
                                                                           record_interval_s)
         self.times: list[float] = []
@@ -119,12 +123,14 @@ class RouterMetrics:
         record interval since the router was created; a key with none sends its current value)."""
         rec = self.record_interval_s
         start = now - self.look_back_s
-        first = max(0, math.floor((start - self.created_at) / rec) + 1)
-        last = math.floor((now - self.created_at) / rec + 1e-9)
+        origin = self.created_at + self.record_lag_s       # the grid of the points after the first
+        first = max(1, math.floor((start - origin) / rec) + 1)
+        last = math.floor((now - origin) / rec + 1e-9)
+        points = [self.created_at] if start < self.created_at <= now + 1e-9 else []
+        points += [origin + k * rec for k in range(first, last + 1)]
         queued: list[tuple[float, float]] = []
         running: dict[int, list[tuple[float, float]]] = {}
-        for k in range(first, last + 1):
-            g = self.created_at + k * rec
+        for g in points:
             if g <= start:
                 continue
             q, sent = self.state_at(g)

@@ -42,20 +42,23 @@ class RayServeDeployment(ReplicaPool):
     replay); replicas beyond them take `startup_s`. `after_slot_s`: of a job's overhead (measured or drawn), the part
     after its slot is free (the ingress answering the client once the handle has the result).
     `router`: the handle router's retry schedule (Ray's defaults); None: a free slot takes the oldest
-    waiting request at once (an ideal router). `rng`: its draws of two candidate replicas."""
+    waiting request at once (an ideal router). `rng`: its draws of two candidate replicas. `grid_lag_s`:
+    the lag of the router's record and push grids after their first point (RayServePolicy)."""
 
     def __init__(self, env: simpy.Environment, ledger, sample, config: RayServeConfig, prices: dict,
                  startup_s: float, name: str = "ray", initial_running: int = 0,
                  router_at_start: bool = False, record_timeline: bool = False, return_s=None,
                  config_delay_s: float = 0.0, startups: list[float] | None = None, after_slot_s: float = 0.0,
-                 router: RouterBackoff | None = RAY_DEFAULT_BACKOFF, rng: random.Random | None = None):
+                 router: RouterBackoff | None = RAY_DEFAULT_BACKOFF, rng: random.Random | None = None,
+                 grid_lag_s: float = 0.0):
         self.config, self.prices = config, prices
         self.router = RayRouter(env, self, router, rng) if router is not None else None
         self.after_slot_s = after_slot_s
         self.startups = list(startups or [])
         self.graceful = GracefulStop(config.graceful_shutdown_wait_loop_s, config.graceful_shutdown_timeout_s)
         self.return_sampler = return_s
-        super().__init__(env, ledger, sample, RayServePolicy(config, initial_running, router_at_start, config_delay_s),
+        super().__init__(env, ledger, sample, RayServePolicy(config, initial_running, router_at_start, config_delay_s,
+                                                            grid_lag_s),
                          [("starting", startup_s)], max_ongoing=config.max_ongoing_requests, name=name,
                          record_timeline=record_timeline)
 
