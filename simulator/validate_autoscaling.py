@@ -143,7 +143,9 @@ def calibrated_after_slot_s(calibration: list[str] | None, profile: ServiceTimeP
         if not is_autoscaling_run(report):
             continue
         config, _ = ray_settings(report)
-        inputs = replay_layer("mechanics", report, profile, config, None, replay_index(report), random.Random(0), 1)[2]
+        # only the fit is read: one grid phase, not a replay per phase
+        inputs = replay_layer("mechanics", report, profile, config, None, replay_index(report), random.Random(0), 1,
+                              phases=1)[2]
         fitted.append(inputs["after_slot_s"])
         names.append(path)
     if not fitted:
@@ -153,8 +155,9 @@ def calibrated_after_slot_s(calibration: list[str] | None, profile: ServiceTimeP
 
 def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, config: RayServeConfig,
                  calibration: list[str] | None, index: list[tuple[int, JobRecord]], rng: random.Random,
-                 replications: int, after_slot: tuple[float, str] = (0.0, "")):
-    """One layer's replications: (jobs, ReplicaRun) each, the first one's decisions, and its inputs."""
+                 replications: int, after_slot: tuple[float, str] = (0.0, ""), phases: int = GRID_PHASES):
+    """One layer's replications: (jobs, ReplicaRun) each, the first one's decisions, and its inputs. The
+    mechanics layer replays once per grid phase (`phases`; 1: the lag-0 grid alone)."""
     t0, t1 = measured.replicas.window
     initial_running = measured.replicas.running_at(t0)
     startup_s = profile.provision_s + profile.load_s
@@ -191,12 +194,12 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
     if mechanics:
         def handoff(after: float) -> float | None:   # a trial replay on its own random stream
             trial = random.Random(0)
-            gaps = handoffs(replay(build(after, trial, [0.0]), arrivals, t1 - t0, trial, 1)[0][0][0],
+            gaps = handoffs(replay(build(after, trial, grid_lags(config, 1)), arrivals, t1 - t0, trial, 1)[0][0][0],
                             lambda j: j.served_by)
             return sum(gaps) / len(gaps) if gaps else None
         after_s = fitted_after_slot_s([j for _, j in index], handoff)
         after_from = "fitted on the run's own hand-offs (each job's measured times)"
-    lags = grid_lags(config) if mechanics else None
+    lags = grid_lags(config, phases) if mechanics else None
     replays, decisions = replay(build(after_s, rng, lags), arrivals, t1 - t0, rng,
                                 len(lags) if mechanics else replications)
     inputs = {"window": [t0, t1], "initial_running": initial_running, "startup_s": startup_s,

@@ -126,7 +126,7 @@ class RouterMetrics:
         origin = self.created_at + self.record_lag_s       # the grid of the points after the first
         first = max(1, math.floor((start - origin) / rec) + 1)
         last = math.floor((now - origin) / rec + 1e-9)
-        points = [self.created_at] if start < self.created_at <= now + 1e-9 else []
+        points = [self.created_at] if self.created_at <= now + 1e-9 else []
         points += [origin + k * rec for k in range(first, last + 1)]
         queued: list[tuple[float, float]] = []
         running: dict[int, list[tuple[float, float]]] = {}
