@@ -10,7 +10,8 @@ take:
   e.g. `--max-replicas 2 --upscale-delay-s 2`): first the autoscale calibration (bench/autoscale/calibration.py: cycles from zero
   replicas, each a measured replica start, decision delay and first job, then warm jobs), then the loaded
   closed loops with the replica recorder on (the first job of each new replica marked, and left out of
-  the load fit: it has its own calibrated time).
+  the load fit: it has its own calibrated time). The report's `replicas` is both recordings as one run:
+  the loops' replicas start beside busy ones, the start-ups a prediction draws under load.
 
     python -m bench calibrate --target local --out reports/measured/calibration-local.json
     python -m bench calibrate --target rayserve --out reports/measured/calibration-rayserve.json
@@ -136,8 +137,10 @@ def calibrate_rayserve(args: argparse.Namespace) -> Report:
             loaded, rc = loaded_stages(args, target.url, "vertex", alone_service_s(report.stages), args.out,
                                        startup_s)
             end = rec.back_at_rest(time.time())
-            rec.stop([j for s in loaded for j in s.jobs], start, end)   # marks each new replica's first job
+            # marks each new replica's first job; its replicas started while others served (start-ups under load)
+            _, loaded_run = rec.stop([j for s in loaded for j in s.jobs], start, end)
     report.name, report.stages = args.out.stem, report.stages + loaded
+    report.replicas = report.replicas.then(loaded_run) if report.replicas is not None else loaded_run
     report.config.driver = "bench calibrate --target rayserve"
     report.extra.update(rayserve=target.info, locust_exit_code=rc, loaded_back_at_rest=end is not None)
     return report

@@ -239,6 +239,23 @@ class ReplicaRun(_Model):
     events: list[ScaleEvent] = Field(default_factory=list)
     replica_seconds: float = 0.0
 
+    def then(self, later: ReplicaRun) -> ReplicaRun:
+        """This recording followed by a later one of the same deployment (e.g. a calibration's cycles from
+        zero, then its loaded loops): one run over both windows. Between them the deployment was at rest,
+        so the gap bills what ran at this one's end; a replica up in both is one interval."""
+        gap = max(0.0, later.window[0] - self.window[1])
+        last = self.timeline[-1].running if self.timeline else self.running_at(self.window[1])
+        intervals = [i.model_copy() for i in self.intervals]
+        mine = {i.replica: i for i in intervals}
+        for i in later.intervals:
+            if i.replica in mine:
+                mine[i.replica].end = i.end
+            else:
+                intervals.append(i)
+        return ReplicaRun(window=(self.window[0], later.window[1]), timeline=self.timeline + later.timeline,
+                          intervals=intervals, events=self.events + later.events,
+                          replica_seconds=self.replica_seconds + gap * last + later.replica_seconds)
+
     def running_at(self, t: float) -> int:
         """Replicas able to serve at t (ready <= t < end)."""
         return sum(1 for i in self.intervals if i.ready is not None and i.ready <= t and (i.end is None or t < i.end))

@@ -26,7 +26,7 @@ from loadlab import article
 from loadlab.schema import COMPLETED, Report, Stage
 from loadlab.stats import mean, mean_ci95, summarize
 from simulator.machine_speed import by_case, calibration_blocks, speed_wander
-from simulator.mechanics import measured_holds
+from simulator.mechanics import measured_holds, startups_by_busy
 from simulator.service_load import LoadModel, fit_reports
 
 ARTICLE_STARTUP = "the article, benchmark 2"
@@ -54,6 +54,10 @@ class ServiceTimeProfile:
     hold_samples: dict[str, list[float]] = field(default_factory=dict)
     # the SD of the machine's speed from block to block within repeated calibrations (simulator/machine_speed.py)
     speed_wander: dict[str, Any] | None = None
+    # each replica's measured start -> ready in the calibrations that recorded replicas, by the replicas
+    # busy when it was asked for (simulator/mechanics.py `startups_by_busy`): a prediction draws every
+    # replica's start-up from them (a first request at zero waits for one whole start-up, not a mean)
+    startup_samples: dict[int, list[float]] = field(default_factory=dict)
 
     @property
     def cases(self) -> list[str]:
@@ -95,6 +99,19 @@ class ServiceTimeProfile:
             return seconds * load.factor(in_system, busy) if load is not None else seconds
         return sample
 
+    def startup_sampler(self, rng: random.Random):
+        """busy -> one measured start-up: of the replicas started beside as many busy ones, else beside the
+        most busy ones measured below that, else the fewest measured; None without samples."""
+        levels = {b: list(v) for b, v in self.startup_samples.items() if v}
+        if not levels:
+            return None
+
+        def sample(busy: int = 0) -> float:
+            below = [b for b in levels if b <= busy]
+            values = levels[max(below) if below else min(levels)]
+            return values[int(rng.random() * len(values))]
+        return sample
+
     def hold_s(self, case: str) -> float:
         """The mean hold after a job of `case` (of every case when it has none measured; 0 without any)."""
         values = self.hold_samples.get(case) or [x for v in self.hold_samples.values() for x in v]
@@ -124,6 +141,8 @@ class ServiceTimeProfile:
                 "samples": {c: len(v) for c, v in self.service_samples.items()},
                 "overhead_mean_s": {c: (mean(v) if v else 0.0) for c, v in self.overhead_samples.items()},
                 "provision_s": self.provision_s, "load_s": self.load_s, "startup_from": self.startup_from,
+                "startup_s": {f"{busy} busy": {"mean": round(mean(v), 4), "n": len(v), "min": round(min(v), 4),
+                                                "max": round(max(v), 4)} for busy, v in sorted(self.startup_samples.items())},
                 "fitted_on": [{"report": r, "stages": st} for r, st in self.fitted_on],
                 "first_job_s": {c: {"mean": round(mean(v), 4), "n": len(v)} for c, v in self.first_samples.items()},
                 "hold_after_job_s": {c: {"mean": round(mean(v), 4), "n": len(v)} for c, v in self.hold_samples.items()},
@@ -253,16 +272,21 @@ def calibration_holds(reports: list[Report]) -> dict[str, list[float]]:
 
 
 def set_startup(prof: ServiceTimeProfile, reports: list[Report]) -> None:
-    """The replica start-up from the first report that measured one: a replicated run's replica intervals
-    (start -> ready, the mean), else a cold-start run's process start + model load."""
+    """The replica start-up: every replica start -> ready of the reports that recorded replicas (their
+    mean, and the samples), else the first cold-start run's process start + model load."""
+    recorded = [(r.name, startups_by_busy(r.replicas, [j for st in r.stages for j in st.jobs]))
+                for r in reports if r.replicas is not None]
+    recorded = [(name, startups) for name, startups in recorded if startups]
+    if recorded:
+        for _, startups in recorded:
+            for busy, values in startups.items():
+                prof.startup_samples.setdefault(busy, []).extend(values)
+        prof.provision_s, prof.load_s = mean(x for v in prof.startup_samples.values() for x in v), 0.0
+        prof.startup_from = "replica start -> ready in " + ", ".join(
+            f"{name} ({sum(map(len, startups.values()))} replicas)" for name, startups in recorded)
+        return
     for report in reports:
-        startups = [i.ready - i.start for i in (report.replicas.intervals if report.replicas else [])
-                    if i.ready is not None]
         cs = report.coldstart.stages_s if report.coldstart else {}
-        if startups:
-            prof.provision_s, prof.load_s = mean(startups), 0.0
-            prof.startup_from = f"replica start -> ready in {report.name} ({len(startups)} replicas)"
-            break
         if cs:
             prof.provision_s = float(cs.get("instance_start") or cs.get("process_start") or 0.0)
             prof.load_s = float(cs.get("model_load") or cs.get("load") or 0.0)

@@ -140,7 +140,8 @@ def mechanics_build(build: Callable) -> Callable:
 
 def calibration_draw(profile: ServiceTimeProfile, rng: random.Random) -> ServiceTimeProfile:
     """One replication's view of what the calibration could have measured: each case's service samples
-    resampled with replacement (a bootstrap), each load factor drawn within its interval. With repeated
+    and the replica start-ups resampled with replacement (a bootstrap), each load factor drawn within its
+    interval. With repeated
     calibrations (`calibration_groups`, e.g. one before the run and one after) the run's speed lies
     somewhere in their span: the draw takes a pair of
     neighbouring calibrations, a point uniformly between them, and scales the first one's resample to that
@@ -149,10 +150,11 @@ def calibration_draw(profile: ServiceTimeProfile, rng: random.Random) -> Service
     calibrations measured."""
     groups = profile.calibration_groups
     load = profile.load.drawn(rng) if profile.load is not None else None
+    startups = {busy: _resample(v, rng) for busy, v in profile.startup_samples.items()}
     if len(groups) < 2:
         samples = profile.service_samples
         return dataclasses.replace(profile, service_samples={c: _resample(v, rng) for c, v in samples.items() if v},
-                                   load=load)
+                                   load=load, startup_samples=startups)
     k = int(rng.random() * (len(groups) - 1))
     w = rng.random()
     wander = profile.speed_wander["sd"] if profile.speed_wander else 0.0
@@ -164,7 +166,7 @@ def calibration_draw(profile: ServiceTimeProfile, rng: random.Random) -> Service
         a, b = _resample(a, rng), _resample(b, rng)
         scale = ((1 - w) + w * mean(b) / mean(a)) * jitter
         drawn[case] = [x * scale for x in a]
-    return dataclasses.replace(profile, service_samples=drawn, load=load)
+    return dataclasses.replace(profile, service_samples=drawn, load=load, startup_samples=startups)
 
 
 def _resample(values: list[float], rng: random.Random) -> list[float]:

@@ -80,18 +80,17 @@ def ray_settings(measured: Report) -> tuple[RayServeConfig, list[str]]:
     return config, ignored
 
 
-def config_delay_s(calibration: list[str] | None, config: RayServeConfig) -> tuple[float, str]:
+def config_delay_s(calibration: list[Report], config: RayServeConfig) -> tuple[float, str]:
     """A fresh router's lag before it can push, from the calibration runs' request-at-zero -> scale-up
     decision times (mean, less the mean wait of half a control period for the deciding tick); 0 when no
     calibration measured it."""
     measured: list[float] = []
     names = []
-    for path in calibration or []:
-        coldstart = Report.load(path).coldstart
-        values = coldstart.zero_to_decision_s if coldstart else []
+    for report in calibration:
+        values = report.coldstart.zero_to_decision_s if report.coldstart else []
         if values:
             measured += [float(v) for v in values]
-            names.append(path)
+            names.append(report.path or report.name)
     if not measured:
         return 0.0, "none measured: 0"
     mean_s = sum(measured) / len(measured)
@@ -114,9 +113,10 @@ def validate_autoscaling(measured: Report, profile: ServiceTimeProfile, seed: in
                          calibration or [])
     report.extra.update(title=f"{measured.name}: measured vs simulated autoscaling (ray-serve policy)",
                         calibration_too_few=imprecise_cases(profile.service_samples))
-    after_slot = calibrated_after_slot_s(calibration, profile) if "prediction" in layers else (0.0, "")
+    calibrations = [Report.load(path) for path in calibration or []]    # read once, for both layers
+    after_slot = calibrated_after_slot_s(calibrations, profile) if "prediction" in layers else (0.0, "")
     for layer in (x for x in LAYERS if x in layers):
-        replays, decisions, inputs = replay_layer(layer, measured, profile, config, calibration, index, rng,
+        replays, decisions, inputs = replay_layer(layer, measured, profile, config, calibrations, index, rng,
                                                   replications, after_slot)
         inputs["ignored_settings"] = ignored
         first = layer == ("prediction" if "prediction" in layers else "mechanics")
@@ -134,27 +134,26 @@ def validate_autoscaling(measured: Report, profile: ServiceTimeProfile, seed: in
     return report
 
 
-def calibrated_after_slot_s(calibration: list[str] | None, profile: ServiceTimeProfile) -> tuple[float, str]:
+def calibrated_after_slot_s(calibration: list[Report], profile: ServiceTimeProfile) -> tuple[float, str]:
     """The prediction's part of an overhead after the slot: each calibration that recorded its replicas
     replayed in the mechanics layer, the part fitted there (`fitted_after_slot_s`), their mean; 0 without."""
     fitted, names = [], []
-    for path in calibration or []:
-        report = Report.load(path)
+    for report in calibration:
         if not is_autoscaling_run(report):
             continue
         config, _ = ray_settings(report)
         # only the fit is read: one grid phase, not a replay per phase
-        inputs = replay_layer("mechanics", report, profile, config, None, replay_index(report), random.Random(0), 1,
+        inputs = replay_layer("mechanics", report, profile, config, [], replay_index(report), random.Random(0), 1,
                               phases=1)[2]
         fitted.append(inputs["after_slot_s"])
-        names.append(path)
+        names.append(report.path or report.name)
     if not fitted:
         return 0.0, "none: no calibration recorded its replicas"
     return sum(fitted) / len(fitted), "fitted on the mechanics replay of " + ", ".join(names)
 
 
 def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, config: RayServeConfig,
-                 calibration: list[str] | None, index: list[tuple[int, JobRecord]], rng: random.Random,
+                 calibration: list[Report], index: list[tuple[int, JobRecord]], rng: random.Random,
                  replications: int, after_slot: tuple[float, str] = (0.0, ""), phases: int = GRID_PHASES):
     """One layer's replications: (jobs, ReplicaRun) each, the first one's decisions, and its inputs. The
     mechanics layer replays once per grid phase (`phases`; 1: the lag-0 grid alone)."""
@@ -181,14 +180,17 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
 
         def make(env, ledger, _rng):
             # the overhead is spent inside the replica's slot (its result travelling back), not after it
-            sample = (profile if mechanics else calibration_draw(profile, draw)).sampler(draw)
+            drawn = profile if mechanics else calibration_draw(profile, draw)
+            sample = drawn.sampler(draw)
+            # a predicted replica takes one measured start-up (of its load), not the mean: see startup_source
+            start = None if mechanics else drawn.startup_sampler(draw)
             lag = next(phases, None)
             lag = draw.uniform(0.0, config.metrics_interval_s) if lag is None else lag
             return RayServeDeployment(env, ledger, mechanics_sampler(sample) if mechanics else sample, config,
                                       DEFAULT_PRICES, startup_s=startup_s, initial_running=initial_running,
                                       router_at_start=initial_running > 0, record_timeline=True,
                                       return_s=profile.overhead_sampler(draw), config_delay_s=delay_s,
-                                      startups=startups, after_slot_s=after, grid_lag_s=lag)
+                                      startups=startups, after_slot_s=after, grid_lag_s=lag, draw_startup=start)
         return make
 
     if mechanics:
@@ -203,13 +205,26 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
     replays, decisions = replay(build(after_s, rng, lags), arrivals, t1 - t0, rng,
                                 len(lags) if mechanics else replications)
     inputs = {"window": [t0, t1], "initial_running": initial_running, "startup_s": startup_s,
-              "measured_startups_s": startups, "after_slot_s": after_s, "after_slot_from": after_from, "router_at_start": initial_running > 0,
+              "startup_from": startup_source(profile, mechanics, startups), "measured_startups_s": startups, "after_slot_s": after_s, "after_slot_from": after_from, "router_at_start": initial_running > 0,
               "settings": config.__dict__, "config_delay_s": delay_s, "config_delay_from": delay_from,
               "router_backoff": RAY_DEFAULT_BACKOFF.__dict__,
               "grid_lags_s": lags if mechanics else f"uniform on [0, {config.metrics_interval_s}) s, one a replication",
               "overhead": "inside the replica's slot (" + ("each job's measured e2e - queue - service)" if mechanics
                                                            else "calibration e2e - queue - service)")}
     return replays, decisions, inputs
+
+
+def startup_source(profile: ServiceTimeProfile, mechanics: bool, startups: list[float]) -> str:
+    """Where a layer's replica start-ups come from. A prediction draws one measured start-up a replica, of
+    replicas asked for beside as many busy ones: a first request at zero waits for a whole start-up, so the
+    interval of that figure is their spread, not the mean's."""
+    if mechanics:
+        return "measured, the k-th replica the k-th" if startups else "the mean"
+    if not profile.startup_samples:
+        return "the mean"
+    measured = ", ".join(f"{len(v)} at {busy} busy" for busy, v in sorted(profile.startup_samples.items()))
+    return (f"each replica one of the calibration's start-ups beside as many busy replicas, resampled each "
+            f"replication (measured: {measured})")
 
 
 def grid_lags(config: RayServeConfig, phases: int = GRID_PHASES) -> list[float]:

@@ -55,9 +55,10 @@ def ray_run(path, settings=SETTINGS) -> str:
     return str(path)
 
 
-def calibration(path, startup_s: float | None = 2.0, zero_to_decision_s: list[float] | None = None) -> str:
+def calibration(path, startup_s: float | list[float] | None = 2.0, zero_to_decision_s: list[float] | None = None) -> str:
     """A separate single-request run on the Ray app: 25 s per job, 0.2 s client overhead, one replica
-    start measured (start -> RUNNING in `startup_s`) and, if given, request at zero -> scale-up decision."""
+    start measured (start -> RUNNING in `startup_s`; a list: one replica each) and, if given, request at
+    zero -> scale-up decision."""
     stage = Stage(name="medium [u=1]", concurrency=1, jobs_per_user=10)
     for i in range(10):
         t = T0 - 5000 + 30 * i
@@ -65,8 +66,10 @@ def calibration(path, startup_s: float | None = 2.0, zero_to_decision_s: list[fl
                                     queue_s=0.0, service_s=25.0, e2e_s=25.2))
     replicas = None
     if startup_s is not None:
+        startups = startup_s if isinstance(startup_s, list) else [startup_s]
         replicas = ReplicaRun(window=(T0 - 5010, T0 - 4600), replica_seconds=400.0,
-                              intervals=[ReplicaInterval(replica="c0", start=T0 - 5010, ready=T0 - 5010 + startup_s)])
+                              intervals=[ReplicaInterval(replica=f"c{k}", start=T0 - 5010, ready=T0 - 5010 + x)
+                                         for k, x in enumerate(startups)])
     Report(role="single", kind="measured", name="single-ray", target="rayserve", cases=[ARTICLE_CASES["medium"]],
            stages=[stage], replicas=replicas, config=RunConfig(driver="test", load=LoadConfig(mode="single")),
            coldstart={"zero_to_decision_s": zero_to_decision_s} if zero_to_decision_s else None).save(path)
@@ -145,6 +148,22 @@ def test_a_run_that_starts_warm_starts_warm_in_the_replay(tmp_path):
     assert errors[("all", "mean_s")].simulated == pytest.approx(25.2)   # served at once: no start-up wait
 
 
+def test_a_predicted_replica_takes_one_measured_start_up_not_their_mean(tmp_path):
+    """Calibration start-ups of 2 and 12 s: each replica of a prediction takes one of them, so the first
+    requests at zero (one start-up each) spread over ~10 s across replications and their interval holds
+    both; with the mean (7 s) for every replica they would agree to within the router's grid."""
+    out = tmp_path / "v.json"
+    main(["validate", "--measured", ray_run(tmp_path / "ray.json"), "--calibration",
+          calibration(tmp_path / "cal.json", startup_s=[2.0, 12.0]), "--replications", "12", "--out", str(out)])
+    sim = Report.load(out)
+    assert sim.extra["replay"]["startup_s"] == pytest.approx(7.0)
+    assert "(measured: 2 at 0 busy)" in sim.extra["replay"]["startup_from"]
+    row = rows(out)[(None, "first_request_at_zero_e2e_s")]
+    low, high = row.simulated_pi
+    assert high - low > 8.0, row
+    assert low < 25.0 + 2.0 + 2.0 and high > 25.0 + 12.0 + 1.0
+
+
 def test_first_request_of_each_period_at_zero_replicas():
     run = ReplicaRun(window=(0.0, 100.0), intervals=[ReplicaInterval(replica="a", start=4, ready=5, end=20),
                                                      ReplicaInterval(replica="b", start=40, ready=45, end=60)])
@@ -185,3 +204,45 @@ def test_the_calibrated_overhead_holds_the_replica(tmp_path):
     assert [j.queue_s for j in jobs] == pytest.approx([0.0, 25.275])
     assert [j.e2e_s for j in jobs] == pytest.approx([25.2, 50.475])
     assert abs(rows(out)[("all", "mean_s")].error) < 1e-6
+
+
+def test_a_replica_started_beside_a_busy_one_takes_a_start_up_measured_beside_a_busy_one(tmp_path):
+    """Calibration: c0 started from zero in 2 s; c1 was asked for while c0 served a job and took 12 s.
+    In the scripted run r2 is asked for at 123.1 s while r1 serves B: its predicted start-up is 12 s;
+    the replicas asked for at zero take 2 s."""
+    stage = Stage(name="medium [u=1]", concurrency=1, jobs_per_user=2)
+    for t in (T0 - 5000, T0 - 4960):
+        stage.jobs.append(JobRecord(case="medium", status="completed", submitted=t, started=t, finished=t + 25.2,
+                                    queue_s=0.0, service_s=25.0, e2e_s=25.2, extra={"replica_id": "c0"}))
+    replicas = ReplicaRun(window=(T0 - 5010, T0 - 4600), replica_seconds=400.0,
+                          intervals=[ReplicaInterval(replica="c0", start=T0 - 5010, ready=T0 - 5008),
+                                     ReplicaInterval(replica="c1", start=T0 - 4990, ready=T0 - 4978)])
+    Report(role="single", kind="measured", name="cal-busy", target="rayserve", cases=[ARTICLE_CASES["medium"]],
+           stages=[stage], replicas=replicas, config=RunConfig(driver="test", load=LoadConfig(mode="single"))
+           ).save(tmp_path / "cal.json")
+    out = tmp_path / "v.json"
+    main(["validate", "--measured", ray_run(tmp_path / "ray.json"), "--calibration", str(tmp_path / "cal.json"),
+          "--replications", "3", "--service", "calibrated", "--out", str(out)])
+    sim = Report.load(out)
+    assert "1 at 0 busy, 1 at 1 busy" in sim.extra["replay"]["startup_from"]
+    startups = sorted((i.start, round(i.ready - i.start, 6)) for i in sim.replicas.intervals)
+    assert [s for _, s in startups] == [2.0, 2.0, 12.0], startups
+
+
+def test_a_calibrations_two_recordings_are_one_run_over_both_windows():
+    """The cycles from zero, then (after a rest at zero) the loaded loops: one window, every replica, the
+    bill of both; a replica up in both recordings (a minimum above zero) is one interval, billed in the gap."""
+    cycles = ReplicaRun(window=(0.0, 100.0), replica_seconds=40.0, events=[ScaleEvent(t=1, from_replicas=0, to_replicas=1)],
+                        intervals=[ReplicaInterval(replica="a", start=1, ready=7, end=41)])
+    loaded = ReplicaRun(window=(130.0, 200.0), replica_seconds=90.0,
+                        intervals=[ReplicaInterval(replica="b", start=131, ready=137, end=190),
+                                   ReplicaInterval(replica="c", start=150, ready=158, end=187)])
+    run = cycles.then(loaded)
+    assert run.window == (0.0, 200.0) and run.replica_seconds == 130.0
+    assert [i.replica for i in run.intervals] == ["a", "b", "c"] and run.scale_count("up") == 1
+    warm = ReplicaRun(window=(0.0, 100.0), replica_seconds=100.0, intervals=[ReplicaInterval(replica="w", start=-5, ready=0)])
+    later = ReplicaRun(window=(130.0, 200.0), replica_seconds=70.0,
+                       intervals=[ReplicaInterval(replica="w", start=-5, ready=0, end=210)])
+    both = warm.then(later)
+    assert both.replica_seconds == 200.0 and len(both.intervals) == 1 and both.intervals[0].end == 210
+    assert warm.intervals[0].end is None

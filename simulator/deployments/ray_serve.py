@@ -39,7 +39,8 @@ class RayServeDeployment(ReplicaPool):
     result travels back to the handle (a calibration's per-request overhead); `config_delay_s`: a router
     created by a request learns the deployment's config after this long (see RayServePolicy).
     `startups`: measured start -> RUNNING times, the k-th for the k-th replica started (a mechanics
-    replay); replicas beyond them take `startup_s`. `after_slot_s`: of a job's overhead (measured or drawn), the part
+    replay); replicas beyond them take `draw_startup(busy)` when given (a prediction: one measured start-up
+    each, of the replicas busy as it starts), else `startup_s`. `after_slot_s`: of a job's overhead (measured or drawn), the part
     after its slot is free (the ingress answering the client once the handle has the result).
     `router`: the handle router's retry schedule (Ray's defaults); None: a free slot takes the oldest
     waiting request at once (an ideal router). `rng`: its draws of two candidate replicas. `grid_lag_s`:
@@ -50,11 +51,12 @@ class RayServeDeployment(ReplicaPool):
                  router_at_start: bool = False, record_timeline: bool = False, return_s=None,
                  config_delay_s: float = 0.0, startups: list[float] | None = None, after_slot_s: float = 0.0,
                  router: RouterBackoff | None = RAY_DEFAULT_BACKOFF, rng: random.Random | None = None,
-                 grid_lag_s: float = 0.0):
+                 grid_lag_s: float = 0.0, draw_startup=None):
         self.config, self.prices = config, prices
         self.router = RayRouter(env, self, router, rng) if router is not None else None
         self.after_slot_s = after_slot_s
         self.startups = list(startups or [])
+        self.draw_startup = draw_startup
         self.graceful = GracefulStop(config.graceful_shutdown_wait_loop_s, config.graceful_shutdown_timeout_s)
         self.return_sampler = return_s
         super().__init__(env, ledger, sample, RayServePolicy(config, initial_running, router_at_start, config_delay_s,
@@ -65,6 +67,8 @@ class RayServeDeployment(ReplicaPool):
     def startup_for(self, rep: Replica) -> list[tuple[str, float]]:
         if rep.id < len(self.startups):
             return [("starting", self.startups[rep.id])]
+        if self.draw_startup is not None:
+            return [("starting", self.draw_startup(self.busy))]
         return self.startup
 
     # -- which replicas stop, and how --------------------------------------------------------------
