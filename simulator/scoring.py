@@ -10,7 +10,8 @@ correlated); a burst (every job submitted at once) is one realisation whose figu
 service time (FIFO: mean = (n+1)/2 x S), so its interval is the figure scaled by the bootstrap interval
 of its mean service time. A prediction row whose measured interval is wider than +-10 % is marked
 `too_few` ("too few jobs"): shown, never scored; when it is the mean's, every row of the stage is. A mechanics row (the same jobs replayed) is a paired
-comparison: no sampling noise between the two sides, so it carries no interval and is always scored."""
+comparison: no sampling noise between the two sides, so it carries no interval and is scored, except a
+throughput of fewer than 10 jobs (`too_few_to_count`: a count whose resolution is one job)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from loadlab.schema import COMPLETED, ErrorRow, ReplicaRun, Stage
 from loadlab.stats import (
+    PRECISION,
     block_bootstrap_ci,
     discrete_distribution,
     inside,
@@ -79,6 +81,8 @@ def stage_errors(mstage: Stage, sims: list[Stage], scored: bool, layer: str = "p
         sim, value = mean(values), getattr(ms, key)
         row = ErrorRow(stage=mstage.name, metric=metric, measured=value, simulated=sim,
                        error=relative_error(sim, value), scored=scored, layer=layer, jobs=len(mstage.jobs))
+        if metric == "throughput_per_s" and too_few_to_count(ms):
+            row.too_few = True
         if layer == "prediction":
             row.measured_ci = measured_ci(mstage, metric, value)
             row.simulated_pi = prediction_interval(values)
@@ -89,6 +93,15 @@ def stage_errors(mstage: Stage, sims: list[Stage], scored: bool, layer: str = "p
             row.too_few = own or stage_too_few
         rows.append(row)
     return rows
+
+
+def too_few_to_count(summary) -> bool:
+    """A throughput is a count of jobs finished inside the stage: below 1 / PRECISION of them one job
+    more or less (one finishing a hair either side of the stage's end) moves it by more than +-10 %, in
+    either layer, so it is shown and not scored."""
+    if summary.throughput_per_s is None or not summary.wall_s:
+        return True
+    return round(summary.throughput_per_s * summary.wall_s) < round(1 / PRECISION)
 
 
 def run_rows(measured_run: ReplicaRun, measured_jobs, replays, t0: float, layer: str) -> list[ErrorRow]:

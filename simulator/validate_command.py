@@ -33,7 +33,9 @@ def stage_table(report: Report, measured: Report, layer: str = "prediction") -> 
         row = [stage.name, str(len(stage.jobs))]
         for metric, _, digits in shown:
             e = by_metric.get(metric)
-            row += ["-", "-", "-"] if e is None else [_f(e.measured, digits), _f(e.simulated, digits), _pct(e.error)]
+            few = e is not None and e.too_few and not by_metric["mean_s"].too_few
+            row += ["-", "-", "-"] if e is None else [_f(e.measured, digits), _f(e.simulated, digits),
+                                                      _pct(e.error) + (" few" if few else "")]
         row.append(_scored(by_metric["mean_s"]))
         rows.append(row)
     return headers, rows
@@ -100,7 +102,11 @@ def print_layers(report: Report, measured: Report) -> None:
         if not any(e.layer == layer for e in report.errors):
             continue
         print(f"\n{LAYER_TITLES[layer]}:")
-        print_table(*stage_table(report, measured, layer))
+        headers, rows = stage_table(report, measured, layer)
+        print_table(headers, rows)
+        if any(str(c).endswith(" few") for r in rows for c in r):
+            print("  ('few': a throughput of fewer than 10 jobs finished in the stage, where one job moves it by "
+                  "more than 10 %: shown, not scored)")
         if layer == "prediction":
             print("intervals (a measured figure whose 95 % CI is wider than +-10 % is 'too few jobs', not scored):")
             print_table(*interval_table(report))

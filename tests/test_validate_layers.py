@@ -314,3 +314,25 @@ def test_jobs_that_arrived_together_keep_the_order_the_server_began_them(tmp_pat
     out = tmp_path / "v.json"
     main(["validate", "--measured", str(tmp_path / "t.json"), "--service", "measured", "--out", str(out)])
     assert layer_rows(out, "mechanics")[("all", "mean_s")].error == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_throughput_of_fewer_than_ten_jobs_is_shown_not_scored_in_either_layer():
+    """An 8 s stage where 4 jobs finished inside: a fifth finishing a hair later or earlier moves the
+    throughput by 25 %, so that row is "too few jobs" in the mechanics layer too (and not in --max-error);
+    with 12 jobs inside it is scored."""
+    from loadlab.schema import JobRecord, Stage
+    from simulator.scoring import layer_max_abs_error_pct, stage_errors
+
+    def stage(finishes):
+        jobs = [JobRecord(case="light", status="completed", submitted=0.0, started=0.0, finished=f, queue_s=0.0,
+                          service_s=f, e2e_s=f) for f in finishes]
+        return Stage(name="s", started_at=0.0, duration_s=8.0, jobs=jobs)
+
+    small = stage([1.0, 3.0, 5.0, 7.9, 8.1])
+    rows = {r.metric: r for r in stage_errors(small, [stage([1.0, 3.0, 5.0, 7.9, 7.95])], scored=True, layer="mechanics")}
+    assert rows["throughput_per_s"].error == pytest.approx(0.25) and rows["throughput_per_s"].too_few
+    assert not rows["mean_s"].too_few
+    assert layer_max_abs_error_pct(list(rows.values()), ("throughput_per_s",), "mechanics") is None
+    big = stage([0.5 * k for k in range(1, 14)] + [8.1])
+    rows = {r.metric: r for r in stage_errors(big, [big], scored=True, layer="mechanics")}
+    assert not rows["throughput_per_s"].too_few
