@@ -266,7 +266,7 @@ def calibration_holds(reports: list[Report]) -> dict[str, list[float]]:
         if report.replicas is not None or (server is not None and (server.workers or 1) > 1):
             continue
         for st in report.stages:
-            for job, hold in measured_holds(st.jobs).values():
+            for job, hold in measured_holds(st.jobs, waited_through=True).values():
                 out.setdefault(job.case, []).append(hold)
     return out
 

@@ -267,6 +267,26 @@ def test_the_workers_hold_after_each_job_is_replayed_in_a_mechanics_run():
     assert worker_holds([job(0.0, 0.0), job(10.0, 10.0)]) == {}
 
 
+def test_a_hold_is_calibrated_only_where_the_next_job_waited_through_the_whole_service():
+    """Three jobs back to back with a 0.1 s hold, then a fourth sent 0.3 s before the third's end that
+    reached the server late (its gap 0.9 s): the calibration's hold is 0.1 s, not pulled up by the late
+    one; a mechanics replay still replays each measured gap, and gives a job without one the 0.1 s."""
+    from loadlab.schema import JobRecord, LoadConfig, Report, RunConfig, Stage
+    from simulator.mechanics import worker_holds
+    from simulator.profiles import calibration_holds
+
+    def job(arrival, started, service=2.0):
+        return JobRecord(case="light", status="completed", submitted=arrival, started=started,
+                         finished=started + service + 0.2, service_s=service, queue_s=started - arrival,
+                         e2e_s=started + service + 0.2 - arrival)
+    jobs = [job(0.0, 0.0), job(0.0, 2.1), job(0.0, 4.2), job(5.9, 7.1), job(30.0, 30.0)]
+    report = Report(role="calibration", kind="measured", name="cal", target="local", stages=[Stage(name="u=3", jobs=jobs)],
+                    config=RunConfig(driver="test", load=LoadConfig(mode="closed")))
+    assert calibration_holds([report])["light"] == pytest.approx([0.1, 0.1])
+    holds = worker_holds(jobs)
+    assert [holds[id(j)] for j in jobs] == pytest.approx([0.1, 0.1, 0.9, 0.1, 0.1])
+
+
 def test_a_burst_with_the_workers_hold_replays_exactly(tmp_path):
     from loadlab.cases import ARTICLE_CASES
     from loadlab.schema import JobRecord, LoadConfig, RunConfig, ServerConfig, Stage
