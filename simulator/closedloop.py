@@ -30,7 +30,7 @@ def user(env: simpy.Environment, deployment, ledger: Ledger, uid: int, pick_case
         case, *measured = pick_case()
         job = Job(case, env.now, done, uid)
         if measured:
-            job.measured_service_s, job.measured_overhead_s = measured
+            job.take_measured(measured)
         ledger.arrive(job)
         deployment.submit(job)
         yield done

@@ -9,7 +9,7 @@ from simulator.streamstats import StreamingSummary
 class Job:
     __slots__ = ("case", "submitted", "started", "finished", "status", "service_s", "cold_start",
                  "served_by", "retries", "error", "done", "user", "scheduled", "measured_service_s",
-                 "measured_overhead_s", "waited_for_start_s")
+                 "measured_overhead_s", "measured_replica", "waited_for_start_s")
 
     def __init__(self, case: str, submitted: float, done=None, user: int | None = None):
         self.case = case
@@ -27,7 +27,13 @@ class Job:
         self.scheduled = None  # open-loop replay: the arrival's due time (= submitted in the simulator)
         self.measured_service_s = None  # mechanics replay: the measured job's service time (its sampler returns it)
         self.measured_overhead_s = None  # mechanics replay: its measured client overhead (e2e - queue - service)
+        self.measured_replica = None  # mechanics replay on replicas: the one that served it (by start order)
         self.waited_for_start_s = None  # replicated: how long it waited for its starting replica
+
+    def take_measured(self, measured) -> None:
+        """A mechanics replay's (service s, overhead s[, replica]) of the measured job in this one's place."""
+        self.measured_service_s, self.measured_overhead_s, *replica = measured
+        self.measured_replica = replica[0] if replica else None
 
     def overhead_s(self, overhead) -> float:
         """The client's time after the server's answer: the measured one in a mechanics replay, else a draw."""

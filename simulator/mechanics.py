@@ -48,6 +48,13 @@ def ready_times(run: ReplicaRun) -> dict[str, float]:
     return {i.replica: i.ready for i in run.intervals if i.ready is not None}
 
 
+def replica_order(run: ReplicaRun) -> dict[str, int]:
+    """Each recorded replica's place in start order, by its id: the replay's k-th replica started (its
+    id k, the warm ones first) stands for the run's k-th."""
+    started = sorted(run.intervals, key=lambda i: i.start)
+    return {i.replica: k for k, i in enumerate(started)}
+
+
 def replica_startups(run: ReplicaRun, t0: float) -> list[float]:
     """Each replica's measured start -> ready time, by start order, for the replicas started in the window
     (the replay starts the k-th of them where the run started its k-th)."""

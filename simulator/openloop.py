@@ -14,7 +14,8 @@ from simulator.ledger import Job, Ledger
 
 
 def arrive(env: simpy.Environment, deployment, ledger: Ledger, arrivals: Sequence[tuple]):
-    """Each arrival (t, case) or, in a mechanics replay, (t, case, measured service s, measured overhead s)."""
+    """Each arrival (t, case) or, in a mechanics replay, (t, case, measured service s, measured overhead s
+    [, the replica that served it])."""
     now = 0.0
     for t, case, *measured in arrivals:
         if t > now:
@@ -23,7 +24,7 @@ def arrive(env: simpy.Environment, deployment, ledger: Ledger, arrivals: Sequenc
         job = Job(case, env.now)
         job.scheduled = env.now
         if measured:
-            job.measured_service_s, job.measured_overhead_s = measured
+            job.take_measured(measured)
         ledger.arrive(job)
         deployment.submit(job)
 

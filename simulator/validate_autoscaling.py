@@ -52,6 +52,7 @@ from simulator.mechanics import (
     measured_times,
     mechanics_sampler,
     ready_times,
+    replica_order,
     replica_startups,
 )
 from simulator.openloop import run_open_stage
@@ -169,8 +170,7 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
         delay_s, delay_from = (own, "the run's own request at zero -> decision - half a control period") \
             if own is not None else config_delay_s(calibration, config)
         startup_s = startups[-1] if startups else startup_s
-        ready = ready_times(measured.replicas)
-        arrivals = [(j.origin - t0, j.case, *measured_times(j, ready.get(j.extra.get("replica_id")))) for _, j in index]
+        arrivals = mechanics_arrivals(measured.replicas, [j for _, j in index])
     else:
         delay_s, delay_from = config_delay_s(calibration, config)
         arrivals = [(j.origin - t0, j.case) for _, j in index]
@@ -212,6 +212,15 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
               "overhead": "inside the replica's slot (" + ("each job's measured e2e - queue - service)" if mechanics
                                                            else "calibration e2e - queue - service)")}
     return replays, decisions, inputs
+
+
+def mechanics_arrivals(run: ReplicaRun, jobs: list[JobRecord]) -> list[tuple]:
+    """A mechanics replay's arrivals: (t from the window's start, case, measured service s, overhead s,
+    the replica that served it by start order), so that the router sends each where the run did."""
+    t0 = run.window[0]
+    ready, order = ready_times(run), replica_order(run)
+    return [(j.origin - t0, j.case, *measured_times(j, ready.get(j.extra.get("replica_id"))),
+             order.get(j.extra.get("replica_id"))) for j in jobs]
 
 
 def startup_source(profile: ServiceTimeProfile, mechanics: bool, startups: list[float]) -> str:

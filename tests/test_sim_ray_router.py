@@ -120,3 +120,55 @@ def test_the_oldest_waiting_request_gets_the_free_replica_whichever_task_found_i
     assert starts == sorted(starts)
     for prev, nxt in zip(jobs, jobs[1:], strict=False):
         assert prev.finished <= nxt.started < prev.finished + RAY_DEFAULT_BACKOFF.max_backoff_s
+
+
+def two_idle_replicas_serving(wanted: list[int | None], seed: int) -> list[str]:
+    """Two warm replicas; a job every 10 s (each 1 s, so both are idle when it comes), each with the
+    replica that served it in a measured run (None: not a replay): who served each."""
+    import random
+
+    two = RayServeConfig(min_replicas=2, max_replicas=2, target_ongoing_requests=1, max_ongoing_requests=1)
+    env = simpy.Environment()
+    ledger = Ledger()
+    dep = RayServeDeployment(env, ledger, lambda case, **_: 1.0, two, DEFAULT_PRICES, startup_s=1.0,
+                             initial_running=2, router_at_start=True, rng=random.Random(seed))
+    jobs = []
+    for k, replica in enumerate(wanted):
+        env.run(until=10.0 * (k + 1))
+        job = Job("medium", env.now)
+        job.take_measured((1.0, 0.0, replica))
+        ledger.arrive(job)
+        dep.submit(job)
+        jobs.append(job)
+    env.run(until=10.0 * (len(wanted) + 1))
+    return [j.served_by for j in jobs]
+
+
+def test_a_mechanics_replay_routes_each_request_to_the_replica_that_served_it_when_that_one_is_free():
+    """Between two free replicas Ray's pick is a coin (two random candidates, the first on a tie); a replay
+    takes the run's own pick, so a request's busy time counts on the replica the run counted it on."""
+    wanted = [1, 0, 1, 1, 0, 0, 1, 0]
+    for seed in range(5):
+        assert two_idle_replicas_serving(wanted, seed) == [f"ray-replica{k}" for k in wanted]
+    coin = {tuple(two_idle_replicas_serving([None] * 8, seed)) for seed in range(5)}
+    assert len(coin) > 1 and any(len(set(served)) == 2 for served in coin)   # without it: Ray's draw
+
+
+def test_a_replay_whose_replica_is_busy_takes_rays_pick_instead_of_waiting_for_it():
+    """Two at once, both wanting replica 0: the second takes the free replica 1 at its first try."""
+    import random
+
+    two = RayServeConfig(min_replicas=2, max_replicas=2, target_ongoing_requests=1, max_ongoing_requests=1)
+    env = simpy.Environment()
+    ledger = Ledger()
+    dep = RayServeDeployment(env, ledger, lambda case, **_: 5.0, two, DEFAULT_PRICES, startup_s=1.0,
+                             initial_running=2, router_at_start=True, rng=random.Random(0))
+    env.run(until=1.0)
+    jobs = [Job("medium", env.now) for _ in range(2)]
+    for job in jobs:
+        job.take_measured((5.0, 0.0, 0))
+        ledger.arrive(job)
+        dep.submit(job)
+    env.run(until=20.0)
+    assert [j.served_by for j in jobs] == ["ray-replica0", "ray-replica1"]
+    assert jobs[1].started == pytest.approx(1.0)

@@ -246,3 +246,16 @@ def test_a_calibrations_two_recordings_are_one_run_over_both_windows():
     both = warm.then(later)
     assert both.replica_seconds == 200.0 and len(both.intervals) == 1 and both.intervals[0].end == 210
     assert warm.intervals[0].end is None
+
+
+def test_a_mechanics_replay_sends_each_job_to_the_replica_that_served_it(tmp_path):
+    """The scripted run's jobs carry their replica by start order (r0 first, r2 third): the router of a
+    mechanics replay takes that one where it is free (tests/test_sim_ray_router.py), not Ray's coin."""
+    from simulator.validate_autoscaling import mechanics_arrivals, replay_index
+
+    run = Report.load(ray_run(tmp_path / "ray.json"))
+    arrivals = mechanics_arrivals(run.replicas, [j for _, j in replay_index(run)])
+    assert [a[-1] for a in arrivals] == [0, 1, 2]
+    assert arrivals[0][:4] == pytest.approx((1.0, "medium", 25.0, OVERHEAD_S))
+    run.replicas.intervals.reverse()                     # the order is by start, not as recorded
+    assert [a[-1] for a in mechanics_arrivals(run.replicas, [j for _, j in replay_index(run)])] == [0, 1, 2]

@@ -160,11 +160,26 @@ class RayRouter:
 
     def choose(self):
         """One try: two random routable replicas, the one with fewer ongoing below the limit (the first
-        drawn on a tie), else None."""
+        drawn on a tie), else None. A mechanics replay takes the run's own choice where it can."""
         replicas = self.replicas()
+        own = self.measured_choice(replicas)
+        if own is not None:
+            return own
         pair = self.rng.sample(replicas, min(2, len(replicas)))
         free = [r for r in pair if r.ongoing < self.pool.max_ongoing]
         return min(free, key=lambda r: r.ongoing) if free else None
+
+    def measured_choice(self, replicas: list):
+        """A mechanics replay: the replica that served the oldest waiting request in the run, when it is
+        routable with a free slot (else Ray's draw). Between free replicas Ray's pick is a coin; a replay
+        that flipped it otherwise would give the request's busy time to another replica, and when that one
+        stops the router drops its series, so the controller's mean (from the series' first change) moves:
+        the demo's 3rd scale-up came 3 s early in every grid phase."""
+        own = getattr(self.pool.queue[0], "measured_replica", None) if self.pool.queue else None
+        for rep in replicas:
+            if rep.id == own and rep.ongoing < self.pool.max_ongoing:
+                return rep
+        return None
 
     def fulfill_oldest(self, rep, me) -> None:
         """FIFOMixin._fulfill_next_pending_request: the replica goes to the oldest waiting request; the
