@@ -392,3 +392,18 @@ def test_local_detect_s_and_batch_size_come_from_the_server_status(stub, image):
     result = LocalClient(stub.url).decompose_image(image, 2, 640)
     assert 0.0 <= result.timings["detect_s"] < 0.05        # stamped when answering, read at once
     assert result.batch_size == 1
+
+
+@pytest.mark.parametrize("api,module", [("gapic", "google.cloud.aiplatform_v1"), ("endpoint", "google.cloud.aiplatform")])
+def test_vertex_client_imports_the_sdk_when_built_not_inside_its_first_request(api, module):
+    """The SDK's import (0.74 s on this machine) inside the first request was counted as its latency; a
+    fresh process shows the module loaded once the client exists, before any request."""
+    import subprocess
+    import sys
+
+    code = (f"import sys; from clients.vertex import VertexAIClient; assert {module!r} not in sys.modules; "
+            f"VertexAIClient(api_endpoint='http://127.0.0.1:9', api={api!r}); print({module!r} in sys.modules)")
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+                         cwd=root)
+    assert out.stdout.strip() == "True"
