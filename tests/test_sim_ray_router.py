@@ -172,3 +172,63 @@ def test_a_replay_whose_replica_is_busy_takes_rays_pick_instead_of_waiting_for_i
     env.run(until=20.0)
     assert [j.served_by for j in jobs] == ["ray-replica0", "ray-replica1"]
     assert jobs[1].started == pytest.approx(1.0)
+
+
+def test_the_queue_length_cache_is_rays():
+    """The same sends, ends, probes and clock through Ray's own cache and router updates
+    (ReplicaQueueLengthCache, RequestRouter.on_send_request / decrement_queue_len_cache) and ours: every
+    read agrees, stale entries (over 10 s) included."""
+    import random
+
+    common = pytest.importorskip("ray.serve._private.request_router.common")
+    rr = rays_router()
+    from simulator.deployments.ray_router import QUEUE_LENGTH_CACHE_TIMEOUT_S, QueueLenCache
+
+    env = SimpleNamespace(now=0.0)                 # the cache reads only the clock
+    ours = QueueLenCache(env)
+    rays = common.ReplicaQueueLengthCache(staleness_timeout_s=QUEUE_LENGTH_CACHE_TIMEOUT_S, get_curr_time_s=lambda: env.now)
+    router = SimpleNamespace(_use_replica_queue_len_cache=True, _replica_queue_len_cache=rays,
+                             _update_router_queue_len_gauge=lambda *_: None)
+    rng = random.Random(3)
+    for _ in range(3000):
+        env.now += rng.choice([0.0, 0.5, 3.0, 9.9, 10.0, 10.5])
+        rid, op = rng.randrange(3), rng.randrange(3)
+        if op == 0:
+            ours.sent(rid)
+            rr.RequestRouter.on_send_request(router, rid)
+        elif op == 1:
+            ours.done(rid)
+            rr.RequestRouter.decrement_queue_len_cache(router, rid)
+        else:
+            n = rng.randrange(3)
+            ours.update(rid, n)
+            rays.update(rid, n)
+        assert [ours.get(r) for r in range(3)] == [rays.get(r) for r in range(3)]
+
+
+def two_warm_replicas():
+    two = RayServeConfig(min_replicas=2, max_replicas=2, target_ongoing_requests=1, max_ongoing_requests=1)
+    env = simpy.Environment()
+    dep = RayServeDeployment(env, Ledger(), lambda case, **_: 1.0, two, DEFAULT_PRICES, startup_s=1.0,
+                             initial_running=2, router_at_start=True)
+    env.run(until=1.0)
+    return env, dep, dep.router, sorted(dep.active, key=lambda r: r.id)
+
+
+def test_a_replica_with_a_fresh_free_entry_wins_over_one_the_router_must_ask():
+    """Both free: the one whose cache entry is fresh is taken whichever was drawn first, and the other is
+    probed on the side; with neither known both are probed and the first drawn free one is taken; a full
+    entry is asked again, and a replica that answers full is not taken."""
+    env, dep, router, (a, b) = two_warm_replicas()
+    router.cache.update(a.id, 0)
+    assert router.select([b, a]) is a and router.cache.get(b.id) == 0        # b probed in the background
+    router.cache.entries.clear()
+    assert router.select([b, a]) is b                                         # both probed: a tie, first drawn
+    router.cache.entries.clear()
+    router.cache.update(a.id, 1)                                              # full in the cache: asked again
+    b.ongoing = 1
+    assert router.select([b, a]) is a and router.cache.get(b.id) == 1
+    env.run(until=12.0)                                                       # a's entry is over 10 s old
+    b.ongoing = 0
+    router.cache.update(b.id, 0)
+    assert router.select([a, b]) is b

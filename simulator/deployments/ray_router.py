@@ -21,6 +21,14 @@ replica full reaches one whose slot has freed. From ray/serve/_private/request_r
   `_choose_replica_for_request` and `update_replicas`), whose first try is at once; a task that ends
   (its request served, cancelled) starts replacements while requests remain untaken.
 
+- Which of the two candidates (`_select_from_candidate_replicas`): the router keeps a queue-length cache
+  (`ReplicaQueueLengthCache`, entries stale after 10 s; +1 on a send, -1 when a request ends if the
+  entry is still fresh). A candidate with a fresh entry below the limit is taken without asking, the
+  lower first, the first drawn on a tie; the others (no fresh entry, or full) are probed in the
+  background. Only when no fresh entry is free are they probed and the lower free one taken. So a
+  replica idle for over 10 s, or new, loses to one that served lately: two free replicas are a coin only
+  when both entries are fresh.
+
 The router reaches its pool only through `queue`, `active`, `idle`, `give` and `max_ongoing`.
 """
 
@@ -37,6 +45,7 @@ ROUTER_RETRY_INITIAL_BACKOFF_S = 0.025   # RAY_SERVE_ROUTER_RETRY_INITIAL_BACKOF
 ROUTER_RETRY_BACKOFF_MULTIPLIER = 2      # RAY_SERVE_ROUTER_RETRY_BACKOFF_MULTIPLIER
 ROUTER_RETRY_MAX_BACKOFF_S = 0.5         # RAY_SERVE_ROUTER_RETRY_MAX_BACKOFF_S
 MAX_NUM_ROUTING_TASKS_CAP = 50           # RequestRouter.max_num_routing_tasks_cap
+QUEUE_LENGTH_CACHE_TIMEOUT_S = 10.0      # RAY_SERVE_QUEUE_LENGTH_CACHE_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,32 @@ class RouterBackoff:
 RAY_DEFAULT_BACKOFF = RouterBackoff()
 
 
+class QueueLenCache:
+    """The router's queue-length cache (request_router/common.py `ReplicaQueueLengthCache`, updated as
+    RequestRouter.on_send_request, decrement_queue_len_cache and the probes do), on the simulation clock."""
+
+    def __init__(self, env: simpy.Environment, timeout_s: float = QUEUE_LENGTH_CACHE_TIMEOUT_S):
+        self.env, self.timeout_s = env, timeout_s
+        self.entries: dict[int, tuple[int, float]] = {}   # replica id -> (queue length, when updated)
+
+    def get(self, rid: int) -> int | None:
+        entry = self.entries.get(rid)
+        if entry is None or self.env.now - entry[1] > self.timeout_s:
+            return None
+        return entry[0]
+
+    def update(self, rid: int, queue_len: int) -> None:
+        self.entries[rid] = (queue_len, self.env.now)
+
+    def sent(self, rid: int) -> None:
+        self.update(rid, (self.get(rid) or 0) + 1)
+
+    def done(self, rid: int) -> None:
+        current = self.get(rid)
+        if current is not None:                   # a stale entry stays stale
+            self.update(rid, max(0, current - 1))
+
+
 class RayRouter:
     """The handle's router for one pool: `submit` a request; `replicas_changed` when a replica becomes
     routable or stops being so. `rng` draws the two candidates (and their order) as Ray's `random` does."""
@@ -73,6 +108,7 @@ class RayRouter:
         self.updated = env.event()            # `_replicas_updated_event`: a task with no replica waits on it
         self.tasks: set = set()               # the routing tasks' processes
         self.owner: dict[int, object] = {}    # id(request) -> the task routing it
+        self.cache = QueueLenCache(env)
 
     # -- what the pool calls -----------------------------------------------------------------------
     def submit(self, job, first: bool = False) -> None:
@@ -86,9 +122,15 @@ class RayRouter:
         self.waiting.add(id(job))
         self.maybe_start_tasks()
 
+    def slot_freed(self, rep) -> None:
+        """A request ended on `rep` (the done-callback of its result)."""
+        self.cache.done(rep.id)
+
     def replicas_changed(self) -> None:
         """RequestRouter.update_replicas: more replicas allow more tasks (fresh ones try at once); a task
-        waiting for any replica tries again."""
+        waiting for any replica tries again; the cache forgets replicas no longer routable."""
+        routable = {r.id for r in self.replicas()}
+        self.cache.entries = {rid: e for rid, e in self.cache.entries.items() if rid in routable}
         if not self.updated.triggered:
             self.updated.succeed()
         self.updated = self.env.event()
@@ -165,9 +207,20 @@ class RayRouter:
         own = self.measured_choice(replicas)
         if own is not None:
             return own
-        pair = self.rng.sample(replicas, min(2, len(replicas)))
-        free = [r for r in pair if r.ongoing < self.pool.max_ongoing]
-        return min(free, key=lambda r: r.ongoing) if free else None
+        return self.select(self.rng.sample(replicas, min(2, len(replicas))))
+
+    def select(self, pair: list):
+        """RequestRouter._select_from_candidate_replicas with the cache: a fresh free entry wins without a
+        probe (the others probed in the background), else the probed replicas' lower free one."""
+        limit = self.pool.max_ongoing
+        cached = [(q, i, r) for i, r in enumerate(pair) if (q := self.cache.get(r.id)) is not None and q < limit]
+        unknown = [r for r in pair if all(r is not c for _, _, c in cached)]
+        for r in unknown:                          # a probe answers the replica's own count
+            self.cache.update(r.id, r.ongoing)
+        if cached:
+            return min(cached, key=lambda x: x[:2])[2]
+        free = [(r.ongoing, i, r) for i, r in enumerate(unknown) if r.ongoing < limit]
+        return min(free, key=lambda x: x[:2])[2] if free else None
 
     def measured_choice(self, replicas: list):
         """A mechanics replay: the replica that served the oldest waiting request in the run, when it is
@@ -191,6 +244,7 @@ class RayRouter:
             self.cancel(owner)
         if rep in self.pool.idle:
             self.pool.idle.remove(rep)
+        self.cache.sent(rep.id)
         self.pool.give(rep, job)
 
     def cancel(self, task) -> None:

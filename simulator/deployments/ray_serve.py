@@ -110,6 +110,10 @@ class RayServeDeployment(ReplicaPool):
             self.router.withdraw(job)
         return taken
 
+    def slot_freed(self, rep: Replica) -> None:
+        if self.router is not None:
+            self.router.slot_freed(rep)
+
     def replica_ready(self, rep: Replica) -> None:
         super().replica_ready(rep)
         if self.router is not None:                    # RequestRouter.update_replicas

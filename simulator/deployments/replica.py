@@ -105,6 +105,7 @@ def serve(env: simpy.Environment, pool, rep: Replica, job):
     now = env.now
     if now - job.submitted >= pool.timeout_s:       # dropped by the endpoint while waiting
         rep.ongoing -= 1
+        pool.slot_freed(rep)
         pool.policy.on_load_change()
         pool.fail(job, pool.timeout_error)
         return DROPPED
@@ -126,6 +127,7 @@ def serve(env: simpy.Environment, pool, rep: Replica, job):
     pool.busy -= 1
     rep.busy = False
     rep.ongoing -= 1
+    pool.slot_freed(rep)
     settle(env, pool, rep, job, outcome, killed_by)
     return outcome
 

@@ -135,6 +135,9 @@ class ReplicaPool:
         self.policy.on_load_change()
         return job
 
+    def slot_freed(self, rep: Replica) -> None:
+        """Hook: a request left `rep`'s slot (served, timed out or killed)."""
+
     def give(self, rep: Replica, job) -> None:
         rep.ongoing += 1
         rep.inbox.append(job)
