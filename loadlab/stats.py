@@ -143,15 +143,18 @@ def block_bootstrap_ci(values: Sequence[float], statistic, draws: int = BOOTSTRA
     return float(lo), float(hi)
 
 
-def prediction_interval(values: Sequence[float]) -> tuple[float, float] | None:
+def prediction_interval(values: Sequence[float], floor: float | None = None) -> tuple[float, float] | None:
     """The 95 % prediction interval of one more replication's figure from independent replications:
-    mean +- t * s * sqrt(1 + 1/n). None below 2 replications, or when they all agree (a deterministic
-    replay: a point, about which "inside" says nothing)."""
+    mean +- t * s * sqrt(1 + 1/n), cut at `floor` for a figure that cannot be lower (a latency, a count:
+    replications split by a discrete event, a scale-up or not, gave a stage's mean -2.3-14.1 s). None
+    below 2 replications, or when they all agree (a deterministic replay: a point, about which "inside"
+    says nothing)."""
     arr = np.asarray([v for v in values if v is not None], dtype=float)
     if arr.size < 2 or float(arr.std()) == 0.0:
         return None
     half = t975(arr.size - 1) * float(arr.std(ddof=1)) * math.sqrt(1 + 1 / arr.size)
-    return float(arr.mean() - half), float(arr.mean() + half)
+    low = float(arr.mean() - half)
+    return (low if floor is None else max(floor, low)), float(arr.mean() + half)
 
 
 def precise_enough(ci: tuple[float, float] | None, value: float | None, precision: float = PRECISION) -> bool:

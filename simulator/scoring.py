@@ -85,7 +85,7 @@ def stage_errors(mstage: Stage, sims: list[Stage], scored: bool, layer: str = "p
             row.too_few = True
         if layer == "prediction":
             row.measured_ci = measured_ci(mstage, metric, value)
-            row.simulated_pi = prediction_interval(values)
+            row.simulated_pi = prediction_interval(values, floor=0.0)   # every stage figure is >= 0
             row.inside = inside(value, row.simulated_pi)
             # the mean's interval decides for the whole stage; a tail figure or the SLO also by its own
             own = metric in PRECISION_METRICS and not precise_enough(row.measured_ci, value)
@@ -132,7 +132,7 @@ def run_row(metric: str, value: float | None, values: list, layer: str, discrete
         row.distribution = discrete_distribution(present, gap=0.5)
         row.quantile = rank_share(present, value) if value is not None and present else None
     elif layer == "prediction":
-        row.simulated_pi = prediction_interval(present)
+        row.simulated_pi = prediction_interval(present, floor=0.0)
         row.inside = inside(value, row.simulated_pi)
     return row
 

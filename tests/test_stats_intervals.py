@@ -49,6 +49,9 @@ def test_prediction_interval_of_one_more_replication():
     assert (hi - lo) / 2 == pytest.approx(4.303 * np.sqrt(4 / 3))
     assert prediction_interval([5.0]) is None and prediction_interval([5.0, 5.0, 5.0]) is None
     assert inside(2.5, (lo, hi)) and not inside(9.0, (lo, hi)) and inside(None, (lo, hi)) is None
+    # a figure that cannot be negative: the interval is cut at its floor, its top unchanged
+    assert prediction_interval([1.0, 2.0, 3.0], floor=0.0) == pytest.approx((0.0, hi))
+    assert prediction_interval([10.0, 11.0, 12.0], floor=0.0) == prediction_interval([10.0, 11.0, 12.0])
 
 
 def test_precision_rule_of_a_ten_percent_statement():
