@@ -33,7 +33,8 @@ Two inputs come from the calibration runs as Ray's source places them: the per-r
 (e2e - queue - service) is held inside the replica's slot (the router frees a replica's slot only when its
 result is back: router.py `_process_finished_request`), and a fresh router's lag before its first push
 (Router.update_deployment_config by long poll) is the calibration's first `coldstart.zero_to_decision_s`
-(the request that created its router) less half a control period (the mean wait for the tick that decides, which that measurement includes).
+(the request that created its router) less half a control period (the mean wait for the tick that
+decides, which that measurement includes).
 """
 
 from __future__ import annotations

@@ -201,8 +201,8 @@ class RayRouter:
                 attempt += 1
 
     def choose(self):
-        """One try: two random routable replicas, the one with fewer ongoing below the limit (the first
-        drawn on a tie), else None. A mechanics replay takes the run's own choice where it can."""
+        """One try: two random routable replicas and `select`'s pick of them, else None. A mechanics replay
+        takes the run's own choice where it can."""
         replicas = self.replicas()
         own = self.measured_choice(replicas)
         if own is not None:
@@ -213,13 +213,15 @@ class RayRouter:
         """RequestRouter._select_from_candidate_replicas with the cache: a fresh free entry wins without a
         probe (the others probed in the background), else the probed replicas' lower free one."""
         limit = self.pool.max_ongoing
-        cached = [(q, i, r) for i, r in enumerate(pair) if (q := self.cache.get(r.id)) is not None and q < limit]
-        unknown = [r for r in pair if all(r is not c for _, _, c in cached)]
-        for r in unknown:                          # a probe answers the replica's own count
-            self.cache.update(r.id, r.ongoing)
-        if cached:
-            return min(cached, key=lambda x: x[:2])[2]
-        free = [(r.ongoing, i, r) for i, r in enumerate(unknown) if r.ongoing < limit]
+        cached, probed = [], []                    # (queue length, draw order, replica)
+        for i, r in enumerate(pair):
+            q = self.cache.get(r.id)
+            if q is not None and q < limit:
+                cached.append((q, i, r))
+            else:                                  # a probe answers the replica's own count
+                self.cache.update(r.id, r.ongoing)
+                probed.append((r.ongoing, i, r))
+        free = cached or [x for x in probed if x[0] < limit]
         return min(free, key=lambda x: x[:2])[2] if free else None
 
     def measured_choice(self, replicas: list):
