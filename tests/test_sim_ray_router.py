@@ -122,24 +122,37 @@ def test_the_oldest_waiting_request_gets_the_free_replica_whichever_task_found_i
         assert prev.finished <= nxt.started < prev.finished + RAY_DEFAULT_BACKOFF.max_backoff_s
 
 
+TWO = RayServeConfig(min_replicas=2, max_replicas=2, target_ongoing_requests=1, max_ongoing_requests=1)
+
+
+def two_warm_replicas(service_s: float = 1.0, seed: int = 0):
+    """Two replicas RUNNING from t=0, the router there, jobs of `service_s`: (env, ledger, deployment)."""
+    import random
+
+    env = simpy.Environment()
+    ledger = Ledger()
+    dep = RayServeDeployment(env, ledger, lambda case, **_: service_s, TWO, DEFAULT_PRICES, startup_s=1.0,
+                             initial_running=2, router_at_start=True, rng=random.Random(seed))
+    return env, ledger, dep
+
+
+def replayed_job(env, ledger, dep, service_s: float, replica: int | None) -> Job:
+    """A mechanics replay's job, submitted now, that ran on `replica` in the measured run."""
+    job = Job("medium", env.now)
+    job.take_measured((service_s, 0.0, replica))
+    ledger.arrive(job)
+    dep.submit(job)
+    return job
+
+
 def two_idle_replicas_serving(wanted: list[int | None], seed: int) -> list[str]:
     """Two warm replicas; a job every 10 s (each 1 s, so both are idle when it comes), each with the
     replica that served it in a measured run (None: not a replay): who served each."""
-    import random
-
-    two = RayServeConfig(min_replicas=2, max_replicas=2, target_ongoing_requests=1, max_ongoing_requests=1)
-    env = simpy.Environment()
-    ledger = Ledger()
-    dep = RayServeDeployment(env, ledger, lambda case, **_: 1.0, two, DEFAULT_PRICES, startup_s=1.0,
-                             initial_running=2, router_at_start=True, rng=random.Random(seed))
+    env, ledger, dep = two_warm_replicas(seed=seed)
     jobs = []
     for k, replica in enumerate(wanted):
         env.run(until=10.0 * (k + 1))
-        job = Job("medium", env.now)
-        job.take_measured((1.0, 0.0, replica))
-        ledger.arrive(job)
-        dep.submit(job)
-        jobs.append(job)
+        jobs.append(replayed_job(env, ledger, dep, 1.0, replica))
     env.run(until=10.0 * (len(wanted) + 1))
     return [j.served_by for j in jobs]
 
@@ -156,19 +169,9 @@ def test_a_mechanics_replay_routes_each_request_to_the_replica_that_served_it_wh
 
 def test_a_replay_whose_replica_is_busy_takes_rays_pick_instead_of_waiting_for_it():
     """Two at once, both wanting replica 0: the second takes the free replica 1 at its first try."""
-    import random
-
-    two = RayServeConfig(min_replicas=2, max_replicas=2, target_ongoing_requests=1, max_ongoing_requests=1)
-    env = simpy.Environment()
-    ledger = Ledger()
-    dep = RayServeDeployment(env, ledger, lambda case, **_: 5.0, two, DEFAULT_PRICES, startup_s=1.0,
-                             initial_running=2, router_at_start=True, rng=random.Random(0))
+    env, ledger, dep = two_warm_replicas(service_s=5.0)
     env.run(until=1.0)
-    jobs = [Job("medium", env.now) for _ in range(2)]
-    for job in jobs:
-        job.take_measured((5.0, 0.0, 0))
-        ledger.arrive(job)
-        dep.submit(job)
+    jobs = [replayed_job(env, ledger, dep, 5.0, 0) for _ in range(2)]
     env.run(until=20.0)
     assert [j.served_by for j in jobs] == ["ray-replica0", "ray-replica1"]
     assert jobs[1].started == pytest.approx(1.0)
@@ -206,20 +209,13 @@ def test_the_queue_length_cache_is_rays():
         assert [ours.get(r) for r in range(3)] == [rays.get(r) for r in range(3)]
 
 
-def two_warm_replicas():
-    two = RayServeConfig(min_replicas=2, max_replicas=2, target_ongoing_requests=1, max_ongoing_requests=1)
-    env = simpy.Environment()
-    dep = RayServeDeployment(env, Ledger(), lambda case, **_: 1.0, two, DEFAULT_PRICES, startup_s=1.0,
-                             initial_running=2, router_at_start=True)
-    env.run(until=1.0)
-    return env, dep, dep.router, sorted(dep.active, key=lambda r: r.id)
-
-
 def test_a_replica_with_a_fresh_free_entry_wins_over_one_the_router_must_ask():
     """Both free: the one whose cache entry is fresh is taken whichever was drawn first, and the other is
     probed on the side; with neither known both are probed and the first drawn free one is taken; a full
     entry is asked again, and a replica that answers full is not taken."""
-    env, dep, router, (a, b) = two_warm_replicas()
+    env, _, dep = two_warm_replicas()
+    env.run(until=1.0)
+    router, (a, b) = dep.router, sorted(dep.active, key=lambda r: r.id)
     router.cache.update(a.id, 0)
     assert router.select([b, a]) is a and router.cache.get(b.id) == 0        # b probed in the background
     router.cache.entries.clear()
