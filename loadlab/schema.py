@@ -190,6 +190,9 @@ class ReplicaSample(_Model):
     starting: int = 0
     running: int = 0
     stopping: int = 0
+    # the autoscaler's input at t: the controller's total (queued + ongoing) over its look-back window, as
+    # Ray's controller answers it (None: not recorded)
+    total_requests: float | None = None
 
 
 class ReplicaInterval(_Model):

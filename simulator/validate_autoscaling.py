@@ -43,6 +43,7 @@ import random
 
 from loadlab.schema import DROPPED, JobRecord, ReplicaRun, Report, ServerConfig, Stage
 from simulator.autoscaling.ray_serve import RayServeConfig
+from simulator.controller_total import compare_totals, measured_totals
 from simulator.deployments.ray_router import RAY_DEFAULT_BACKOFF
 from simulator.deployments.ray_serve import RayServeDeployment
 from simulator.mechanics import (
@@ -122,7 +123,7 @@ def validate_autoscaling(measured: Report, profile: ServiceTimeProfile, seed: in
     for layer in (x for x in LAYERS if x in layers):
         replays, decisions, inputs = replay_layer(layer, measured, profile, config, calibrations, index, rng,
                                                   replications, after_slot)
-        inputs["ignored_settings"] = ignored
+        inputs.update(layer=layer, ignored_settings=ignored)
         first = layer == ("prediction" if "prediction" in layers else "mechanics")
         if first:
             # the first replication's decisions with the controller's total (queued + ongoing) behind
@@ -205,13 +206,15 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
         after_s = fitted_after_slot_s([j for _, j in index], handoff)
         after_from = "fitted on the run's own hand-offs (each job's measured times)"
     lags = grid_lags(config, phases) if mechanics else None
-    replays, decisions = replay(build(after_s, rng, lags), arrivals, t1 - t0, rng,
-                                len(lags) if mechanics else replications)
+    recorded = measured_totals(measured.replicas)
+    replays, decisions, totals = replay(build(after_s, rng, lags), arrivals, t1 - t0, rng,
+                                        len(lags) if mechanics else replications, [t for t, _ in recorded])
     inputs = {"window": [t0, t1], "initial_running": initial_running, "startup_s": startup_s,
               "startup_from": startup_source(profile, mechanics, startups), "measured_startups_s": startups, "after_slot_s": after_s, "after_slot_from": after_from, "router_at_start": initial_running > 0,
               "settings": config.__dict__, "config_delay_s": delay_s, "config_delay_from": delay_from,
               "router_backoff": RAY_DEFAULT_BACKOFF.__dict__,
               "grid_lags_s": lags if mechanics else f"uniform on [0, {config.metrics_interval_s}) s, one a replication",
+              "controller_total": compare_totals(recorded, totals),
               "overhead": "inside the replica's slot (" + ("each job's measured e2e - queue - service)" if mechanics
                                                            else "calibration e2e - queue - service)")}
     return replays, decisions, inputs
@@ -257,19 +260,21 @@ def replay_index(measured: Report) -> list[tuple[int, JobRecord]]:
 
 
 def replay(make, arrivals: list[tuple[float, str]], window: float, rng: random.Random,
-           replications: int) -> tuple[list[tuple[list[JobRecord], ReplicaRun]], list[dict]]:
-    """Each replication's jobs and replicas over the window (its replica-seconds clipped to it), and the
-    first replication's decisions. The replay runs `DECISION_GRACE_S` past the window: the recording ends
-    once the deployment is back at rest, so a simulated last decision a little later than the measured
-    one is paired with it, not lost."""
-    replays, decisions = [], []
+           replications: int, probes: list[float] = ()) -> tuple[list[tuple[list[JobRecord], ReplicaRun]], list[dict],
+                                                                   list[list[float]]]:
+    """Each replication's jobs and replicas over the window (its replica-seconds clipped to it), the
+    first replication's decisions, and each one's controller total at the `probes` times. The replay runs
+    `DECISION_GRACE_S` past the window: the recording ends once the deployment is back at rest, so a
+    simulated last decision a little later than the measured one is paired with it, not lost."""
+    replays, decisions, totals = [], [], []
     for _ in range(max(1, replications)):
         stage, dep = run_open_stage(make, arrivals, lambda case: 0.0, rng, "run",
                                     until_s=window + 86400.0, at_least_s=window + DECISION_GRACE_S)
         replays.append((stage.jobs, dep.replica_run(window)))
+        totals.append(dep.policy.totals_at(list(probes)))
         if len(replays) == 1:
             decisions = [{"t": t, "to": to, "total_requests": total} for t, to, total in dep.policy.decisions]
-    return replays, decisions
+    return replays, decisions, totals
 
 
 def add_stage_rows(report: Report, measured: Report, index: list[tuple[int, JobRecord]], replays, t0: float,

@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 
 from loadlab.schema import Report
+from simulator.controller_total import describe as describe_totals
+from simulator.controller_total import layer_totals
 from simulator.profiles import ServiceTimeProfile, from_report, from_reports, load_profile
 from simulator.service_check import service_checks
 from simulator.validate import COLUMNS, validate
@@ -113,6 +115,14 @@ def print_layers(report: Report, measured: Report) -> None:
         if any(e.stage is None and e.layer == layer for e in report.errors):
             print("whole run:")
             print_table(*run_table(report, layer))
+        print_controller_total(report, layer)
+
+
+def print_controller_total(report: Report, layer: str) -> None:
+    """The autoscaler's input, replayed against Ray's (simulator/controller_total.py), when recorded."""
+    totals = layer_totals(report.extra, layer)
+    if totals:
+        print(describe_totals(totals))
 
 
 def print_service_check(rows: list[dict]) -> None:

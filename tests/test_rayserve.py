@@ -239,6 +239,12 @@ def test_scales_down_to_zero_and_the_timeline_matches_the_answers(cluster):
     assert marks[0] is True and cluster["jobs"][0]["extra"]["cold_wait_s"] > 1.0
     warm = [j for j in cluster["jobs"] if recorded[j["extra"]["replica_id"]].running_at < j["submitted"]]
     assert warm and all(j["cold_start"] is False for j in warm)
+    # the controller's total (the autoscaler's input) read with every sample: up to the held and running
+    # requests of the scale-up test, and 0 once nothing ran for a whole look-back window
+    totals = [s.total_requests for s in tl.samples if s.total_requests is not None]
+    assert len(totals) >= 0.9 * len(tl.samples)
+    assert 2.0 <= max(totals) <= 6 + MAX_REPLICAS and totals[-1] == 0.0
+    assert all(s.total_requests is not None for s in tl.to_run().timeline[-4:])
     json.dumps(tl.to_dict())  # plain JSON for the report
 
 

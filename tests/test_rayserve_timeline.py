@@ -101,7 +101,7 @@ def test_timeline_from_samples_alone_when_the_log_is_not_readable():
     d = tl.to_dict()
     run = tl.to_run()
     assert run.scale_count("up") == 1 and run.scale_count("down") == 1 and d["replicas"][0]["startup_s"] == pytest.approx(0.8)
-    assert d["samples"][2] == {"t": 11.0, "target": 1, "starting": 0, "running": 1, "stopping": 0,
+    assert d["samples"][2] == {"t": 11.0, "target": 1, "starting": 0, "running": 1, "stopping": 0, "total_requests": None,
                                "replicas": [{"id": "a", "pid": 1, "start_time_s": 10.2, "state": "RUNNING"}]}
 
 

@@ -22,11 +22,11 @@ SCRIPT = RayServeConfig(min_replicas=0, max_replicas=2, target_ongoing_requests=
                         look_back_period_s=30, metrics_interval_s=10)
 
 
-def run_script(arrivals, config=SCRIPT, service_s=25.0, startup_s=2.0, until=300.0, **kwargs):
+def run_script(arrivals, config=SCRIPT, service_s=25.0, startup_s=2.0, until=300.0, record_timeline=True, **kwargs):
     env = simpy.Environment()
     ledger = Ledger()
     dep = RayServeDeployment(env, ledger, lambda case, **_: service_s, config, DEFAULT_PRICES, startup_s=startup_s,
-                             record_timeline=True, **kwargs)
+                             record_timeline=record_timeline, **kwargs)
 
     def source():
         for t in arrivals:
@@ -267,3 +267,17 @@ def _arrive_at(env, dep, ledger, t):
     job = Job("light", env.now)
     ledger.arrive(job)
     dep.submit(job)
+
+
+def test_the_replays_controller_total_at_any_instant_is_the_one_its_decisions_read():
+    # the scripted load of the hand computation above: from the push at 121 the total is queued 1 +
+    # replica 1's 1, both since 115: 2 at 122; nothing before the first request's router
+    dep, _ = run_script([1.0, 100.0, 100.0])
+    decided = dep.policy.decisions
+    assert len(decided) == 6
+    # read just before each: a decision changes the replicas, and with them the inputs, at its own instant
+    assert dep.policy.totals_at([t - 1e-6 for t, _, _ in decided]) == pytest.approx([x for _, _, x in decided], abs=1e-5)
+    assert dep.policy.totals_at([0.5, 122.0]) == pytest.approx([0.0, 2.0])
+    # kept only where a replay records its timeline: a month's run would hold a push every interval
+    quiet, _ = run_script([1.0, 100.0, 100.0], record_timeline=False)
+    assert quiet.policy.totals == [] and quiet.policy.decisions == decided

@@ -12,6 +12,7 @@ from loadlab.schema import (
     LoadConfig,
     ReplicaInterval,
     ReplicaRun,
+    ReplicaSample,
     Report,
     RunConfig,
     ScaleEvent,
@@ -261,3 +262,36 @@ def test_a_mechanics_replay_sends_each_job_to_the_replica_that_served_it(tmp_pat
     assert arrivals[0][:4] == pytest.approx((1.0, "medium", 25.0, OVERHEAD_S))
     run.replicas.intervals.reverse()                     # the order is by start, not as recorded
     assert [a[-1] for a in mechanics_arrivals(run.replicas, [j for _, j in replay_index(run)])] == [0, 1, 2]
+
+
+def test_a_validation_sets_the_replays_controller_total_beside_the_one_ray_reported(tmp_path, capsys):
+    # the recorder read Ray's total every 0.25 s; here it read 0 throughout, so the replay's own total
+    # (requests from 1 s on, none before its first request's router) shows as the difference
+    path = ray_run(tmp_path / "ray.json")
+    run = Report.load(path)
+    run.replicas.timeline = [ReplicaSample(t=T0 + 0.25 * k, total_requests=0.0) for k in range(1200)]
+    run.replicas.timeline[5].total_requests = None          # a sample that could not read it: left out
+    run.save(path)
+    out = tmp_path / "v.json"
+    main(["validate", "--measured", path, "--calibration", calibration(tmp_path / "cal.json"), "--replications", "2",
+          "--out", str(out)])
+    sim = Report.load(out)
+    for layer in ("mechanics_replay", "replay"):
+        total = sim.extra[layer]["controller_total"]
+        assert total["samples"] == 1199 and total["bias"] > 0.1 and total["max_abs"] >= 1.0
+        assert 1.0 <= total["first_apart_s"] <= 12.0              # at the first request's push, not before
+    assert "controller's total (the autoscaler's input" in capsys.readouterr().out
+
+
+def test_the_controller_totals_compared_instant_by_instant():
+    from simulator.controller_total import compare_totals
+
+    measured = [(0.25 * k, 1.0 if k >= 8 else 0.0) for k in range(20)]
+    same = compare_totals(measured, [[v for _, v in measured]] * 3)
+    assert same["bias"] == 0 and same["agree_share"] == 1.0 and same["first_apart_s"] is None
+    # one replication a step late, two on time: the median is on time; all three late: 0.5 s apart at 2 s
+    late = [0.0 if k < 10 else 1.0 for k in range(20)]
+    assert compare_totals(measured, [late] + [[v for _, v in measured]] * 2)["first_apart_s"] is None
+    apart = compare_totals(measured, [late] * 3)
+    assert apart["first_apart_s"] == 2.0 and apart["max_abs"] == 1.0 and apart["bias"] == pytest.approx(-0.1)
+    assert compare_totals([], [late]) is None

@@ -25,6 +25,7 @@ class Sample:
     running: int
     stopping: int
     replicas: list[dict] = field(default_factory=list)  # {"id", "state", "pid", "start_time_s"}
+    total_requests: float | None = None  # the controller's aggregate behind its decisions (None: not read)
 
 
 @dataclass
@@ -76,8 +77,8 @@ class ReplicaTimeline:
         window (start / ready = RUNNING / end = stopped, as recorded), the scale decisions and the
         replica-seconds clipped to the window."""
         start, end = self.start, self.end
-        samples = [ReplicaSample(t=s.t, target=s.target, starting=s.starting, running=s.running, stopping=s.stopping)
-                   for s in self.samples if start <= s.t <= end]
+        samples = [ReplicaSample(t=s.t, target=s.target, starting=s.starting, running=s.running, stopping=s.stopping,
+                                 total_requests=s.total_requests) for s in self.samples if start <= s.t <= end]
         intervals = [ReplicaInterval(replica=r.replica_id, start=r.start, ready=r.running_at, end=r.end)
                      for r in self.replicas if r.start <= end and (r.end is None or r.end >= start)]
         events = [ScaleEvent(t=e.t, from_replicas=e.from_replicas, to_replicas=e.to_replicas)

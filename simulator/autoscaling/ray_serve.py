@@ -37,6 +37,7 @@ stepping through every tick.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -190,6 +191,10 @@ class RayServePolicy(AutoscalingPolicy):
         self.inputs_changed = None
         self.push_wakeup = None
         self.next_push_at: float | None = None    # the pusher's next push (None: idle, waiting for load)
+        # (t, the controller's inputs from t on) at every push and replica change, kept only when asked
+        # (a validation compares the autoscaler's input with the one Ray reported; a month would be long)
+        self.record_totals = False
+        self.totals: list[tuple[float, TotalRequests]] = []
 
     # -- wiring -------------------------------------------------------------------------------------
     def attach(self, pool) -> None:
@@ -305,6 +310,8 @@ class RayServePolicy(AutoscalingPolicy):
 
     # -- the controller -----------------------------------------------------------------------------
     def _wake_controller(self) -> None:
+        if self.record_totals:
+            self.totals.append((self.pool.env.now, self._total()))
         if self.inputs_changed is not None and not self.inputs_changed.triggered:
             self.inputs_changed.succeed()
 
@@ -312,6 +319,16 @@ class RayServePolicy(AutoscalingPolicy):
         running = {r.id for r in self.pool.running}
         series = list(self.report_series) + [s for rid, s in self.report_keys.items() if rid in running]
         return TotalRequests(series)
+
+    def totals_at(self, times: list[float]) -> list[float]:
+        """The controller's total at each time, as Ray's `get_total_num_requests` would have answered then
+        (needs `record_totals` from the start; 0 before the first push)."""
+        changed = [t for t, _ in self.totals]
+        out = []
+        for t in times:
+            k = bisect.bisect_right(changed, t) - 1
+            out.append(self.totals[k][1].at(t) if k >= 0 else 0.0)
+        return out
 
     def control_loop(self):
         env, cfg, pool = self.pool.env, self.config, self.pool

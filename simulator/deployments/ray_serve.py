@@ -63,6 +63,7 @@ class RayServeDeployment(ReplicaPool):
                                                             grid_lag_s),
                          [("starting", startup_s)], max_ongoing=config.max_ongoing_requests, name=name,
                          record_timeline=record_timeline)
+        self.policy.record_totals = record_timeline     # a replay that records its timeline: its totals too
 
     def startup_for(self, rep: Replica) -> list[tuple[str, float]]:
         if rep.id < len(self.startups):

@@ -11,6 +11,8 @@ from bench.report.sections.base import SectionSpec, by_role
 from bench.report.tables import ERROR_HEADERS, error_rows
 from bench.report.view import MEASURED, SIMULATED, Para, Table
 from loadlab.schema import Report
+from simulator.controller_total import describe as describe_totals
+from simulator.controller_total import layer_totals
 
 LAYERS = ("mechanics", "prediction")
 
@@ -37,6 +39,9 @@ def _blocks(validations: list[Report], loaded: Loaded) -> list[Any]:
             blocks.append(Table(ERROR_HEADERS, error_rows(v, layer=layer),
                                 title=f"{v.name}: replays {against}{calib}{worst} [{layer}]",
                                 empty="This validation report has no error rows."))
+            totals = layer_totals(v.extra, layer)
+            if totals:
+                blocks.append(Para(f"[{layer}] {describe_totals(totals)}"))
         if v.extra.get("service_check"):
             blocks.append(service_check_table(v))
     return blocks
