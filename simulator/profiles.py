@@ -26,7 +26,7 @@ from loadlab import article
 from loadlab.schema import COMPLETED, Report, Stage
 from loadlab.stats import mean, mean_ci95, summarize
 from simulator.machine_speed import by_case, calibration_blocks, speed_wander
-from simulator.mechanics import measured_holds, startups_by_busy
+from simulator.mechanics import first_jobs_beside_busy, measured_holds, startups_by_busy
 from simulator.service_load import LoadModel, fit_reports
 
 ARTICLE_STARTUP = "the article, benchmark 2"
@@ -45,6 +45,9 @@ class ServiceTimeProfile:
     startup_from: str = ARTICLE_STARTUP   # where provision_s + load_s came from
     load: LoadModel | None = None         # service time under load (None: the time alone at any load)
     first_samples: dict[str, list[float]] = field(default_factory=dict)  # first job of a new replica, per case
+    # first jobs of new replicas that started beside others busy, by how many (simulator/mechanics.py
+    # `first_jobs_beside_busy`), per case
+    first_beside_busy: dict[int, dict[str, list[float]]] = field(default_factory=dict)
     # repeated calibrations, in the order given (e.g. one before the run and one after): each one's jobs
     # per case (alone; with a load model and two or more, every warm job over its load factor); two or
     # more make the machine's drift between them part of a prediction (`drift`)
@@ -77,6 +80,7 @@ class ServiceTimeProfile:
         emp = {c: list(v) for c, v in self.service_samples.items() if v}
         norm = dict(self.service_normal)
         firsts = {c: list(v) for c, v in self.first_samples.items() if v}
+        beside = {b: dict(v) for b, v in self.first_beside_busy.items()}
         load = self.load
 
         def alone(case: str) -> float:
@@ -90,11 +94,21 @@ class ServiceTimeProfile:
                                  f"(has {self.cases})") from None
             return max(0.1 * mean, rng.gauss(mean, std))
 
+        def first_job(case: str, busy: int) -> float | None:
+            """A measured first job beside as many busy replicas (else the most measured below that),
+            scaled by the warm jobs' contention for what lies between; else one measured at zero scaled
+            by it; None without either."""
+            levels = [b for b, by_case in beside.items() if b <= busy - 1 and by_case.get(case)]
+            values, level = (beside[max(levels)][case], max(levels) + 1) if levels else (firsts.get(case), 1)
+            if not values:
+                return None
+            seconds = values[int(rng.random() * len(values))]
+            return seconds * load.busy.factor(busy) / load.busy.factor(level) if load is not None else seconds
+
         def sample(case: str, *, in_system: int = 1, busy: int = 1, first: bool = False, job=None) -> float:
-            values = firsts.get(case) if first else None
-            if values:     # measured as a first job (alone on its new replica): only other replicas contend
-                seconds = values[int(rng.random() * len(values))]
-                return seconds * load.busy.factor(busy) if load is not None else seconds
+            seconds = first_job(case, busy) if first else None
+            if seconds is not None:
+                return seconds
             seconds = alone(case)
             return seconds * load.factor(in_system, busy) if load is not None else seconds
         return sample
@@ -145,6 +159,8 @@ class ServiceTimeProfile:
                                                 "max": round(max(v), 4)} for busy, v in sorted(self.startup_samples.items())},
                 "fitted_on": [{"report": r, "stages": st} for r, st in self.fitted_on],
                 "first_job_s": {c: {"mean": round(mean(v), 4), "n": len(v)} for c, v in self.first_samples.items()},
+                "first_job_beside_busy_s": {f"{b} busy": {c: {"mean": round(mean(v), 4), "n": len(v)} for c, v in cases.items()}
+                                            for b, cases in sorted(self.first_beside_busy.items())},
                 "hold_after_job_s": {c: {"mean": round(mean(v), 4), "n": len(v)} for c, v in self.hold_samples.items()},
                 "service_load": (self.load.describe() if self.load is not None
                                  else "none: the time alone at every load (no calibration at two loads)"),
@@ -206,6 +222,10 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
     overhead: dict[str, list[float]] = {}
     fitted_on: list[tuple[str, list[str]]] = []
     groups: list[dict[str, list[float]]] = []
+    # first jobs beside busy replicas, of every stage of a calibration (never of a validated run): their own
+    # samples, apart from the first jobs at zero
+    beside = {id(j): (j, busy) for r in reports if r.replicas is not None and r.role == "calibration"
+              for busy, jobs in first_jobs_beside_busy([j for st in r.stages for j in st.jobs]).items() for j in jobs}
     for report in reports:
         # a calibration's loaded stages feed its load model, never the times alone
         stages = fit_stages(report, "n1" if report.role == "calibration" else stage)
@@ -218,6 +238,8 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
                     continue
                 s = job.service_s if job.service_s is not None else job.e2e_s
                 if s is None:
+                    continue
+                if id(job) in beside:
                     continue
                 (cold if job.cold_start else service).setdefault(job.case, []).append(float(s))
                 if report.role == "calibration" and not job.cold_start:
@@ -253,6 +275,8 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
     else:
         prof.service_samples = service
     set_startup(prof, reports)
+    for job, busy in beside.values():
+        prof.first_beside_busy.setdefault(busy, {}).setdefault(job.case, []).append(float(job.service_s))
     return prof
 
 

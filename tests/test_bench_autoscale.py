@@ -18,7 +18,7 @@ from PIL import Image
 
 from bench.autoscale.calibration import warm_service_s
 from bench.autoscale.cli import parse_args
-from bench.autoscale.recording import at_rest
+from bench.autoscale.recording import at_rest, quiet_from
 from bench.autoscale.scenario import (
     RAMP_SHARES,
     SCENARIOS,
@@ -214,6 +214,15 @@ def test_at_rest_means_the_minimum_with_nothing_starting_or_stopping():
     assert not at_rest(_sample(0.0, 1, [{"id": "a", "state": "STARTING"}]), 0)
     assert at_rest(_sample(0.0, 1, [{"id": "a", "state": "RUNNING"}]), 1)
     assert not at_rest(_sample(0.0, None, []), 0)      # deployment not found in the details
+
+
+def test_a_request_at_zero_waits_until_the_deployment_has_been_at_rest_for_a_while():
+    stopping = [{"id": "a", "state": "STOPPING"}]
+    samples = [_sample(t / 4, 0, stopping if t in (8, 9) else []) for t in range(0, 80)]   # stopping at 2.0-2.25 s
+    assert quiet_from(samples, 0, after=0.0, quiet_s=10.0) == 12.5          # 10 s after the last stopping sample
+    assert quiet_from(samples, 0, after=15.0, quiet_s=10.0) == 15.0         # quiet already: at once
+    assert quiet_from(samples[:50], 0, after=0.0, quiet_s=10.0) is None     # not yet
+    assert quiet_from(samples, 0, after=0.0, quiet_s=0.0) == 0.0
 
 
 # --- the Vertex client's replica fields ---------------------------------------------------------------

@@ -8,7 +8,17 @@ import random
 import pytest
 import simpy
 
-from loadlab.schema import COMPLETED, FAILED, JobRecord, LoadConfig, Report, RunConfig, Stage
+from loadlab.schema import (
+    COMPLETED,
+    FAILED,
+    JobRecord,
+    LoadConfig,
+    ReplicaInterval,
+    ReplicaRun,
+    Report,
+    RunConfig,
+    Stage,
+)
 from simulator.autoscaling.vertex import fixed_schedule
 from simulator.deployments import LocalGPU, VertexConfig, VertexEndpoint
 from simulator.ledger import Job, Ledger
@@ -178,3 +188,28 @@ def test_report_covariates_span_stages_on_one_clock():
     r = calibration({"light [u=1]": [record(0.0, 0.0, 10.0)], "u=3": [record(5.0, 5.0, 4.0)]})
     busy = {x.job.submitted: x.busy for x in report_loads(r)}
     assert busy[5.0] == 2
+
+
+def test_a_first_job_beside_busy_replicas_is_drawn_from_first_jobs_measured_beside_as_many():
+    # a Ray calibration: replica a's first job at zero (9 s), then replica b's first job while a served
+    # (14 s: contention hurts a first job more than the warm jobs' x2.0 says)
+    def on(replica: str, job: JobRecord) -> JobRecord:
+        job.extra["replica_id"] = replica
+        return job
+    jobs = [on("a", record(0.0, 5.0, 9.0, cold=True)), on("a", record(20.0, 20.0, ALONE_S)),
+            on("b", record(20.5, 22.0, 14.0, cold=True))]
+    report = calibration({"light [u=1]": jobs})
+    report.replicas = ReplicaRun(window=(0.0, 60.0), replica_seconds=90.0,
+                                 intervals=[ReplicaInterval(replica="a", start=0.0, ready=5.0),
+                                            ReplicaInterval(replica="b", start=20.5, ready=22.0)])
+    measured = from_reports([report])
+    assert measured.first_samples == {"light": [9.0]} and measured.first_beside_busy == {1: {"light": [14.0]}}
+    prof = _profile_with_load(first=[9.0])
+    prof.first_beside_busy = measured.first_beside_busy
+    sample = prof.sampler(random.Random(1))
+    assert sample("light", first=True) == 9.0                           # nothing else busy: the one at zero
+    assert sample("light", first=True, busy=2) == 14.0                  # beside one busy: as measured there
+    assert sample("light", first=True, busy=3) == pytest.approx(14.0)   # beside two: the busiest measured, x F 2 -> 3 (flat)
+    # the same jobs in a run being validated: its first jobs are never an input
+    report.role = "load"
+    assert from_reports([report]).first_beside_busy == {}

@@ -51,7 +51,8 @@ def calibrate(args: argparse.Namespace, target: RayTarget, cases: list[Case], cy
     with recording(target) as rec:
         with contextlib.closing(make_client("vertex", target.url)) as client:
             for cycle in range(cycles):
-                if cycle and rec.back_at_rest(time.time()) is None:
+                # every request at zero, the first too, meets a deployment at rest for a while (QUIET_S)
+                if rec.quiet(time.time()) is None:
                     raise RuntimeError(f"not back at {rec.min_replicas} replicas within {rec.timeout_s:.0f} s")
                 # at a minimum above zero there is no cold request: the first one counts as warm
                 first = (cold if rec.min_replicas == 0 else warm)[cases[0].name]

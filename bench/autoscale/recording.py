@@ -17,6 +17,14 @@ from bench.replicas.timeline import mark_cold_starts
 from bench.replicas.types import ReplicaTimeline, Sample
 from loadlab.schema import JobRecord, ReplicaRun
 
+# A request at zero in real use meets a host that has been at rest a while: the deployment goes to zero
+# only after downscale_to_zero_delay_s idle, and the stopped replica's process exits a second or so after
+# the controller drops it from its details. A calibration's request sent as soon as the details showed zero
+# replicas met the exiting process (or, the first one, the cluster's own start): its new replica's first
+# job took 2.9-3.1 s, against 1.9 s for the run's first request at zero in a quiet cluster (warm jobs
+# 1.8 s; 2026-12-04). So a calibration's request at zero waits for this long at rest.
+QUIET_S = 10.0
+
 
 def at_rest(sample: Sample, min_replicas: int) -> bool:
     """The deployment is at its minimum with nothing starting or stopping."""
@@ -35,6 +43,20 @@ def wait_at_rest(recorder: ReplicaRecorder, min_replicas: int, after: float, tim
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.5)
+
+
+def quiet_from(samples: list[Sample], min_replicas: int, after: float, quiet_s: float) -> float | None:
+    """The first sample time >= `after` by which the deployment has been at rest in every sample of the
+    last `quiet_s` seconds (None: not yet)."""
+    rest_from = None
+    for sample in samples:
+        if not at_rest(sample, min_replicas):
+            rest_from = None
+            continue
+        rest_from = sample.t if rest_from is None else rest_from
+        if sample.t >= after and sample.t - rest_from >= quiet_s:
+            return sample.t
+    return None
 
 
 def rest_timeout_s(settings: dict[str, Any]) -> float:
@@ -57,6 +79,17 @@ class Recording:
     def back_at_rest(self, after: float) -> float | None:
         """The first time after `after` the deployment is at rest, or None after the bound."""
         return wait_at_rest(self.recorder, self.min_replicas, after, self.timeout_s)
+
+    def quiet(self, after: float, quiet_s: float = QUIET_S) -> float | None:
+        """Wait until the deployment has been at rest for `quiet_s` (see QUIET_S); the time, or None after
+        the bound."""
+        deadline = time.monotonic() + self.timeout_s + quiet_s
+        while time.monotonic() < deadline:
+            t = quiet_from(self.recorder.samples(), self.min_replicas, after, quiet_s)
+            if t is not None:
+                return t
+            time.sleep(0.5)
+        return None
 
     def stop(self, jobs: list[JobRecord], start: float, end: float | None) -> tuple[ReplicaTimeline, ReplicaRun]:
         """The timeline over [start, end] (end None: not back at rest, so now), the jobs' cold starts marked

@@ -21,6 +21,13 @@ from pathlib import Path
 from server.process import cli_flags, free_port
 from server.rayserve.__main__ import READY_PREFIX
 
+BIND_FAILED = "Failed to bind to address"      # Serve's proxy, when its HTTP port is taken
+PORT_ATTEMPTS = 3
+
+
+class PortTaken(RuntimeError):
+    """Serve's proxy could not bind the HTTP port."""
+
 
 def descendants(pid: int) -> set[int]:
     """Every live process under `pid` (from /proc), so Ray's own processes can be checked and cleaned."""
@@ -77,6 +84,7 @@ class RayServeProcess:
         self.time_to_ready_s: float | None = None
         self.log_path = self.ray_temp_dir / "rayserve.log"
         self.tree: set[int] = set()  # the Ray processes seen under the command, for the leftover check
+        self._log_from = 0           # where this start's part of the log begins
 
     @property
     def url(self) -> str:
@@ -87,10 +95,25 @@ class RayServeProcess:
                 "--ray-temp-dir", str(self.ray_temp_dir), *cli_flags(self.options), *self.extra_args]
 
     def start(self) -> RayServeProcess:
-        self.port = self.port or free_port()
+        """Start and wait for the ready line. A port this class chose is chosen again when Serve's proxy
+        could not bind it: Ray's own processes bind ephemeral ports while it starts, and one took the
+        port picked free before (seen here once in a few dozen starts)."""
+        ours = self.port is None
+        for attempt in range(PORT_ATTEMPTS if ours else 1):
+            self.port = free_port() if ours else self.port
+            try:
+                return self._start_once()
+            except PortTaken:
+                if attempt == (PORT_ATTEMPTS if ours else 1) - 1:
+                    raise
+                print(f"rayserve: port {self.port} was taken while Ray started; trying another", flush=True)
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> RayServeProcess:
         self.ray_temp_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.env}
         env.setdefault("HF_HUB_OFFLINE", "1")
+        self._log_from = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         self.started_at = time.time()
         # Own session: Ray's processes stay in our process group, out of pytest's Ctrl-C.
@@ -100,7 +123,9 @@ class RayServeProcess:
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"rayserve exited with {self.proc.returncode}:\n{self.log_tail()}")
+                tail = self.log_tail()
+                kind = PortTaken if f"{BIND_FAILED} '127.0.0.1:{self.port}'" in self._log_text() else RuntimeError
+                raise kind(f"rayserve exited with {self.proc.returncode}:\n{tail}")
             info = self._ready_line()
             if info:
                 self.ready_info = info
@@ -111,8 +136,14 @@ class RayServeProcess:
         self.kill()
         raise TimeoutError(f"rayserve not ready within {self.ready_timeout_s:g} s:\n{self.log_tail()}")
 
+    def _log_text(self) -> str:
+        """This start's part of the log (a start tried again appends to it)."""
+        with open(self.log_path, "rb") as f:
+            f.seek(self._log_from)
+            return f.read().decode(errors="replace")
+
     def _ready_line(self) -> dict | None:
-        for line in self.log_path.read_text(errors="replace").splitlines():
+        for line in self._log_text().splitlines():
             if line.startswith(READY_PREFIX):
                 return json.loads(line[len(READY_PREFIX):])
         return None
