@@ -29,6 +29,13 @@ at which the replay's hand-offs (next start - result at the client, over every b
 the run's (simulator/mechanics.py `fitted_after_slot_s`): taken as the plain mean lead, it left out the
 replay's own router wait, and the demo's loaded stages came out 9-15 % slow (2026-12-02).
 
+The handle counts a request until its result is back, a little after the replica's slot frees for the
+next request (the router sends once the replica says its method returned): `count_after_slot_s`, fitted
+in the mechanics layer on the run's recorded controller total (the value of `COUNT_GRID_S` whose replay
+lies closest to it, simulator/controller_total.py) and in the prediction on the calibration's; 0 where no
+total was recorded. Without it the demo's replay lay 0.07 below Ray's total and decided a scale-up 1.55 s
+late (2026-12-04).
+
 Two inputs come from the calibration runs as Ray's source places them: the per-request overhead
 (e2e - queue - service) is held inside the replica's slot (the router frees a replica's slot only when its
 result is back: router.py `_process_finished_request`), and a fresh router's lag before its first push
@@ -41,9 +48,11 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+
 from loadlab.schema import DROPPED, JobRecord, ReplicaRun, Report, ServerConfig, Stage
 from simulator.autoscaling.ray_serve import RayServeConfig
-from simulator.controller_total import compare_totals, measured_totals
+from simulator.controller_total import compare_totals, fitted_count_after_slot_s, measured_totals
 from simulator.deployments.ray_router import RAY_DEFAULT_BACKOFF
 from simulator.deployments.ray_serve import RayServeDeployment
 from simulator.mechanics import (
@@ -119,7 +128,7 @@ def validate_autoscaling(measured: Report, profile: ServiceTimeProfile, seed: in
     report.extra.update(title=f"{measured.name}: measured vs simulated autoscaling (ray-serve policy)",
                         calibration_too_few=imprecise_cases(profile.service_samples))
     calibrations = [Report.load(path) for path in calibration or []]    # read once, for both layers
-    after_slot = calibrated_after_slot_s(calibrations, profile) if "prediction" in layers else (0.0, "")
+    after_slot = calibrated_slot_s(calibrations, profile) if "prediction" in layers else (0.0, "", 0.0, "")
     for layer in (x for x in LAYERS if x in layers):
         replays, decisions, inputs = replay_layer(layer, measured, profile, config, calibrations, index, rng,
                                                   replications, after_slot)
@@ -139,10 +148,11 @@ def validate_autoscaling(measured: Report, profile: ServiceTimeProfile, seed: in
     return report
 
 
-def calibrated_after_slot_s(calibration: list[Report], profile: ServiceTimeProfile) -> tuple[float, str]:
-    """The prediction's part of an overhead after the slot: each calibration that recorded its replicas
-    replayed in the mechanics layer, the part fitted there (`fitted_after_slot_s`), their mean; 0 without."""
-    fitted, names = [], []
+def calibrated_slot_s(calibration: list[Report], profile: ServiceTimeProfile) -> tuple[float, str, float, str]:
+    """The prediction's part of an overhead after the slot and the handle's count after it: each
+    calibration that recorded its replicas replayed in the mechanics layer, the parts fitted there
+    (`fitted_after_slot_s`, `fitted_count_after_slot_s`), their means; 0 without."""
+    after, counted, names, counted_names = [], [], [], []
     for report in calibration:
         if not is_autoscaling_run(report):
             continue
@@ -150,16 +160,23 @@ def calibrated_after_slot_s(calibration: list[Report], profile: ServiceTimeProfi
         # only the fit is read: one grid phase, not a replay per phase
         inputs = replay_layer("mechanics", report, profile, config, [], replay_index(report), random.Random(0), 1,
                               phases=1)[2]
-        fitted.append(inputs["after_slot_s"])
+        after.append(inputs["after_slot_s"])
         names.append(report.path or report.name)
-    if not fitted:
-        return 0.0, "none: no calibration recorded its replicas"
-    return sum(fitted) / len(fitted), "fitted on the mechanics replay of " + ", ".join(names)
+        if inputs["controller_total"] is not None:
+            counted.append(inputs["count_after_slot_s"])
+            counted_names.append(report.path or report.name)
+    def fitted(paths: list[str]) -> str:
+        return "fitted on the mechanics replay of " + ", ".join(paths)
+    return (sum(after) / len(after) if after else 0.0,
+            fitted(names) if after else "none: no calibration recorded its replicas",
+            sum(counted) / len(counted) if counted else 0.0,
+            fitted(counted_names) + "'s controller total" if counted else "none: no calibration recorded the controller's total")
 
 
 def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, config: RayServeConfig,
                  calibration: list[Report], index: list[tuple[int, JobRecord]], rng: random.Random,
-                 replications: int, after_slot: tuple[float, str] = (0.0, ""), phases: int = GRID_PHASES):
+                 replications: int, after_slot: tuple[float, str, float, str] = (0.0, "", 0.0, ""),
+                 phases: int = GRID_PHASES):
     """One layer's replications: (jobs, ReplicaRun) each, the first one's decisions, and its inputs. The
     mechanics layer replays once per grid phase (`phases`; 1: the lag-0 grid alone)."""
     t0, t1 = measured.replicas.window
@@ -167,7 +184,7 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
     startup_s = profile.provision_s + profile.load_s
     mechanics = layer == "mechanics"
     startups: list[float] = []
-    after_s, after_from = after_slot
+    after_s, after_from, counted_s, counted_from = after_slot
     if mechanics:
         startups = replica_startups(measured.replicas, t0)
         own = decision_delay_s([j for _, j in index], measured.replicas, config.control_loop_interval_s / 2)
@@ -179,7 +196,7 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
         delay_s, delay_from = config_delay_s(calibration, config)
         arrivals = [(j.origin - t0, j.case) for _, j in index]
 
-    def build(after: float, draw: random.Random, lags: list[float] | None = None):
+    def build(after: float, draw: random.Random, lags: list[float] | None = None, counted: float = 0.0):
         phases = iter(lags or [])
 
         def make(env, ledger, _rng):
@@ -194,7 +211,8 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
                                       DEFAULT_PRICES, startup_s=startup_s, initial_running=initial_running,
                                       router_at_start=initial_running > 0, record_timeline=True,
                                       return_s=profile.overhead_sampler(draw), config_delay_s=delay_s,
-                                      startups=startups, after_slot_s=after, grid_lag_s=lag, draw_startup=start)
+                                      startups=startups, after_slot_s=after, grid_lag_s=lag, draw_startup=start,
+                                      count_after_slot_s=counted)
         return make
 
     if mechanics:
@@ -205,15 +223,25 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
             return sum(gaps) / len(gaps) if gaps else None
         after_s = fitted_after_slot_s([j for _, j in index], handoff)
         after_from = "fitted on the run's own hand-offs (each job's measured times)"
-    lags = grid_lags(config, phases) if mechanics else None
     recorded = measured_totals(measured.replicas)
-    replays, decisions, totals = replay(build(after_s, rng, lags), arrivals, t1 - t0, rng,
-                                        len(lags) if mechanics else replications, [t for t, _ in recorded])
+    probes = [t for t, _ in recorded]
+    if mechanics:
+        def totals_of(counted: float) -> list[float]:     # trial replays, one a grid phase: their median
+            trial, lags = random.Random(0), grid_lags(config, phases)
+            series = replay(build(after_s, trial, lags, counted), arrivals, t1 - t0, trial, len(lags), probes)[2]
+            return list(np.median(np.asarray(series, dtype=float), axis=0))
+        fitted = fitted_count_after_slot_s(recorded, totals_of)
+        counted_s, counted_from = (fitted, "fitted on the run's recorded controller total") if fitted is not None \
+            else (0.0, "none: the run recorded no controller total")
+    lags = grid_lags(config, phases) if mechanics else None
+    replays, decisions, totals = replay(build(after_s, rng, lags, counted_s), arrivals, t1 - t0, rng,
+                                        len(lags) if mechanics else replications, probes)
     inputs = {"window": [t0, t1], "initial_running": initial_running, "startup_s": startup_s,
               "startup_from": startup_source(profile, mechanics, startups), "measured_startups_s": startups, "after_slot_s": after_s, "after_slot_from": after_from, "router_at_start": initial_running > 0,
               "settings": config.__dict__, "config_delay_s": delay_s, "config_delay_from": delay_from,
               "router_backoff": RAY_DEFAULT_BACKOFF.__dict__,
               "grid_lags_s": lags if mechanics else f"uniform on [0, {config.metrics_interval_s}) s, one a replication",
+              "count_after_slot_s": counted_s, "count_after_slot_from": counted_from,
               "controller_total": compare_totals(recorded, totals),
               "overhead": "inside the replica's slot (" + ("each job's measured e2e - queue - service)" if mechanics
                                                            else "calibration e2e - queue - service)")}

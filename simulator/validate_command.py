@@ -11,7 +11,7 @@ from pathlib import Path
 
 from loadlab.schema import Report
 from simulator.controller_total import describe as describe_totals
-from simulator.controller_total import layer_totals
+from simulator.controller_total import layer_inputs
 from simulator.profiles import ServiceTimeProfile, from_report, from_reports, load_profile
 from simulator.service_check import service_checks
 from simulator.validate import COLUMNS, validate
@@ -120,9 +120,9 @@ def print_layers(report: Report, measured: Report) -> None:
 
 def print_controller_total(report: Report, layer: str) -> None:
     """The autoscaler's input, replayed against Ray's (simulator/controller_total.py), when recorded."""
-    totals = layer_totals(report.extra, layer)
-    if totals:
-        print(describe_totals(totals))
+    line = describe_totals(layer_inputs(report.extra, layer))
+    if line:
+        print(line)
 
 
 def print_service_check(rows: list[dict]) -> None:

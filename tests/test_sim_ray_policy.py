@@ -281,3 +281,17 @@ def test_the_replays_controller_total_at_any_instant_is_the_one_its_decisions_re
     # kept only where a replay records its timeline: a month's run would hold a push every interval
     quiet, _ = run_script([1.0, 100.0, 100.0], record_timeline=False)
     assert quiet.policy.totals == [] and quiet.policy.decisions == decided
+
+
+def test_the_handle_counts_a_request_a_little_after_its_replicas_slot_frees():
+    # A alone on replica 0, its slot free at 28.1: the router's gauge for replica 0 drops then, or with
+    # the handle's lag (its result still on the way back) 0.3 s later
+    def gauge_drops(dep) -> list[float]:
+        r = dep.policy.router
+        return [t for t, now, before in zip(r.times[1:], r.states[1:], r.states, strict=False)
+                if sum(before[1].values()) and not sum(now[1].values())]
+    plain, _ = run_script([1.0], until=60.0)
+    lagged, _ = run_script([1.0], until=60.0, count_after_slot_s=0.3)
+    assert gauge_drops(plain) == pytest.approx([28.1]) and gauge_drops(lagged) == pytest.approx([28.4])
+    # the routing is not delayed: the slot itself frees at 28.1 in both
+    assert [j.finished for j in lagged.ledger.jobs if j.finished] == [j.finished for j in plain.ledger.jobs if j.finished]

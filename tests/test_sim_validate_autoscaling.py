@@ -280,6 +280,9 @@ def test_a_validation_sets_the_replays_controller_total_beside_the_one_ray_repor
         total = sim.extra[layer]["controller_total"]
         assert total["samples"] == 1199 and total["bias"] > 0.1 and total["max_abs"] >= 1.0
         assert 1.0 <= total["first_apart_s"] <= 12.0              # at the first request's push, not before
+    # the handle's count after a slot, fitted on the recorded total: the least of the grid comes closest to 0
+    assert sim.extra["mechanics_replay"]["count_after_slot_s"] == 0.0
+    assert sim.extra["mechanics_replay"]["count_after_slot_from"] == "fitted on the run's recorded controller total"
     assert "controller's total (the autoscaler's input" in capsys.readouterr().out
 
 
@@ -295,3 +298,13 @@ def test_the_controller_totals_compared_instant_by_instant():
     apart = compare_totals(measured, [late] * 3)
     assert apart["first_apart_s"] == 2.0 and apart["max_abs"] == 1.0 and apart["bias"] == pytest.approx(-0.1)
     assert compare_totals([], [late]) is None
+
+
+def test_the_handles_count_after_a_slot_is_the_one_whose_replay_lies_closest_to_rays_total():
+    from simulator.controller_total import COUNT_GRID_S, fitted_count_after_slot_s
+
+    measured = [(float(k), 1.0 + 0.1 * (k % 3)) for k in range(30)]
+    # a replay whose total grows with the lag, Ray's matched at 0.2 s
+    assert fitted_count_after_slot_s(measured, lambda x: [v + (x - 0.2) for _, v in measured]) == 0.2
+    assert fitted_count_after_slot_s(measured, lambda x: [v - 1.0 for _, v in measured]) == COUNT_GRID_S[0]
+    assert fitted_count_after_slot_s([], lambda x: []) is None

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 from loadlab.ray_autoscaling import RayAutoscaling
@@ -195,6 +196,8 @@ class RayServePolicy(AutoscalingPolicy):
         # (a validation compares the autoscaler's input with the one Ray reported; a month would be long)
         self.record_totals = False
         self.totals: list[tuple[float, TotalRequests]] = []
+        # requests the handle still counts after their replica's slot freed: (replica id, until)
+        self.counted_after: list[tuple[int, float]] = []
 
     # -- wiring -------------------------------------------------------------------------------------
     def attach(self, pool) -> None:
@@ -250,16 +253,31 @@ class RayServePolicy(AutoscalingPolicy):
         self._record()
         self._wake_controller()
 
+    def count_after_slot(self, replica_id: int, seconds: float) -> None:
+        """Keep a request in the router's gauge `seconds` after its replica's slot freed: the router sends
+        the next request once the replica says its method returned, but counts this one until its result
+        is back at the handle (`_process_finished_request`)."""
+        env = self.pool.env
+        self.counted_after.append((replica_id, env.now + seconds))
+
+        def release():
+            yield env.timeout(seconds)
+            self._record()
+        env.process(release())
+
     def _record(self) -> None:
         if self.router is None:
             return
         pool = self.pool
+        now = pool.env.now
+        self.counted_after = [(rid, t) for rid, t in self.counted_after if t > now + 1e-9]
+        late = Counter(rid for rid, _ in self.counted_after)
         for r in pool.active:
-            if r.ongoing or r.id in self.sent:
-                self.sent[r.id] = r.ongoing
+            if r.ongoing or late[r.id] or r.id in self.sent:
+                self.sent[r.id] = r.ongoing + late[r.id]
         for rid in list(self.sent):
             if not any(r.id == rid for r in pool.active):
-                self.sent[rid] = 0
+                self.sent[rid] = late[rid]
         self.router.change(pool.env.now, len(pool.queue), self.sent)
         if (len(pool.queue) or any(self.sent.values())) and not self.push_wakeup.triggered:
             self.push_wakeup.succeed()

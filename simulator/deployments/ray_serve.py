@@ -44,15 +44,18 @@ class RayServeDeployment(ReplicaPool):
     after its slot is free (the ingress answering the client once the handle has the result).
     `router`: the handle router's retry schedule (Ray's defaults); None: a free slot takes the oldest
     waiting request at once (an ideal router). `rng`: its draws of two candidate replicas. `grid_lag_s`:
-    the lag of the router's record and push grids after their first point (RayServePolicy)."""
+    the lag of the router's record and push grids after their first point (RayServePolicy).
+    `count_after_slot_s`: how long the router's gauge still counts a request after its slot freed (its
+    result on the way back to the handle; RayServePolicy.count_after_slot)."""
 
     def __init__(self, env: simpy.Environment, ledger, sample, config: RayServeConfig, prices: dict,
                  startup_s: float, name: str = "ray", initial_running: int = 0,
                  router_at_start: bool = False, record_timeline: bool = False, return_s=None,
                  config_delay_s: float = 0.0, startups: list[float] | None = None, after_slot_s: float = 0.0,
                  router: RouterBackoff | None = RAY_DEFAULT_BACKOFF, rng: random.Random | None = None,
-                 grid_lag_s: float = 0.0, draw_startup=None):
+                 grid_lag_s: float = 0.0, draw_startup=None, count_after_slot_s: float = 0.0):
         self.config, self.prices = config, prices
+        self.count_after_slot_s = count_after_slot_s
         self.router = RayRouter(env, self, router, rng) if router is not None else None
         self.after_slot_s = after_slot_s
         self.startups = list(startups or [])
@@ -112,6 +115,8 @@ class RayServeDeployment(ReplicaPool):
         return taken
 
     def slot_freed(self, rep: Replica) -> None:
+        if self.count_after_slot_s > 0:        # first: the router may hand the slot on at once
+            self.policy.count_after_slot(rep.id, self.count_after_slot_s)
         if self.router is not None:
             self.router.slot_freed(rep)
 

@@ -12,7 +12,7 @@ from bench.report.tables import ERROR_HEADERS, error_rows
 from bench.report.view import MEASURED, SIMULATED, Para, Table
 from loadlab.schema import Report
 from simulator.controller_total import describe as describe_totals
-from simulator.controller_total import layer_totals
+from simulator.controller_total import layer_inputs
 
 LAYERS = ("mechanics", "prediction")
 
@@ -39,9 +39,9 @@ def _blocks(validations: list[Report], loaded: Loaded) -> list[Any]:
             blocks.append(Table(ERROR_HEADERS, error_rows(v, layer=layer),
                                 title=f"{v.name}: replays {against}{calib}{worst} [{layer}]",
                                 empty="This validation report has no error rows."))
-            totals = layer_totals(v.extra, layer)
-            if totals:
-                blocks.append(Para(f"[{layer}] {describe_totals(totals)}"))
+            line = describe_totals(layer_inputs(v.extra, layer))
+            if line:
+                blocks.append(Para(f"[{layer}] {line}"))
         if v.extra.get("service_check"):
             blocks.append(service_check_table(v))
     return blocks
