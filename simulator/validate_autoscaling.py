@@ -165,12 +165,12 @@ def calibrated_slot_s(calibration: list[Report], profile: ServiceTimeProfile) ->
         if inputs["controller_total"] is not None:
             counted.append(inputs["count_after_slot_s"])
             counted_names.append(report.path or report.name)
-    def fitted(paths: list[str]) -> str:
-        return "fitted on the mechanics replay of " + ", ".join(paths)
+    fitted = "fitted on the mechanics replay of "
     return (sum(after) / len(after) if after else 0.0,
-            fitted(names) if after else "none: no calibration recorded its replicas",
+            fitted + ", ".join(names) if after else "none: no calibration recorded its replicas",
             sum(counted) / len(counted) if counted else 0.0,
-            fitted(counted_names) + "'s controller total" if counted else "none: no calibration recorded the controller's total")
+            fitted + ", ".join(counted_names) + "'s controller total" if counted
+            else "none: no calibration recorded the controller's total")
 
 
 def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, config: RayServeConfig,
@@ -215,24 +215,13 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
                                       count_after_slot_s=counted)
         return make
 
-    if mechanics:
-        def handoff(after: float) -> float | None:   # a trial replay on its own random stream
-            trial = random.Random(0)
-            gaps = handoffs(replay(build(after, trial, grid_lags(config, 1)), arrivals, t1 - t0, trial, 1)[0][0][0],
-                            lambda j: j.served_by)
-            return sum(gaps) / len(gaps) if gaps else None
-        after_s = fitted_after_slot_s([j for _, j in index], handoff)
-        after_from = "fitted on the run's own hand-offs (each job's measured times)"
     recorded = measured_totals(measured.replicas)
     probes = [t for t, _ in recorded]
-    if mechanics:
-        def totals_of(counted: float) -> list[float]:     # trial replays, one a grid phase: their median
-            trial, lags = random.Random(0), grid_lags(config, phases)
-            series = replay(build(after_s, trial, lags, counted), arrivals, t1 - t0, trial, len(lags), probes)[2]
-            return list(np.median(np.asarray(series, dtype=float), axis=0))
-        fitted = fitted_count_after_slot_s(recorded, totals_of)
-        counted_s, counted_from = (fitted, "fitted on the run's recorded controller total") if fitted is not None \
-            else (0.0, "none: the run recorded no controller total")
+    if mechanics:          # the two parts of an overhead's timing the run itself measured
+        after_s = fitted_handoff(build, arrivals, t1 - t0, grid_lags(config, 1), [j for _, j in index])
+        after_from = "fitted on the run's own hand-offs (each job's measured times)"
+        counted_s, counted_from = fitted_count_lag(lambda counted, draw, lags: build(after_s, draw, lags, counted),
+                                                   arrivals, t1 - t0, grid_lags(config, phases), recorded)
     lags = grid_lags(config, phases) if mechanics else None
     replays, decisions, totals = replay(build(after_s, rng, lags, counted_s), arrivals, t1 - t0, rng,
                                         len(lags) if mechanics else replications, probes)
@@ -246,6 +235,33 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
               "overhead": "inside the replica's slot (" + ("each job's measured e2e - queue - service)" if mechanics
                                                            else "calibration e2e - queue - service)")}
     return replays, decisions, inputs
+
+
+def fitted_handoff(build, arrivals: list[tuple], window: float, lags: list[float], jobs: list[JobRecord]) -> float:
+    """The mechanics layer's part of an overhead after the slot: trial replays (`build(after, draw, lags)`,
+    on their own random stream) whose hand-offs match the run's (`fitted_after_slot_s`)."""
+    def handoff(after: float) -> float | None:
+        trial = random.Random(0)
+        gaps = handoffs(replay(build(after, trial, lags), arrivals, window, trial, 1)[0][0][0], lambda j: j.served_by)
+        return sum(gaps) / len(gaps) if gaps else None
+    return fitted_after_slot_s(jobs, handoff)
+
+
+def fitted_count_lag(build, arrivals: list[tuple], window: float, lags: list[float],
+                     recorded: list[tuple[float, float]]) -> tuple[float, str]:
+    """The mechanics layer's handle count after a slot, and where it came from: trial replays at each
+    candidate (`build(counted, draw, lags)`, one a grid phase, their median, as the layer scores it) set
+    against the run's recorded controller total."""
+    probes = [t for t, _ in recorded]
+
+    def totals_of(counted: float) -> list[float]:
+        trial = random.Random(0)
+        series = replay(build(counted, trial, lags), arrivals, window, trial, len(lags), probes)[2]
+        return list(np.median(np.asarray(series, dtype=float), axis=0))
+    fitted = fitted_count_after_slot_s(recorded, totals_of)
+    if fitted is None:
+        return 0.0, "none: the run recorded no controller total"
+    return fitted, "fitted on the run's recorded controller total"
 
 
 def mechanics_arrivals(run: ReplicaRun, jobs: list[JobRecord]) -> list[tuple]:
