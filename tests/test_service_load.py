@@ -8,17 +8,7 @@ import random
 import pytest
 import simpy
 
-from loadlab.schema import (
-    COMPLETED,
-    FAILED,
-    JobRecord,
-    LoadConfig,
-    ReplicaInterval,
-    ReplicaRun,
-    Report,
-    RunConfig,
-    Stage,
-)
+from loadlab.schema import COMPLETED, FAILED, JobRecord, LoadConfig, Report, RunConfig, Stage
 from simulator.autoscaling.vertex import fixed_schedule
 from simulator.deployments import LocalGPU, VertexConfig, VertexEndpoint
 from simulator.ledger import Job, Ledger
@@ -193,6 +183,8 @@ def test_report_covariates_span_stages_on_one_clock():
 def test_a_first_job_beside_busy_replicas_is_drawn_from_first_jobs_measured_beside_as_many():
     # a Ray calibration: replica a's first job at zero (9 s), then replica b's first job while a served
     # (14 s: contention hurts a first job more than the warm jobs' x2.0 says)
+    from loadlab.schema import ReplicaInterval, ReplicaRun
+
     def on(replica: str, job: JobRecord) -> JobRecord:
         job.extra["replica_id"] = replica
         return job
