@@ -97,11 +97,12 @@ class ReplicaTail:
         self.samples.append(sample)
 
     def figures(self, max_points: int = MAX_POINTS) -> dict[str, Any]:
-        """What /cockpit.json and the chart show: [t, target, starting, running] over time (at most
-        `max_points`, each the last sample of its share of the samples, the first and last kept) and
-        the latest sample's counts. Measured: the Serve controller's own counts."""
+        """What /cockpit.json and the chart show: [t, target, starting, running, total requests] over time
+        (at most `max_points`, each the last sample of its share of the samples, the first and last kept)
+        and the latest sample's counts. Measured: the Serve controller's own counts and its total (queued +
+        ongoing over the look-back window: the autoscaler's input; None where not read)."""
         samples = list(self.samples)
-        points = [[s.t, s.target, s.starting, s.running] for s in downsample(samples, max_points)]
+        points = [[s.t, s.target, s.starting, s.running, s.total_requests] for s in downsample(samples, max_points)]
         last = samples[-1] if samples else None
         return {"label": "measured (Serve controller, replica recorder)", "status": self.status,
                 "samples": points, "n": len(samples), "malformed": self.malformed, "dropped": self.dropped,

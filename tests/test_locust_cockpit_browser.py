@@ -63,7 +63,8 @@ def test_cockpit_tab_fills_during_a_run_against_the_job_server(server_url, tmp_p
 
     samples = tmp_path / "replicas.jsonl"
     samples.write_text("".join(json.dumps(asdict(Sample(t=1000.0 + k, target=min(2, k), starting=int(k == 1),
-                                                        running=min(2, max(0, k - 1)), stopping=0))) + "\n"
+                                                        running=min(2, max(0, k - 1)), stopping=0,
+                                                        total_requests=0.5 * k))) + "\n"
                                for k in range(6)))
     errors: list[str] = []
     with web_ui(tmp_path, tmp_path / "ui.log", "--host", server_url, "--stages", "2", "--jobs-per-user", "3",
@@ -96,10 +97,12 @@ def test_cockpit_tab_fills_during_a_run_against_the_job_server(server_url, tmp_p
         assert cell(page, "Mean s") != "-" and cell(page, "Service s") != "-"
         assert cell(page, "Service ÷ calibration").startswith("×")
         assert " err " in cell(page, "Simulated mean")
-        # the replica chart under the table: target, starting and running as three step lines
-        page.locator("#loadlab-replicas svg path").nth(2).wait_for(timeout=30_000)
-        assert page.locator("#loadlab-replicas svg path").count() == 3
+        # the replica chart under the table: target, starting, running and the controller's total requests
+        # (the autoscaler's input) as four step lines
+        page.locator("#loadlab-replicas svg path").nth(3).wait_for(timeout=30_000)
+        assert page.locator("#loadlab-replicas svg path").count() == 4
         assert "running 2" in page.locator("#loadlab-replicas").inner_text()
+        assert "requests 2.50" in page.locator("#loadlab-replicas").inner_text()
         SHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(tmp_path / "cockpit.png"), full_page=True)
         # Locust's page polls only while a run goes on: the bill of a run this short (it was killed at

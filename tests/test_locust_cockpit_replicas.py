@@ -25,10 +25,10 @@ from tests.test_locust_cockpit import ENV
 from tests.test_locust_webui_security import send
 
 
-def line(t, target, starting, running, stopping=0):
+def line(t, target, starting, running, stopping=0, total=None):
     replicas = [{"id": f"r{i}", "state": "RUNNING", "pid": 100 + i, "start_time_s": t - 5} for i in range(running)]
     return json.dumps(asdict(Sample(t=t, target=target, starting=starting, running=running, stopping=stopping,
-                                    replicas=replicas))) + "\n"
+                                    replicas=replicas, total_requests=total))) + "\n"
 
 
 def append(path, text):
@@ -41,12 +41,13 @@ def test_tail_reads_only_complete_new_lines_and_counts_the_malformed(tmp_path):
     tail = ReplicaTail(str(path))
     tail.update()
     assert tail.status == "waiting for the samples file" or tail.status.startswith("cannot read")
-    append(path, line(100.0, 0, 0, 0) + line(100.25, 1, 1, 0))
+    append(path, line(100.0, 0, 0, 0) + line(100.25, 1, 1, 0, total=1.5))
     append(path, line(100.5, 1, 0, 1)[:20])          # the sampler is writing this one
     tail.update()
     f = tail.figures()
-    assert f["n"] == 2 and f["samples"] == [[100.0, 0, 0, 0], [100.25, 1, 1, 0]]
-    assert f["latest"] == {"t": 100.25, "target": 1, "starting": 1, "running": 0, "stopping": 0}
+    # the counts, and the controller's total where the recorder read it (the autoscaler's input)
+    assert f["n"] == 2 and f["samples"] == [[100.0, 0, 0, 0, None], [100.25, 1, 1, 0, 1.5]]
+    assert f["latest"] == {"t": 100.25, "target": 1, "starting": 1, "running": 0, "stopping": 0, "total_requests": 1.5}
     append(path, line(100.5, 1, 0, 1)[20:])
     append(path, "not json\n" + '{"t": "soon", "target": 1, "starting": 0, "running": 1, "stopping": 0}\n'
            + "[1, 2]\n" + '{"target": 2, "starting": 0, "running": 2, "stopping": 0}\n'
@@ -56,7 +57,7 @@ def test_tail_reads_only_complete_new_lines_and_counts_the_malformed(tmp_path):
     tail.update()
     f = tail.figures()
     assert f["malformed"] == 7 and f["n"] == 4
-    assert f["samples"][-2:] == [[100.5, 1, 0, 1], [101.0, 2, 1, 1]]
+    assert f["samples"][-2:] == [[100.5, 1, 0, 1, None], [101.0, 2, 1, 1, None]]
     assert f["latest"]["stopping"] == 1 and f["latest"]["target"] == 2
     tail.update()                                     # nothing new: nothing read twice
     assert tail.figures()["n"] == 4 and tail.figures()["malformed"] == 7
@@ -72,7 +73,7 @@ def test_tail_skips_a_line_longer_than_the_bound_across_reads(tmp_path):
     tail.update()
     tail.update()
     f = tail.figures()
-    assert f["malformed"] == 1 and f["n"] == 1 and f["samples"] == [[5.0, None, 0, 0]]
+    assert f["malformed"] == 1 and f["n"] == 1 and f["samples"] == [[5.0, None, 0, 0, None]]
 
 
 def test_tail_starts_again_when_the_recorder_truncates_the_file(tmp_path):
@@ -82,7 +83,7 @@ def test_tail_starts_again_when_the_recorder_truncates_the_file(tmp_path):
     tail.update()
     path.write_text(line(9.0, 3, 2, 1))               # ReplicaRecorder.start() empties its file
     tail.update()
-    assert tail.figures()["samples"] == [[9.0, 3, 2, 1]]
+    assert tail.figures()["samples"] == [[9.0, 3, 2, 1, None]]
 
 
 def test_the_newest_samples_are_kept_and_at_most_600_points_answered(tmp_path):
@@ -97,7 +98,7 @@ def test_the_newest_samples_are_kept_and_at_most_600_points_answered(tmp_path):
     assert f["n"] == 4000 and f["dropped"] == 1000
     pts = f["samples"]
     assert len(pts) == 600
-    assert pts[0][0] == 1000 + 1000 / 4 and pts[-1] == [1000 + 4999 / 4, 5, 0, 4]   # the whole span
+    assert pts[0][0] == 1000 + 1000 / 4 and pts[-1] == [1000 + 4999 / 4, 5, 0, 4, None]   # the whole span
     assert [p[0] for p in pts] == sorted({p[0] for p in pts})                       # in order, none twice
     assert downsample(list(range(10)), 600) == list(range(10))
     assert downsample(list(range(1000)), 3) == [0, 499, 999]
@@ -149,12 +150,12 @@ def test_web_ui_charts_the_replicas_of_an_autostarted_run_and_quits_by_itself(tm
         page = send(base, "/?tab=cockpit")[1]
         assert "/cockpit/static/replicas.js" in page
         assert send(base, "/cockpit/static/replicas.js")[0] == 200
-        append(samples, line(time.time(), 2, 1, 1))
+        append(samples, line(time.time(), 2, 1, 1, total=2.25))
         time.sleep(2.2)   # the figures are cached for UPDATE_S
         status, body = send(base, "/cockpit/replicas.json")
         assert status == 200
         replicas = json.loads(body)
-        assert replicas["n"] == 2 and replicas["samples"][-1][1:] == [2, 1, 1] and replicas["latest"]["target"] == 2
+        assert replicas["n"] == 2 and replicas["samples"][-1][1:] == [2, 1, 1, 2.25] and replicas["latest"]["target"] == 2
         assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]   # the shape's end, then Locust's --autoquit
         assert (tmp_path / "report.json").exists()
     finally:

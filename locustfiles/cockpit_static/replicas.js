@@ -1,11 +1,13 @@
 // The Cockpit tab's replica chart (added by locustfiles/cockpit.py with --replica-samples): the Ray Serve
-// deployment's target, starting and running replicas over time, as the replica recorder sampled them,
+// deployment's target, starting and running replicas over time, as the replica recorder sampled them, and
+// the controller's total requests (queued + ongoing over its look-back window: what the autoscaler decides on),
 // from /cockpit/replicas.json (at most 600 points). Plain SVG drawn here: nothing is fetched from outside.
 (function () {
   var url = document.currentScript.src.replace(/\/cockpit\/static\/replicas\.js.*$/, "/cockpit/replicas.json");
   var NS = "http://www.w3.org/2000/svg";
   var W = 720, H = 200, L = 36, R = 10, T = 10, B = 28;
-  var SERIES = [[1, "target", "#9e9e9e", "6 4"], [2, "starting", "#ef6c00", ""], [3, "running", "#1565c0", ""]];
+  var SERIES = [[1, "target", "#9e9e9e", "6 4"], [2, "starting", "#ef6c00", ""], [3, "running", "#1565c0", ""],
+                [4, "requests (autoscaler's input)", "#2e7d32", "2 3"]];
   var data = null, drawn = null;
 
   function el(name, attrs, text) {
@@ -38,13 +40,15 @@
     var pts = data.samples || [], latest = data.latest;
     var head = "Replicas, " + data.label + ": ";
     head += latest ? "target " + (latest.target === null ? "-" : latest.target) + ", starting " + latest.starting +
-      ", running " + latest.running + ", stopping " + latest.stopping : data.status;
+      ", running " + latest.running + ", stopping " + latest.stopping +
+      (latest.total_requests === null || latest.total_requests === undefined ? ""
+        : ", requests " + latest.total_requests.toFixed(2)) : data.status;
     head += " · " + data.n + " samples" + (data.malformed ? ", " + data.malformed + " malformed lines skipped" : "");
     var svg = el("svg", {width: W, height: H, viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": head});
     svg.style.fontSize = "11px";
     if (pts.length) {
       var t0 = pts[0][0], span = Math.max(pts[pts.length - 1][0] - t0, 1), top = 1;
-      pts.forEach(function (p) { for (var i = 1; i < 4; i++) top = Math.max(top, p[i] || 0); });
+      pts.forEach(function (p) { for (var i = 1; i < 5; i++) top = Math.max(top, p[i] || 0); });
       var x = function (t) { return L + (W - L - R) * (t - t0) / span; };
       var y = function (v) { return H - B - (H - B - T) * v / top; };
       for (var v = 0; v <= top; v += Math.max(1, Math.ceil(top / 4))) {
