@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from loadlab import article
-from loadlab.schema import COMPLETED, Report, Stage
+from loadlab.schema import COMPLETED, JobRecord, Report, Stage
 from loadlab.stats import mean, mean_ci95, summarize
 from simulator.machine_speed import by_case, calibration_blocks, speed_wander
 from simulator.mechanics import first_jobs_beside_busy, measured_holds, startups_by_busy
@@ -217,36 +217,8 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
     start is left out when warm ones exist: the start is modelled on its own). The overhead is
     e2e - queue - service. Calibration reports (role "calibration") also give the load model (every stage
     of theirs), and cold-start jobs the first-job times. The start-up: `set_startup`."""
-    service: dict[str, list[float]] = {}
-    cold: dict[str, list[float]] = {}
-    overhead: dict[str, list[float]] = {}
-    fitted_on: list[tuple[str, list[str]]] = []
-    groups: list[dict[str, list[float]]] = []
-    # first jobs beside busy replicas, of every stage of a calibration (never of a validated run): their own
-    # samples, apart from the first jobs at zero
-    beside = {id(j): (j, busy) for r in reports if r.replicas is not None and r.role == "calibration"
-              for busy, jobs in first_jobs_beside_busy([j for st in r.stages for j in st.jobs]).items() for j in jobs}
-    for report in reports:
-        # a calibration's loaded stages feed its load model, never the times alone
-        stages = fit_stages(report, "n1" if report.role == "calibration" else stage)
-        fitted_on.append((report.name, [st.name for st in stages]))
-        if report.role == "calibration":
-            groups.append({})
-        for st in stages:
-            for job in st.jobs:
-                if job.status != COMPLETED:
-                    continue
-                s = job.service_s if job.service_s is not None else job.e2e_s
-                if s is None:
-                    continue
-                if id(job) in beside:
-                    continue
-                (cold if job.cold_start else service).setdefault(job.case, []).append(float(s))
-                if report.role == "calibration" and not job.cold_start:
-                    groups[-1].setdefault(job.case, []).append(float(s))
-                if job.e2e_s is not None and job.service_s is not None:
-                    over = job.e2e_s - job.service_s - (job.queue_s or 0.0)
-                    overhead.setdefault(job.case, []).append(max(0.0, float(over)))
+    beside = first_jobs_beside(reports)
+    service, cold, overhead, fitted_on, groups = measured_samples(reports, stage, beside)
     for case, values in cold.items():
         service.setdefault(case, values)          # only cold samples of this case: better than none
     calibrations = [r for r in reports if r.role == "calibration"]
@@ -278,6 +250,40 @@ def from_reports(reports: list[Report], fit: str = "empirical", stage: str = "n1
     for job, busy in beside.values():
         prof.first_beside_busy.setdefault(busy, {}).setdefault(job.case, []).append(float(job.service_s))
     return prof
+
+
+def first_jobs_beside(reports: list[Report]) -> dict[int, tuple[JobRecord, int]]:
+    """First jobs beside busy replicas (with how many), by id, of every stage of a calibration (never of a
+    validated run): samples of their own (`first_beside_busy`), apart from the first jobs at zero."""
+    return {id(j): (j, busy) for r in reports if r.replicas is not None and r.role == "calibration"
+            for busy, jobs in first_jobs_beside_busy([j for st in r.stages for j in st.jobs]).items() for j in jobs}
+
+
+def measured_samples(reports: list[Report], stage: str, beside: dict[int, tuple[JobRecord, int]]):
+    """Per case, the service times of the fit stages' completed jobs (warm; cold ones apart), their
+    overheads, which stages each report gave, and each calibration's warm jobs (`from_reports`)."""
+    service: dict[str, list[float]] = {}
+    cold: dict[str, list[float]] = {}
+    overhead: dict[str, list[float]] = {}
+    fitted_on: list[tuple[str, list[str]]] = []
+    groups: list[dict[str, list[float]]] = []
+    for report in reports:
+        # a calibration's loaded stages feed its load model, never the times alone
+        stages = fit_stages(report, "n1" if report.role == "calibration" else stage)
+        fitted_on.append((report.name, [st.name for st in stages]))
+        if report.role == "calibration":
+            groups.append({})
+        for job in (j for st in stages for j in st.jobs if j.status == COMPLETED and id(j) not in beside):
+            s = job.service_s if job.service_s is not None else job.e2e_s
+            if s is None:
+                continue
+            (cold if job.cold_start else service).setdefault(job.case, []).append(float(s))
+            if report.role == "calibration" and not job.cold_start:
+                groups[-1].setdefault(job.case, []).append(float(s))
+            if job.e2e_s is not None and job.service_s is not None:
+                over = job.e2e_s - job.service_s - (job.queue_s or 0.0)
+                overhead.setdefault(job.case, []).append(max(0.0, float(over)))
+    return service, cold, overhead, fitted_on, groups
 
 
 def calibration_holds(reports: list[Report]) -> dict[str, list[float]]:

@@ -179,11 +179,8 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
                  phases: int = GRID_PHASES):
     """One layer's replications: (jobs, ReplicaRun) each, the first one's decisions, and its inputs. The
     mechanics layer replays once per grid phase (`phases`; 1: the lag-0 grid alone)."""
-    t0, t1 = measured.replicas.window
-    initial_running = measured.replicas.running_at(t0)
-    startup_s = profile.provision_s + profile.load_s
-    mechanics = layer == "mechanics"
-    startups: list[float] = []
+    (t0, t1), mechanics, startups = measured.replicas.window, layer == "mechanics", []
+    initial_running, startup_s = measured.replicas.running_at(t0), profile.provision_s + profile.load_s
     after_s, after_from, counted_s, counted_from = after_slot
     if mechanics:
         startups = replica_startups(measured.replicas, t0)
@@ -216,20 +213,19 @@ def replay_layer(layer: str, measured: Report, profile: ServiceTimeProfile, conf
         return make
 
     recorded = measured_totals(measured.replicas)
-    probes = [t for t, _ in recorded]
+    lags = grid_lags(config, phases) if mechanics else None
     if mechanics:          # the two parts of an overhead's timing the run itself measured
         after_s = fitted_handoff(build, arrivals, t1 - t0, grid_lags(config, 1), [j for _, j in index])
         after_from = "fitted on the run's own hand-offs (each job's measured times)"
         counted_s, counted_from = fitted_count_lag(lambda counted, draw, lags: build(after_s, draw, lags, counted),
-                                                   arrivals, t1 - t0, grid_lags(config, phases), recorded)
-    lags = grid_lags(config, phases) if mechanics else None
+                                                   arrivals, t1 - t0, lags, recorded)
     replays, decisions, totals = replay(build(after_s, rng, lags, counted_s), arrivals, t1 - t0, rng,
-                                        len(lags) if mechanics else replications, probes)
+                                        len(lags) if mechanics else replications, [t for t, _ in recorded])
     inputs = {"window": [t0, t1], "initial_running": initial_running, "startup_s": startup_s,
               "startup_from": startup_source(profile, mechanics, startups), "measured_startups_s": startups, "after_slot_s": after_s, "after_slot_from": after_from, "router_at_start": initial_running > 0,
               "settings": config.__dict__, "config_delay_s": delay_s, "config_delay_from": delay_from,
-              "router_backoff": RAY_DEFAULT_BACKOFF.__dict__,
-              "grid_lags_s": lags if mechanics else f"uniform on [0, {config.metrics_interval_s}) s, one a replication",
+              "router_backoff": RAY_DEFAULT_BACKOFF.__dict__, "grid_lags_s": lags if mechanics else
+              f"uniform on [0, {config.metrics_interval_s}) s, one a replication",
               "count_after_slot_s": counted_s, "count_after_slot_from": counted_from,
               "controller_total": compare_totals(recorded, totals),
               "overhead": "inside the replica's slot (" + ("each job's measured e2e - queue - service)" if mechanics
