@@ -29,6 +29,11 @@ def measured_totals(run: ReplicaRun | None) -> list[tuple[float, float]]:
     return [(s.t - t0, s.total_requests) for s in run.timeline if s.total_requests is not None]
 
 
+def differences(measured: list[tuple[float, float]], replayed: list[list[float]]) -> np.ndarray:
+    """At each recorded instant, the replications' median total less the one Ray reported."""
+    return np.median(np.asarray(replayed, dtype=float), axis=0) - np.array([v for _, v in measured])
+
+
 def compare_totals(measured: list[tuple[float, float]], replayed: list[list[float]]) -> dict[str, Any] | None:
     """Per sampled instant the replications' median against the measured total: the bias (mean of
     replay - measured), the mean and 95th percentile of |difference|, the largest and when, and the share
@@ -36,7 +41,7 @@ def compare_totals(measured: list[tuple[float, float]], replayed: list[list[floa
     if not measured or not replayed:
         return None
     times = np.array([t for t, _ in measured])
-    diff = np.median(np.asarray(replayed, dtype=float), axis=0) - np.array([v for _, v in measured])
+    diff = differences(measured, replayed)
     worst = int(np.argmax(np.abs(diff)))
     apart = np.flatnonzero(np.abs(diff) >= APART)
     return {"samples": len(measured), "replications": len(replayed),
@@ -76,12 +81,11 @@ COUNT_GRID_S = tuple(round(0.05 * k, 2) for k in range(11))
 
 def fitted_count_after_slot_s(measured: list[tuple[float, float]], totals_of) -> float | None:
     """How long the handle still counts a request after its replica's slot freed: the grid value at which a
-    replay's controller total (`totals_of(seconds)`, at the recorded instants: the median over the grid
-    phases, as `compare_totals` scores it) lies closest to the one Ray reported (mean |difference|). The router sends the next request once the replica says its method
+    replay's controller total (`totals_of(seconds)`: each replication's at the recorded instants, their
+    median as `compare_totals` scores it) lies closest to the one Ray reported (mean |difference|). The router sends the next request once the replica says its method
     returned, but its gauge drops only when the result is back: on the demo's run the replay without it
     lay 0.07 below Ray's total before the 3rd scale-up and decided it 1.55 s late (0.15 s: 0.50 s).
     None without a recorded total."""
     if not measured:
         return None
-    values = np.array([v for _, v in measured])
-    return min(COUNT_GRID_S, key=lambda x: float(np.abs(np.asarray(totals_of(x)) - values).mean()))
+    return min(COUNT_GRID_S, key=lambda x: float(np.abs(differences(measured, totals_of(x))).mean()))

@@ -62,18 +62,27 @@ def replica_startups(run: ReplicaRun, t0: float) -> list[float]:
     return [i.ready - i.start for i in started if i.ready is not None]
 
 
+def serving_spans(jobs: list[JobRecord]) -> list[tuple[str, float, float]]:
+    """(replica, service start, service end) of every job that names its replica."""
+    return [(j.extra.get("replica_id"), j.started, j.started + j.service_s) for j in jobs
+            if j.started is not None and j.service_s is not None and j.extra.get("replica_id")]
+
+
+def busy_beside(spans: list[tuple[str, float, float]], replica: str | None, t: float) -> int:
+    """The other replicas serving a job at time t."""
+    return len({r for r, a, b in spans if r != replica and a <= t < b})
+
+
 def startups_by_busy(run: ReplicaRun, jobs: list[JobRecord]) -> dict[int, list[float]]:
     """Each recorded replica's start -> ready, keyed by the replicas busy with a job (its model time) when
     it was asked for: on a shared host a replica starting beside a busy one starts slower (the demo's:
     6.1 s from zero, 7.0-7.5 s beside a busy one), so a prediction draws a start-up of the load it meets."""
-    serving = [(j.extra.get("replica_id"), j.started, j.started + j.service_s) for j in jobs
-               if j.started is not None and j.service_s is not None and j.extra.get("replica_id")]
+    spans = serving_spans(jobs)
     out: dict[int, list[float]] = {}
     for i in run.intervals:
         if i.ready is None:
             continue
-        busy = len({r for r, a, b in serving if r != i.replica and a <= i.start < b})
-        out.setdefault(busy, []).append(float(i.ready - i.start))
+        out.setdefault(busy_beside(spans, i.replica, i.start), []).append(float(i.ready - i.start))
     return out
 
 
@@ -82,13 +91,12 @@ def first_jobs_beside_busy(jobs: list[JobRecord]) -> dict[int, list[JobRecord]]:
     many were busy with a job: on 2 shared cores such a first job ran 3.1 s against 1.9 s on a quiet host
     (warm jobs 1.8 s and x1.1 beside a busy replica; 2026-12-04), so a prediction draws a first job
     measured beside as many busy replicas rather than scaling one measured alone."""
-    serving = [(j.extra.get("replica_id"), j.started, j.started + j.service_s) for j in jobs
-               if j.started is not None and j.service_s is not None and j.extra.get("replica_id")]
+    spans = serving_spans(jobs)
     out: dict[int, list[JobRecord]] = {}
     for j in jobs:
         if not j.cold_start or j.status != COMPLETED or j.service_s is None or j.started is None:
             continue
-        busy = len({r for r, a, b in serving if r != j.extra.get("replica_id") and a <= j.started < b})
+        busy = busy_beside(spans, j.extra.get("replica_id"), j.started)
         if busy:
             out.setdefault(busy, []).append(j)
     return out

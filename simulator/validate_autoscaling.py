@@ -48,8 +48,6 @@ from __future__ import annotations
 
 import random
 
-import numpy as np
-
 from loadlab.schema import DROPPED, JobRecord, ReplicaRun, Report, ServerConfig, Stage
 from simulator.autoscaling.ray_serve import RayServeConfig
 from simulator.controller_total import compare_totals, fitted_count_after_slot_s, measured_totals
@@ -246,14 +244,13 @@ def fitted_handoff(build, arrivals: list[tuple], window: float, lags: list[float
 def fitted_count_lag(build, arrivals: list[tuple], window: float, lags: list[float],
                      recorded: list[tuple[float, float]]) -> tuple[float, str]:
     """The mechanics layer's handle count after a slot, and where it came from: trial replays at each
-    candidate (`build(counted, draw, lags)`, one a grid phase, their median, as the layer scores it) set
-    against the run's recorded controller total."""
+    candidate (`build(counted, draw, lags)`, one a grid phase) set against the run's recorded controller
+    total."""
     probes = [t for t, _ in recorded]
 
-    def totals_of(counted: float) -> list[float]:
+    def totals_of(counted: float) -> list[list[float]]:
         trial = random.Random(0)
-        series = replay(build(counted, trial, lags), arrivals, window, trial, len(lags), probes)[2]
-        return list(np.median(np.asarray(series, dtype=float), axis=0))
+        return replay(build(counted, trial, lags), arrivals, window, trial, len(lags), probes)[2]
     fitted = fitted_count_after_slot_s(recorded, totals_of)
     if fitted is None:
         return 0.0, "none: the run recorded no controller total"

@@ -33,14 +33,15 @@ def at_rest(sample: Sample, min_replicas: int) -> bool:
             and sample.starting == 0 and sample.stopping == 0)
 
 
-def wait_at_rest(recorder: ReplicaRecorder, min_replicas: int, after: float, timeout_s: float) -> float | None:
+def wait_at_rest(recorder: ReplicaRecorder, min_replicas: int, after: float, timeout_s: float,
+                 quiet_s: float = 0.0) -> float | None:
     """The time of the first sample after `after` with the deployment at rest (at zero replicas when
-    min_replicas is 0), or None after `timeout_s`."""
+    min_replicas is 0) through the last `quiet_s` seconds, or None after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:
-        for sample in recorder.samples():
-            if sample.t >= after and at_rest(sample, min_replicas):
-                return sample.t
+        t = quiet_from(recorder.samples(), min_replicas, after, quiet_s)
+        if t is not None:
+            return t
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.5)
@@ -84,13 +85,7 @@ class Recording:
     def quiet(self, after: float, quiet_s: float = QUIET_S) -> float | None:
         """Wait until the deployment has been at rest for `quiet_s` (see QUIET_S); the time, or None after
         the bound."""
-        deadline = time.monotonic() + self.timeout_s + quiet_s
-        while time.monotonic() < deadline:
-            t = quiet_from(self.recorder.samples(), self.min_replicas, after, quiet_s)
-            if t is not None:
-                return t
-            time.sleep(0.5)
-        return None
+        return wait_at_rest(self.recorder, self.min_replicas, after, self.timeout_s + quiet_s, quiet_s)
 
     def stop(self, jobs: list[JobRecord], start: float, end: float | None) -> tuple[ReplicaTimeline, ReplicaRun]:
         """The timeline over [start, end] (end None: not back at rest, so now), the jobs' cold starts marked

@@ -99,12 +99,13 @@ class RayServeProcess:
         could not bind it: Ray's own processes bind ephemeral ports while it starts, and one took the
         port picked free before (seen here once in a few dozen starts)."""
         ours = self.port is None
-        for attempt in range(PORT_ATTEMPTS if ours else 1):
+        attempts = PORT_ATTEMPTS if ours else 1
+        for attempt in range(1, attempts + 1):
             self.port = free_port() if ours else self.port
             try:
                 return self._start_once()
             except PortTaken:
-                if attempt == (PORT_ATTEMPTS if ours else 1) - 1:
+                if attempt == attempts:
                     raise
                 print(f"rayserve: port {self.port} was taken while Ray started; trying another", flush=True)
         raise AssertionError("unreachable")

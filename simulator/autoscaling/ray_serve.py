@@ -48,6 +48,7 @@ from simulator.autoscaling.ray_serve_metrics import RouterMetrics, TotalRequests
 
 DELAY_EPS_S = 1e-6                     # _DELAY_ELAPSED_EPS_S in autoscaling_policy.py
 NO_CHANGE_HORIZON_TICKS = 864_000      # look at most a day ahead before waiting for an input change
+NONE_LATE: Counter = Counter()          # no request counted after its slot (read only: a miss is 0)
 
 
 # -- the policy (autoscaling_policy.py) ------------------------------------------------------------
@@ -213,9 +214,11 @@ class RayServePolicy(AutoscalingPolicy):
         if self.router is None:
             return
         pool = self.pool
-        now = pool.env.now
-        self.counted_after = [(rid, t) for rid, t in self.counted_after if t > now + 1e-9]
-        late = Counter(rid for rid, _ in self.counted_after)
+        late = NONE_LATE
+        if self.counted_after:      # only a replay with the handle's lag: _record is the policy's hot path
+            now = pool.env.now
+            self.counted_after = [(rid, t) for rid, t in self.counted_after if t > now + 1e-9]
+            late = Counter(rid for rid, _ in self.counted_after)
         for r in pool.active:
             if r.ongoing or late[r.id] or r.id in self.sent:
                 self.sent[r.id] = r.ongoing + late[r.id]
