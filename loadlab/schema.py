@@ -200,6 +200,7 @@ class ReplicaInterval(_Model):
     start: float                     # the replica was asked for (billing starts)
     ready: float | None = None       # it could take requests
     end: float | None = None         # it stopped (None: still up at the end of the run)
+    startup_phases: dict[str, float] | None = None  # start -> ready in parts, where the replica logged them
 
 
 class ScaleEvent(_Model):

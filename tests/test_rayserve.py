@@ -246,6 +246,11 @@ def test_scales_down_to_zero_and_the_timeline_matches_the_answers(cluster):
     # (at most the requests the module sends at once: the 429 test's, queued at the handle until refused)
     assert 2.0 <= max(totals) <= MAX_REPLICAS + MAX_QUEUED + 6 and totals[-1] == 0.0
     assert all(s.total_requests is not None for s in tl.to_run().timeline[-4:])
+    # every replica that came up logged its start-up stamps, and its parts add up to its start-up
+    for r in tl.replicas:
+        assert r.startup_phases is not None and min(r.startup_phases.values()) > -0.05
+        assert sum(r.startup_phases.values()) == pytest.approx(r.startup_s, abs=1e-6)
+        assert r.startup_phases["imports_s"] > 0.1 and r.startup_phases["load_s"] > 0
     json.dumps(tl.to_dict())  # plain JSON for the report
 
 

@@ -169,3 +169,51 @@ def test_options_become_ray_serve_config():
     assert gpu["num_gpus"] == 1
     # Ray's own default push interval stays unless asked
     assert "metrics_interval_s" not in options_from_args(parse_args([])).autoscaling_config()
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()   # local time, as the log parser reads it
+
+
+def _serve_logs(tmp_path, replica_lines: dict[str, str]):
+    """A session dir with the controller log above and one Serve log per replica file name."""
+    serve_dir = tmp_path / "logs" / "serve"
+    serve_dir.mkdir(parents=True)
+    (serve_dir / "controller_9912.log").write_text(LOG)
+    for name, text in replica_lines.items():
+        (serve_dir / name).write_text(text)
+    return tmp_path
+
+
+def test_a_replicas_start_up_is_split_into_parts_from_the_stamps_its_own_log_holds(tmp_path):
+    import json
+
+    from bench.replicas import ReplicaRecorder
+    from bench.replicas.replica_log import PHASES
+    from server.rayserve.options import STARTUP_LOG_PREFIX
+
+    start, running = _epoch("2026-11-25 12:23:49,415"), _epoch("2026-11-25 12:23:55,009")
+    stamps = {"init_at": start + 1.5, "imported_at": start + 4.0, "load_s": 0.5, "ready_at": start + 4.6}
+    line = "INFO 2026-11-25 12:23:54,015 decomposer_LayeredModel mlsq91ur -- " + STARTUP_LOG_PREFIX + json.dumps(stamps)
+    session = _serve_logs(tmp_path, {
+        "replica_decomposer_LayeredModel_mlsq91ur.log": "INFO ... -- Started initializing replica.\n" + line + "\n",
+        # no stamps (an older replica), stamps cut short by a crash, another deployment's replica
+        "replica_decomposer_LayeredModel_7feydyom.log": "INFO ... -- Started initializing replica.\n",
+        "replica_decomposer_LayeredModel_zz.log": "INFO ... -- " + STARTUP_LOG_PREFIX + '{"init_at": 1',
+        "replica_decomposer_VertexIngress_mlsq91ur.log": line.replace("4.6", "9.9") + "\n",
+    })
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text(json.dumps({"t": start - 1, "target": 0, "starting": 0, "running": 0, "stopping": 0}) + "\n")
+    recorder = ReplicaRecorder("127.0.0.1:1", session_dir=str(session), samples_path=samples)
+
+    timeline = recorder.stop(start=start - 1, end=running + 60)
+    first, second = timeline.replica("mlsq91ur"), timeline.replica("7feydyom")
+    parts = first.startup_phases
+    assert list(parts) == list(PHASES)
+    assert parts == pytest.approx({"worker_s": 1.5, "imports_s": 2.5, "load_s": 0.5, "setup_s": 0.1,
+                                   "health_s": running - start - 4.6})
+    assert sum(parts.values()) == pytest.approx(first.startup_s)
+    assert second.startup_phases is None
+    run = timeline.to_run()
+    assert [i.startup_phases for i in run.intervals] == [parts, None]
+    assert "startup_phases" in run.model_dump_json()

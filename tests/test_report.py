@@ -97,6 +97,8 @@ def autoscaling_reports(folder: Path) -> tuple[Path, Path]:
     m = Report(role="load", kind="measured", name="autoscale-rayserve", target="vertex",
                config=RunConfig(driver="test", load=LoadConfig(mode="trace", arrival="trace", trace="scenario.csv")),
                replicas=replica_run(1000.0, 73.5, [(0, 0), (2, 1), (20, 2), (40, 1), (50, 0)]))
+    m.replicas.intervals[0].startup_phases = {"worker_s": 0.41, "imports_s": 1.23, "load_s": 0.17, "setup_s": 0.02,
+                                              "health_s": 0.17}
     m.stages.append(Stage(name="t=0-30s", jobs=[job(1003.0, 4.0, scheduled=True, cold_start=True),
                                                  job(1021.0, 2.0, scheduled=True)]))
     mpath = m.save(folder / "measured" / "autoscale-rayserve.json")
@@ -207,6 +209,7 @@ def test_each_section_shows_the_figures_of_its_reports_with_their_origin(tmp_pat
         ("autoscaling", "69.3 s", "simulated"),
         ("autoscaling", "2", "measured"),            # scale-ups
         ("autoscaling", "1", "measured"),            # cold starts
+        ("autoscaling", "1.23 s", "measured"),       # the replica's start-up: its imports
         ("article", "86.1 s", "simulated"),
         ("article", "$37.50", "quoted"),
         ("article", "$169.12", "simulated"),

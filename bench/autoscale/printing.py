@@ -4,9 +4,10 @@ starts, and the scenario's stages with the whole run's bill, scale and cold-star
 from __future__ import annotations
 
 from bench import pinning
+from bench.replicas.replica_log import PHASES
 from loadlab.blocks import ColdStart
-from loadlab.schema import Report
-from loadlab.stats import format_s
+from loadlab.schema import ReplicaRun, Report
+from loadlab.stats import format_s, mean
 
 
 def print_calibration(report: Report) -> None:
@@ -20,6 +21,18 @@ def print_calibration(report: Report) -> None:
     print(f"  replica start -> RUNNING: {', '.join(f'{x:.2f}' for x in starts) or '-'} s "
           f"(mean {format_s(cs.replica_start_mean_s).strip()} s); request at zero -> scale-up decision: "
           f"{', '.join(f'{x:.2f}' for x in cs.zero_to_decision_s) or '-'} s")
+    if report.replicas is not None:
+        print(f"  {startup_parts(report.replicas)}")
+
+
+def startup_parts(run: ReplicaRun) -> str:
+    """The replicas' start -> RUNNING in parts, each the mean over the starts that logged them: which part
+    a faster machine, a smaller image or a model cache would shorten."""
+    parts = [i.startup_phases for i in run.intervals if i.startup_phases]
+    if not parts:
+        return "replica start-up in parts: not logged by the replicas"
+    means = ", ".join(f"{name.removesuffix('_s')} {mean(p[name] for p in parts):.2f}" for name in PHASES)
+    return f"replica start-up in parts (mean of {len(parts)}): {means} s"
 
 
 def print_summary(report: Report, calibrated_service_s: float | None) -> None:
@@ -42,5 +55,6 @@ def print_summary(report: Report, calibrated_service_s: float | None) -> None:
           f"{figures.waited_for_start}, first request at zero "
           + (f"{figures.first_request_at_zero_mean_s:.2f} s (n={len(firsts)})" if firsts else "-")
           + ("" if report.extra.get("back_at_rest") else "; NOT back at rest within the bound"))
+    print(startup_parts(report.replicas))
     print("infl = the stage's mean service time / the calibration's warm mean (contention from the 2nd replica, "
           "Ray's control plane and the load generator)")

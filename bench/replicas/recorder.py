@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.replicas.controller_log import controller_log_text, parse_controller_log
+from bench.replicas.replica_log import startup_phases, startup_stamps
 from bench.replicas.timeline import build_timeline
 from bench.replicas.types import DEFAULT_INTERVAL_S, ReplicaTimeline, Sample
 
@@ -115,8 +116,13 @@ class ReplicaRecorder:
             self.log_path.unlink(missing_ok=True)
         text, log_path = controller_log_text(self.session_dir)
         events = parse_controller_log(text, self.deployment, self.app)
-        return build_timeline(samples, events, app=self.app, deployment=self.deployment, start=start, end=end,
-                              interval_s=self.interval_s, log_path=log_path)
+        timeline = build_timeline(samples, events, app=self.app, deployment=self.deployment, start=start, end=end,
+                                  interval_s=self.interval_s, log_path=log_path)
+        stamps = startup_stamps(self.session_dir, self.app, self.deployment)
+        for replica in timeline.replicas:
+            if replica.replica_id in stamps:
+                replica.startup_phases = startup_phases(stamps[replica.replica_id], replica.start, replica.running_at)
+        return timeline
 
     def __enter__(self) -> ReplicaRecorder:
         return self.start()

@@ -36,6 +36,7 @@ class RecordedInterval:
     running_at: float | None      # constructor done, health check passed: can serve
     stopping_at: float | None
     end: float | None             # stopped; None = still up when the recording ended
+    startup_phases: dict[str, float] | None = None  # start -> RUNNING in parts (replica_log.PHASES)
 
     @property
     def startup_s(self) -> float | None:
@@ -79,7 +80,8 @@ class ReplicaTimeline:
         start, end = self.start, self.end
         samples = [ReplicaSample(t=s.t, target=s.target, starting=s.starting, running=s.running, stopping=s.stopping,
                                  total_requests=s.total_requests) for s in self.samples if start <= s.t <= end]
-        intervals = [ReplicaInterval(replica=r.replica_id, start=r.start, ready=r.running_at, end=r.end)
+        intervals = [ReplicaInterval(replica=r.replica_id, start=r.start, ready=r.running_at, end=r.end,
+                                     startup_phases=r.startup_phases)
                      for r in self.replicas if r.start <= end and (r.end is None or r.end >= start)]
         events = [ScaleEvent(t=e.t, from_replicas=e.from_replicas, to_replicas=e.to_replicas)
                   for e in self.scale_events if start <= e.t <= end]

@@ -15,6 +15,7 @@ import asyncio
 import base64
 import contextlib
 import io
+import json
 import logging
 import math
 import os
@@ -29,7 +30,13 @@ from ray.serve.exceptions import BackPressureError
 from server import errors
 from server.errors import APIError
 from server.limits import SMALL_BODY, BodyLimit
-from server.rayserve.options import APP_NAME, INGRESS_DEPLOYMENT, MODEL_DEPLOYMENT, ServeOptions
+from server.rayserve.options import (
+    APP_NAME,
+    INGRESS_DEPLOYMENT,
+    MODEL_DEPLOYMENT,
+    STARTUP_LOG_PREFIX,
+    ServeOptions,
+)
 from server.vertex_contract import CheckedInstance, VertexRoutes
 
 log = logging.getLogger("ray.serve")
@@ -51,17 +58,23 @@ class ModelReplica:
     event loop stays free for Serve's health checks and metrics during a long call)."""
 
     def __init__(self, source: str, device: str, dtype: str, steps: int | None, torch_threads: int):
+        # A start-up's parts differ by machine and model: on a CPU with the tiny model the imports
+        # dominate, with the real weights the load does. The stamps go to this replica's log.
+        init_at = time.time()
         import torch
 
         torch.set_num_threads(torch_threads)
         from server.model import load_model
 
+        imported_at = time.time()
         self.model = load_model(source, device, dtype, steps)
         self.replica_id = serve.get_replica_context().replica_id.unique_id
         self.pid = os.getpid()
         self.served = 0
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
         self.ready_at = time.time()
+        log.info(STARTUP_LOG_PREFIX + json.dumps({"init_at": init_at, "imported_at": imported_at,
+                                                  "load_s": self.model.load_s, "ready_at": self.ready_at}))
 
     async def predict(self, image: bytes, layers: int, resolution: int) -> dict:
         loop = asyncio.get_running_loop()

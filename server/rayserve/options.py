@@ -14,6 +14,9 @@ from server.vertex_contract import PredictLimits
 APP_NAME = "decomposer"
 MODEL_DEPLOYMENT = "LayeredModel"
 INGRESS_DEPLOYMENT = "VertexIngress"
+# A model replica logs one line with this prefix and a JSON object when its constructor ends (its
+# start-up's stamps, epoch s): the replica recorder reads it from the replica's Serve log.
+STARTUP_LOG_PREFIX = "replica start-up stamps "
 # `--min-replicas` ... `--graceful-shutdown-timeout-s`: one flag per field of the autoscaling settings
 AUTOSCALING_FLAGS = Flags(DEPLOYMENT, helps={
     "max_ongoing_requests": "per replica; 1 = one pipeline call at a time (default %(default)s)",

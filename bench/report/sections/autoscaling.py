@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bench.replicas.replica_log import PHASE_LABELS
 from bench.report.loading import Loaded, match_measured
 from bench.report.plotting import replicas_plot
 from bench.report.sections.base import SectionSpec
@@ -14,6 +15,7 @@ from bench.report.series import all_jobs
 from bench.report.tables import ERROR_HEADERS, error_rows
 from bench.report.view import MEASURED, SIMULATED, Fig, Heading, Table, fig
 from loadlab.schema import Report
+from loadlab.stats import mean, mean_ci95
 
 Pair = tuple[Report | None, Report | None]     # (measured, its simulated replay)
 
@@ -42,6 +44,9 @@ def _blocks(reports: list[Report], loaded: Loaded) -> list[Any]:
         rows = [[label, *(_cell(get, r, o) for r, o in ((m, MEASURED), (sim, SIMULATED)))]
                 for label, get in RUN_FIGURES]
         blocks += [Heading(name), replicas_plot(name, m, sim), Table(["whole run", "measured", "simulated"], rows)]
+        if m is not None and _startup_rows(m):
+            blocks.append(Table(["replica start-up part", "mean", "95 % CI", "starts"], _startup_rows(m),
+                                title="Where a replica's start-up goes (each replica's own log)"))
         if sim is not None:
             for layer in ("mechanics", "prediction"):
                 if any(e.layer == layer and e.stage is None for e in sim.errors):
@@ -49,6 +54,18 @@ def _blocks(reports: list[Report], loaded: Loaded) -> list[Any]:
                                         title=f"Run-level errors of the validation ({layer})",
                                         empty="The validation has no run-level error rows."))
     return blocks
+
+
+def _startup_rows(report: Report) -> list[list[Any]]:
+    """Each part of the start-up (start -> RUNNING) over the replicas that logged it: mean, 95 % CI, n."""
+    parts = [i.startup_phases for i in report.replicas.intervals if i.startup_phases]
+    rows = []
+    for name, label in PHASE_LABELS.items():
+        values = [p[name] for p in parts]
+        lo, hi = mean_ci95(values) if len(values) > 1 else (None, None)
+        rows.append([label, fig(mean(values), MEASURED),
+                     Fig(f"{lo:.2f}–{hi:.2f} s", MEASURED) if lo is not None else None, str(len(values))])
+    return rows if parts else []
 
 
 def _pairs(measured: list[Report], validations: list[Report]) -> list[Pair]:
