@@ -308,3 +308,29 @@ def test_the_handles_count_after_a_slot_is_the_one_whose_replay_lies_closest_to_
     assert fitted_count_after_slot_s(measured, lambda x: [v + (x - 0.2) for _, v in measured]) == 0.2
     assert fitted_count_after_slot_s(measured, lambda x: [v - 1.0 for _, v in measured]) == COUNT_GRID_S[0]
     assert fitted_count_after_slot_s([], lambda x: []) is None
+
+
+def test_the_predictions_count_lag_is_fitted_on_the_calibration_over_every_grid_phase(tmp_path, monkeypatch):
+    # on one phase of the push grid the fit is one draw of it: a demo calibration fitted 0.40 s on one
+    # phase and 0.30 s on all eight, where the run's own mechanics layer uses all eight
+    import simulator.validate_autoscaling as va
+
+    cal_path = calibration(tmp_path / "cal.json")
+    cal = Report.load(cal_path)
+    t0 = cal.replicas.window[0]
+    cal.replicas.timeline = [ReplicaSample(t=t0 + 0.25 * k, total_requests=0.0) for k in range(400)]
+    cal.config.server = ServerConfig(autoscaling=dict(SETTINGS))     # a calibration on the Ray app, as recorded
+    cal.save(cal_path)
+    phases_seen = {}
+    real_fit = va.fitted_count_after_slot_s
+
+    def fit(measured, totals_of):
+        phases_seen.setdefault(len(measured), len(totals_of(0.0)))
+        return real_fit(measured, totals_of)
+
+    monkeypatch.setattr(va, "fitted_count_after_slot_s", fit)
+    out = tmp_path / "v.json"
+    main(["validate", "--measured", ray_run(tmp_path / "ray.json"), "--calibration", cal_path, "--replications", "2",
+          "--out", str(out)])
+    assert phases_seen.get(400) == va.GRID_PHASES       # the calibration's 400 recorded totals
+    assert Report.load(out).extra["replay"]["count_after_slot_from"].endswith("cal.json's controller total")

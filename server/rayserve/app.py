@@ -64,6 +64,8 @@ class ModelReplica:
         import torch
 
         torch.set_num_threads(torch_threads)
+        from diffusers import QwenImageLayeredPipeline  # noqa: F401  the loader's own import, timed as one
+
         from server.model import load_model
 
         imported_at = time.time()
