@@ -4,7 +4,7 @@ starts, and the scenario's stages with the whole run's bill, scale and cold-star
 from __future__ import annotations
 
 from bench import pinning
-from bench.replicas.replica_log import PHASES
+from bench.replicas.replica_log import PHASES, phase_values
 from loadlab.blocks import ColdStart
 from loadlab.schema import ReplicaRun, Report
 from loadlab.stats import format_s, mean
@@ -28,11 +28,12 @@ def print_calibration(report: Report) -> None:
 def startup_parts(run: ReplicaRun) -> str:
     """The replicas' start -> RUNNING in parts, each the mean over the starts that logged them: which part
     a faster machine, a smaller image or a model cache would shorten."""
-    parts = [i.startup_phases for i in run.intervals if i.startup_phases]
-    if not parts:
+    values = phase_values(run.intervals)
+    starts = len(values[PHASES[0]])
+    if not starts:
         return "replica start-up in parts: not logged by the replicas"
-    means = ", ".join(f"{name.removesuffix('_s')} {mean(p[name] for p in parts):.2f}" for name in PHASES)
-    return f"replica start-up in parts (mean of {len(parts)}): {means} s"
+    means = ", ".join(f"{name.removesuffix('_s')} {mean(v):.2f}" for name, v in values.items())
+    return f"replica start-up in parts (mean of {starts}): {means} s"
 
 
 def print_summary(report: Report, calibrated_service_s: float | None) -> None:

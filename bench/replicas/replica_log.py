@@ -20,6 +20,12 @@ PHASE_LABELS = {"worker_s": "worker process (Python, Ray, the class)", "imports_
 PHASES = tuple(PHASE_LABELS)
 
 
+def phase_values(intervals) -> dict[str, list[float]]:
+    """Each part's values (PHASES) over the replicas whose start-up was split; empty lists when none was."""
+    parts = [i.startup_phases for i in intervals if i.startup_phases]
+    return {name: [p[name] for p in parts] for name in PHASES}
+
+
 def startup_stamps(session_dir: str | None, app: str, deployment: str) -> dict[str, dict]:
     """Each replica's start-up stamps by replica id (empty without a session dir or such lines)."""
     if not session_dir:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bench.replicas.replica_log import PHASE_LABELS
+from bench.replicas.replica_log import PHASE_LABELS, phase_values
 from bench.report.loading import Loaded, match_measured
 from bench.report.plotting import replicas_plot
 from bench.report.sections.base import SectionSpec
@@ -44,8 +44,9 @@ def _blocks(reports: list[Report], loaded: Loaded) -> list[Any]:
         rows = [[label, *(_cell(get, r, o) for r, o in ((m, MEASURED), (sim, SIMULATED)))]
                 for label, get in RUN_FIGURES]
         blocks += [Heading(name), replicas_plot(name, m, sim), Table(["whole run", "measured", "simulated"], rows)]
-        if m is not None and _startup_rows(m):
-            blocks.append(Table(["replica start-up part", "mean", "95 % CI", "starts"], _startup_rows(m),
+        startup = _startup_rows(m) if m is not None else []
+        if startup:
+            blocks.append(Table(["replica start-up part", "mean", "95 % CI", "starts"], startup,
                                 title="Where a replica's start-up goes (each replica's own log)"))
         if sim is not None:
             for layer in ("mechanics", "prediction"):
@@ -58,14 +59,14 @@ def _blocks(reports: list[Report], loaded: Loaded) -> list[Any]:
 
 def _startup_rows(report: Report) -> list[list[Any]]:
     """Each part of the start-up (start -> RUNNING) over the replicas that logged it: mean, 95 % CI, n."""
-    parts = [i.startup_phases for i in report.replicas.intervals if i.startup_phases]
     rows = []
-    for name, label in PHASE_LABELS.items():
-        values = [p[name] for p in parts]
+    for name, values in phase_values(report.replicas.intervals).items():
+        if not values:
+            return []
         lo, hi = mean_ci95(values) if len(values) > 1 else (None, None)
-        rows.append([label, fig(mean(values), MEASURED),
+        rows.append([PHASE_LABELS[name], fig(mean(values), MEASURED),
                      Fig(f"{lo:.2f}–{hi:.2f} s", MEASURED) if lo is not None else None, str(len(values))])
-    return rows if parts else []
+    return rows
 
 
 def _pairs(measured: list[Report], validations: list[Report]) -> list[Pair]:
