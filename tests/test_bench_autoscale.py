@@ -25,6 +25,7 @@ from bench.autoscale.scenario import (
     ScenarioShape,
     build_scenario,
     phase_stages,
+    settle_s,
     write_scenario,
 )
 from bench.autoscale.target import autoscaling_settings, cpu_plan, settings_from_ready
@@ -44,6 +45,7 @@ from loadlab.schema import (
     ServerConfig,
     Stage,
 )
+from loadlab.stats import mean
 from loadlab.trace import read_trace
 from locustfiles.arrivals import OpenLoopPlan
 from tests.test_rayserve_timeline import LOG, _sample, at
@@ -75,6 +77,24 @@ def test_scenario_is_idle_then_a_ramp_around_one_replicas_rate_then_a_burst():
     assert [case for _, case, _ in scenario.rows()[:4]] == ["light", "small", "light", "small"]
     with pytest.raises(ValueError, match="service time"):
         build_scenario(shape, 0.0, ["light"])
+
+
+def test_the_first_step_holds_until_the_cold_start_has_left_the_look_back_window():
+    shape = ScenarioShape(idle_s=30.0, step_s=20.0, burst=8, gap_s=5.0, cold_starts=2, warm_runs=5)
+    # look-back 30 s + the calibration's mean first request at zero (a request that failed has no e2e)
+    assert settle_s(30.0, [9.0, None, 10.0]) == 39.5 and settle_s(30.0, []) == 30.0
+    plain, held = (build_scenario(shape, 2.0, ["light"], first) for first in (0.0, 39.5))
+    first, rest = held.phases[0], held.phases[1:]
+    # whole spacings of its own arrivals (20 s / 3): 6 arrivals, held 40 s
+    assert first.times == tuple(30.0 + k * 20 / 3 for k in range(6)) and first.end_s == pytest.approx(70.0)
+    assert first.rate_per_s == plain.phases[0].rate_per_s
+    # the later steps and the burst as before, moved back by the 20 s added
+    for a, b in zip(rest, plain.phases[1:], strict=True):
+        assert a.times == pytest.approx(tuple(t + 20.0 for t in b.times)) and a.start_s == b.start_s + 20.0
+    assert all(a.end_s == pytest.approx(b.start_s) for a, b in zip(held.phases, held.phases[1:-1], strict=False))
+    assert held.to_dict()["first_step_at_least_s"] == 39.5
+    # never shorter than step_s
+    assert build_scenario(shape, 2.0, ["light"], 5.0).phases[0] == plain.phases[0]
 
 
 def test_a_faster_model_gets_more_arrivals_so_the_ramp_still_crosses_one_replica():
@@ -317,6 +337,13 @@ def test_short_scenario_scales_from_zero_and_back_and_the_report_has_the_bill(tm
     # one cold start per new replica: the first job each served
     assert sum(j.cold_start for j in jobs) == len({j.extra["replica_id"] for j in jobs})
     assert [s.name for s in report.stages] == [p["name"] for p in report.extra["scenario"]["phases"]]
+    # the first step held until the cold start left the look-back window (10 s here)
+    calibration = Report.load(tmp_path / "autoscale-calibration.json")
+    held = 10.0 + mean(calibration.coldstart.first_request_e2e_s)
+    first = report.extra["scenario"]["phases"][0]
+    assert report.extra["scenario"]["first_step_at_least_s"] == pytest.approx(held)
+    length = first["end_s"] - first["start_s"]
+    assert held <= length < held + length / first["arrivals"]       # in whole spacings of its arrivals
     # the calibration run beside it: warm service times and the replica start, in its own window
     calibration = Report.load(tmp_path / "autoscale-calibration.json")
     assert calibration.coldstart.replica_start_s and all(x > 0 for x in calibration.coldstart.replica_start_s)

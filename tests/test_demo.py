@@ -50,7 +50,7 @@ def test_open_loop_rates_are_shares_of_the_calibrated_capacity(tmp_path):
 
 def test_the_ray_phase_calibrates_then_runs_the_scenario_then_validates(tmp_path):
     steps = {s.title: s for s in plan(Namespace(reports=tmp_path, short=False))}
-    calibrate, scenario, validate = (steps[t] for t in steps if "Ray Serve" in t or "ray-serve" in t)
+    calibrate, scenario, again, validate = (steps[t] for t in steps if "Ray Serve" in t or "ray-serve" in t)
     measured = tmp_path / "measured"
     cal = calibrate.command(None)
     assert cal[:3] == ["-m", "bench", "calibrate"]
@@ -70,13 +70,22 @@ def test_the_ray_phase_calibrates_then_runs_the_scenario_then_validates(tmp_path
     assert {k: getattr(run, k) for k in RAY_AUTOSCALING} == RAY_AUTOSCALING
     with pytest.raises(Skip, match="missing"):
         validate.command(None)
+    with pytest.raises(Skip, match="missing"):           # the second calibration runs after the scenario
+        again.command(None)
     run.out.write_text("{}")
+    after = calibrate_args(again.command(None)[3:])
+    assert after.out == measured / "calibration-rayserve-after.json" and after.target == "rayserve"
+    assert 1 <= after.cold_starts < calibrating.cold_starts and len(after.loads) >= 2
+    assert {k: getattr(autoscale_args(after.autoscale), k) for k in RAY_AUTOSCALING} == RAY_AUTOSCALING
     args = validate.command(None)
     assert args[args.index("--measured") + 1] == str(run.out)
-    assert args[args.index("--calibration") + 1] == str(parsed.out)
-    # --short skips all three, saying why
+    assert args[args.index("--calibration") + 1] == str(parsed.out) and str(after.out) not in args
+    after.out.write_text("{}")                          # once written, the validation takes both
+    args = validate.command(None)
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--calibration"] == [str(parsed.out), str(after.out)]
+    # --short skips all four, saying why
     short = {s.title: s for s in plan(Namespace(reports=tmp_path, short=True))}
-    for title in (calibrate.title, scenario.title, validate.title):
+    for title in (calibrate.title, scenario.title, again.title, validate.title):
         with pytest.raises(Skip) as why:
             short[title].command(None)
         assert str(why.value) == RAY_SHORT_SKIP
@@ -89,11 +98,14 @@ def test_every_validation_takes_a_calibration_at_several_loads_never_a_fit_on_on
     made = {}
     for step in steps:
         if step.argv[:3] == ("-m", "bench", "calibrate"):
+            for path, _ in step.inputs:         # Ray's second calibration waits for the scenario's run
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text("{}")
             args = calibrate_args(step.command("http://127.0.0.1:1")[3:])
             assert len(args.loads) >= 2
             made[args.out] = args.target
     assert set(made.values()) == {"local", "vertex", "rayserve"}
-    for target in ("local", "vertex"):      # the second, after the runs
+    for target in ("local", "vertex", "rayserve"):      # the second, after the runs
         assert made[tmp_path / "measured" / f"calibration-{target}-after.json"] == target
     for step in validations:
         calibration = step.argv[step.argv.index("--calibration") + 1]
@@ -103,7 +115,7 @@ def test_every_validation_takes_a_calibration_at_several_loads_never_a_fit_on_on
     def argv(step):      # its computed arguments filled in, its inputs not checked
         return [x for a in step.argv for x in ([a] if isinstance(a, str) else a(None))]
 
-    for target, count in (("local", 3), ("vertex", 1)):
+    for target, count in (("local", 3), ("vertex", 1), ("rayserve", 1)):
         after = tmp_path / "measured" / f"calibration-{target}-after.json"
         mine = [s for s in validations if str(calibration_of(tmp_path, target)) in argv(s)]
         assert len(mine) == count and all(str(after) not in argv(s) for s in mine)

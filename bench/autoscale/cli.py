@@ -13,7 +13,8 @@ The measured report holds every job (cold starts marked from the timeline), one 
     python -m bench autoscale --trace T.csv --time-scale 60         # any trace (e.g. `simulator trace import`)
 
 The scenario is sized from the calibrated warm service time S of the first case: ramp steps at 0.3, 0.6
-and 1.2 x one replica's rate 1/S (evenly spaced arrivals), then `burst` arrivals at once. Both runs use
+and 1.2 x one replica's rate 1/S (evenly spaced arrivals; the first held until the cold start has left the
+autoscaler's look-back window, `scenario.settle_s`), then `burst` arrivals at once. Both runs use
 the same Ray cluster, one after the other, each in its own window and with its own jobs. With --trace the
 arrivals are the trace's (its own cases, times / --time-scale), one stage per window of --window-s, and
 the calibration covers the trace's cases.
@@ -26,10 +27,11 @@ from pathlib import Path
 
 from bench.autoscale.calibration import calibrate, warm_service_s
 from bench.autoscale.printing import print_calibration, print_summary
-from bench.autoscale.scenario import SCENARIOS, build_scenario, trace_scenario
+from bench.autoscale.scenario import SCENARIOS, build_scenario, settle_s, trace_scenario
 from bench.autoscale.scenario_run import run_scenario
 from bench.autoscale.target import AUTOSCALING_FLAGS, ray_target
 from loadlab.cases import parse_cases
+from loadlab.ray_autoscaling import RayAutoscaling
 from loadlab.schema import Report
 
 
@@ -108,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             calibration = calibrate(args, target, cases, cycles, runs)
         if not args.calibrate:
             service_s = warm_service_s(calibration, cases[0].name)
-            scenario = args.trace_scenario or build_scenario(shape, service_s, [c.name for c in cases])
+            first_step_s = settle_s(float(target.settings.get("look_back_period_s") or RayAutoscaling().look_back_period_s),
+                                    calibration.coldstart.first_request_e2e_s)
+            scenario = args.trace_scenario or build_scenario(shape, service_s, [c.name for c in cases], first_step_s)
             scenario.service_s = service_s
             report = run_scenario(args, target, scenario, out,
                                   str(args.calibration or calibration_out))
