@@ -1,8 +1,7 @@
 """`python -m bench demo` (`make demo`): the main job end to end on the tiny offline model, each step the
-command a user would type, in a subprocess. The plan is data: a list of `Step`s, each its argv (literal
-strings and computed arguments), its phase (whether it runs against the demo's job server) and the files
-it reads. A step whose input is missing (the step that writes it failed) or that `--short` leaves out
-prints "skipped: <why>" and the demo goes on. `--short` is the CI mode."""
+command a user would type, in a subprocess. The plan is data: a list of `Step`s, each its argv (literal strings
+and computed arguments), its phase (whether it runs against the demo's job server) and the files it reads. A
+step whose input is missing or that `--short` (the CI mode) leaves out prints "skipped: <why>"; the demo goes on."""
 
 from __future__ import annotations
 
@@ -43,9 +42,8 @@ TRACE_SECONDS = 180.0        # one simulated day replayed in 3 minutes
 # 5 alone + 1 warm-up + 2 x 6 under load, so ~18 x S plus Locust's start and drain
 CALIBRATION = ("--runs", "5", "--loads", "3,5", "--jobs", "6")
 CALIBRATION_SHORT = ("--runs", "3", "--loads", "3,5", "--jobs", "3")
-# The Ray calibration before the scenario, and a smaller one after it: one cycle from zero and shorter
-# loaded loops (~1.5 min against ~5.5) are enough to measure the machine's speed again, which is what the
-# second one is for (a run 7 % slower than its one calibration fell outside the prediction, 2026-12-07).
+# The Ray calibration before the scenario, and a smaller one after it (~3.5 min against ~5.5) that measures the
+# machine's speed again: a run 7 % slower than its one calibration fell outside the prediction (2026-12-07).
 RAY_CALIBRATION = ("--runs", "5", "--cold-starts", "2", "--loads", "3,5", "--jobs", "5")
 RAY_CALIBRATION_AFTER = ("--runs", "5", "--cold-starts", "1", "--loads", "3,5", "--jobs", "3")
 
@@ -124,8 +122,7 @@ def require_file(path: Path, made_by: str) -> None:
 # --- inputs derived from the calibration run ------------------------------------------------------------
 
 def calibrated_service_s(single_report: Path) -> tuple[float, float, int]:
-    """(model time S, end-to-end mean, model workers) from a `bench single` report: the separate
-    calibration run the open-loop rates, the SLO and the simulator's service times come from."""
+    """(model time S, end-to-end mean, model workers) from a `bench single` report (the separate calibration)."""
     require_file(single_report, "bench single")
     report = Report.load(single_report)
     jobs = [s for s in report.stages if s.summary.count]
@@ -166,8 +163,7 @@ def slo(calibration: Path) -> Computed:
 
 
 def trace_volume(calibration: Path) -> Computed:
-    """The monthly volume whose one-day trace, replayed in TRACE_SECONDS, averages ~40 % of capacity
-    (busy hours run above it): rate x replay length x 30 days."""
+    """The monthly volume whose one-day trace, replayed in TRACE_SECONDS, averages ~40 % of capacity."""
     def volume(_url: str | None) -> list[str]:
         (rate, *_), _slo = open_loop_rates(calibration, loads=(0.4,))
         return [str(max(30, round(rate * TRACE_SECONDS * 30)))]
@@ -175,7 +171,6 @@ def trace_volume(calibration: Path) -> Computed:
 
 
 def light_image(folder: Path) -> Computed:
-    """The light case's test image, written when the step runs."""
     return lambda _url: [str(test_image(LIGHT_CASES["light"], folder))]
 
 
@@ -246,7 +241,6 @@ def open_loop_steps(reports: Path, short: bool) -> list[Step]:
              locust_open_loop(reports, "open-poisson-local", "--arrival", "poisson", "--rates", rates(calibration[0]),
                               "--stage-seconds", "15" if short else "120", "--seed", "1"),
              "server", inputs=(calibration,)),
-        # the calibrated case only: the replay's service times come from the calibration run
         Step("trace: one simulated day from the workload model, compressed to 3 minutes",
              ("-m", "simulator", "trace", "--monthly", trace_volume(calibration[0]), "--days", "1", "--time-scale",
               f"{86400 / TRACE_SECONDS:g}", "--case-mix", "light=1", "--seed", "1", "--out", str(trace_file)),
@@ -261,9 +255,8 @@ def open_loop_steps(reports: Path, short: bool) -> list[Step]:
 
 
 def after_calibration_step(reports: Path, short: bool, running: dict[str, int], target: str) -> Step:
-    """A target's calibration again after the measured runs: the two bracket them, and the prediction's
-    interval holds the machine's drift between them (simulator/validate.py `calibration_draw`). One
-    calibration alone missed a run 3 % faster than it (the Vertex bursts of 2026-12-02: +6-7 %)."""
+    """A target's calibration again after the measured runs: the prediction's interval holds the drift between
+    the two (validate.py `calibration_draw`); one alone missed a run 3 % faster (Vertex bursts, 2026-12-02)."""
     return Step(f"calibration again, {target} target, after the measured runs (the machine's drift over them)",
                 ("-m", "bench", "calibrate", "--url", phase_url, "--target", target, "--cases", "light",
                  *(CALIBRATION_SHORT if short else CALIBRATION), "--out", str(calibration_of(reports, target, "after")),
@@ -319,9 +312,9 @@ def ray_steps(reports: Path, short: bool) -> list[Step]:
     skip = full_only(short, RAY_SHORT_SKIP)
 
     def calibrate(sizes: tuple[str, ...], when: str = "") -> tuple[str, ...]:
-        return ("-m", "bench", "calibrate", "--target", "rayserve", "--cases", "light", *sizes,
-                "--out", str(calibration_of(reports, "rayserve", when)), "--locust-dir",
-                str(reports / "locust" / f"calibration-rayserve{'-' + when if when else ''}"), *flags(RAY_AUTOSCALING))
+        out = calibration_of(reports, "rayserve", when)
+        return ("-m", "bench", "calibrate", "--target", "rayserve", "--cases", "light", *sizes, "--out", str(out),
+                "--locust-dir", str(reports / "locust" / out.stem), *flags(RAY_AUTOSCALING))
 
     return [
         Step("Ray Serve calibration: replica start-ups, decision delays, first and warm jobs, jobs under load "
@@ -354,8 +347,7 @@ def validate(measured: Path, out: Path, *calibrations: Path | Computed) -> tuple
 def job_server(reports: Path, running: dict[str, int]) -> Iterator[str]:
     """The job server of the measured runs, pinned apart from the load generator (this process and
     every command it starts) where the machine has >= 2 CPUs; its pid goes into `running`."""
-    # The content cache is off for measuring: every job uploads the same image, and cache hits would
-    # measure the cache, not the model.
+    # The content cache is off: every job uploads the same image, and hits would measure the cache, not the model.
     print("\n==> starting the job server (tiny model, content cache off) for the measured runs", flush=True)
     cpus = pinning.plan()
     with started_server({"data_dir": reports / "server-data", "cache_ttl": 0}, cpus=cpus) as target:
@@ -398,8 +390,8 @@ def main(argv: list[str] | None = None) -> int:
             for step in group[ran:]:
                 steps.skip(step.title, f"the {phase} server failed")
 
-    total = time.perf_counter() - steps.started
-    print(f"\ndemo finished in {total:.0f} s; report: {(args.reports / 'index.html').resolve()}")
+    print(f"\ndemo finished in {time.perf_counter() - steps.started:.0f} s; report: "
+          f"{(args.reports / 'index.html').resolve()}")
     if steps.skipped:
         print(f"skipped steps: {len(steps.skipped)} (see 'skipped:' above)")
     if steps.failed:
