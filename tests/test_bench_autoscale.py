@@ -345,7 +345,6 @@ def test_short_scenario_scales_from_zero_and_back_and_the_report_has_the_bill(tm
     length = first["end_s"] - first["start_s"]
     assert held <= length < held + length / first["arrivals"]       # in whole spacings of its arrivals
     # the calibration run beside it: warm service times and the replica start, in its own window
-    calibration = Report.load(tmp_path / "autoscale-calibration.json")
     assert calibration.coldstart.replica_start_s and all(x > 0 for x in calibration.coldstart.replica_start_s)
     assert calibration.replicas.window[1] <= run.window[0]
     assert warm_service_s(calibration) > 0

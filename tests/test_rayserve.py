@@ -4,6 +4,7 @@ concurrency, the Vertex SDK against it, scale down to zero, the recorded timelin
 answers say, and a shutdown that leaves no Ray process behind. Tests run in file order."""
 
 import base64
+import http.client
 import io
 import json
 import os
@@ -153,8 +154,6 @@ def test_several_instances_in_one_request_answer_in_order_with_one_header_entry_
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_bad_requests_get_the_job_servers_answers_without_reaching_the_model(cluster, case):
     """The same bad requests as the job server's (tests/test_vertex_contract.py), the same answers."""
-    import http.client
-
     host, port = cluster["rs"].url.split("//")[1].split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=60)
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from loadlab.schema import JobRecord, Stage
+from loadlab.stats import mean
 from loadlab.trace import read_provenance, read_trace, write_trace
 
 # Ramp steps as shares of one replica's rate 1/S: well under, near, and over what one replica serves.
@@ -156,8 +157,7 @@ def settle_s(look_back_s: float, first_request_e2e_s: list[float | None]) -> flo
     scale-down fell at 57.7 s in one run and 70.3 s in another, and a prediction at x1.3 the calibrated
     service time put it after the burst in 6 of 8 replications; held 40 s, every speed from x0.9 to x1.3
     scaled up and down 3 times in 8 of 8 (2026-12-07)."""
-    firsts = [x for x in first_request_e2e_s if x is not None]
-    return look_back_s + (sum(firsts) / len(firsts) if firsts else 0.0)
+    return look_back_s + (mean(x for x in first_request_e2e_s if x is not None) or 0.0)
 
 
 def write_scenario(scenario: Scenario, path: Path) -> Path:
